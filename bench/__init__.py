@@ -1,0 +1,1 @@
+"""The benchmark harness: `python bench/run.py` runs it (see bench/README.md)."""

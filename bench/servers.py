@@ -1,0 +1,192 @@
+"""Server processes: start one pinned on a fresh port, know when it listens, measure, stop it.
+
+A server that fails to start or dies is a ServerFailed carrying its last log lines, so the
+report can say why instead of the harness stopping.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from bench.wrk import pinned
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+# `{python}` is this interpreter, `{port}` a fresh free port; both are plain text substitutions,
+# so other braces in a command are left alone.
+DEFAULT_SERVERS: dict[str, str] = {
+    "monoceros": "{python} -m monoceros examples.app:app --host 127.0.0.1 --port {port}"
+    " --no-access-log --log-level warning",
+    "uvicorn": "{python} -m uvicorn examples.app:app --host 127.0.0.1 --port {port}"
+    " --no-access-log --log-level warning --loop uvloop --http httptools",
+    "ceiling": "{python} bench/ceiling.py --host 127.0.0.1 --port {port}",
+}
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ServerFailed(Exception):
+    """The server did not start, or died while being measured."""
+
+    def __init__(self, reason: str, log_tail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.log_tail = log_tail
+
+    def short(self) -> str:
+        """One line for the report: the reason and the server's last log line, if any."""
+        lines = self.log_tail.strip().splitlines()
+        return f"{self.reason}: {lines[-1].strip()}" if lines else self.reason
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A named command template; the harness fills in `{python}` and `{port}`."""
+
+    name: str
+    template: str
+
+    def command(self, port: int) -> list[str]:
+        text = self.template.replace("{python}", shlex.quote(sys.executable))
+        return shlex.split(text.replace("{port}", str(port)))
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A started server: its process (the leader of its own process group) and its port."""
+
+    spec: ServerSpec
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def ensure_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise ServerFailed(f"exited with code {code} while being measured")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of every process in the server's group (master and workers).
+
+        Requests/s stops telling servers apart once the server is not the bottleneck (wrk's
+        core is full, or both sides wait on cross-core wake-ups); CPU per request still does.
+        Softirq time the kernel spends on loopback is charged to no process, so it is left out.
+        """
+        return sum(_cpu_ticks(stat) for stat in _group_stats(self.process.pid)) / _CLOCK_TICKS
+
+
+def _group_stats(pgrp: int) -> Iterator[list[str]]:
+    """The fields after `comm` in /proc/PID/stat, for each live process in the group."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:  # exited while we looked
+            continue
+        if int(fields[2]) == pgrp:  # field 5 of proc(5), counting from state (field 3)
+            yield fields
+
+
+def _cpu_ticks(fields: list[str]) -> int:
+    return int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+
+
+def free_port() -> int:
+    """Ask the kernel for a free port on the loopback address (port 0), then release it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_env() -> dict[str, str]:
+    """Let `-m monoceros` and `examples.app` import from the checkout without an install."""
+    env = dict(os.environ)
+    paths = [str(REPO_ROOT / "server"), str(REPO_ROOT)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    """Return once the port accepts a connection; fail at once if the process exits first.
+
+    Between attempts we wait on the process itself rather than sleep, so a crash ends the wait.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        try:
+            code = process.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        raise ServerFailed(f"exited with code {code} before listening")
+    raise ServerFailed(f"not listening on port {port} after {timeout:g} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (it may have workers), SIGKILL it if it lingers."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=grace)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def read_tail(log: IO[bytes], lines: int = 20) -> str:
+    log.flush()
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@contextmanager
+def running_server(spec: ServerSpec, cpus: str, startup_timeout: float) -> Iterator[RunningServer]:
+    """Start the server pinned to `cpus` on a fresh port; always stop it afterwards.
+
+    Output goes to a temporary file (a pipe nobody reads would stall the server), and its tail
+    is attached to any ServerFailed raised while it runs.
+    """
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [*pinned(cpus), *spec.command(port)],
+            cwd=REPO_ROOT,
+            env=server_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() reaches its workers
+        )
+        try:
+            wait_until_listening(process, port, startup_timeout)
+            yield RunningServer(spec, process, port)
+        except ServerFailed as exc:
+            stop(process)
+            raise ServerFailed(exc.reason, read_tail(log)) from None
+        finally:
+            stop(process)

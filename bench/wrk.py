@@ -1,0 +1,97 @@
+"""Drive wrk and read its report: the only load generator the harness uses.
+
+wrk's text report is the interface, so parsing is tolerant: only `Requests/sec` is required; the
+socket-error and non-2xx lines appear only when there were some, the latency distribution only
+with `--latency`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+
+# Seconds wrk may overrun its own duration (connect, teardown) before we call it hung.
+OVERRUN_SECONDS = 30
+
+_LATENCY_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_RPS_RE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_P99_RE = re.compile(r"^\s*99(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
+_REQUESTS_RE = re.compile(r"^\s*(\d+) requests in ", re.MULTILINE)
+_SOCKET_ERRORS_RE = re.compile(r"^\s*Socket errors:(.*)$", re.MULTILINE)
+_NON_2XX_RE = re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", re.MULTILINE)
+
+
+class WrkFailed(Exception):
+    """wrk exited with an error, hung, or printed nothing we could parse."""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What we keep from one wrk run; `problems` is why a run gets flagged in the report."""
+
+    requests_per_sec: float
+    p99_ms: float | None
+    requests: int
+    socket_errors: dict[str, int]
+    non_2xx: int
+    output: str = field(repr=False)
+
+    @property
+    def problems(self) -> list[str]:
+        found = [f"{count} {kind} errors" for kind, count in self.socket_errors.items() if count]
+        if self.non_2xx:
+            found.append(f"{self.non_2xx} non-2xx")
+        if self.requests == 0:
+            found.append("no requests completed")
+        return found
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Read wrk's text report into a WrkResult; raise WrkFailed if it has no Requests/sec."""
+    rps = _RPS_RE.search(output)
+    if rps is None:
+        raise WrkFailed("no 'Requests/sec' line in wrk output")
+    p99 = _P99_RE.search(output)
+    requests = _REQUESTS_RE.search(output)
+    socket_errors = _SOCKET_ERRORS_RE.search(output)
+    non_2xx = _NON_2XX_RE.search(output)
+    return WrkResult(
+        requests_per_sec=float(rps.group(1)),
+        p99_ms=float(p99.group(1)) * _LATENCY_UNITS_MS[p99.group(2)] if p99 else None,
+        requests=int(requests.group(1)) if requests else 0,
+        socket_errors=_parse_socket_errors(socket_errors.group(1)) if socket_errors else {},
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        output=output,
+    )
+
+
+def _parse_socket_errors(text: str) -> dict[str, int]:
+    """`connect 0, read 12, write 0, timeout 3` -> {"connect": 0, "read": 12, ...}."""
+    return {kind: int(count) for kind, count in re.findall(r"(\w+)\s+(\d+)", text)}
+
+
+def pinned(cpus: str) -> list[str]:
+    """The taskset prefix; children inherit the affinity, so worker processes stay pinned too."""
+    return ["taskset", "-c", cpus]
+
+
+def run_wrk(
+    url: str, *, connections: int, duration: int, cpus: str, script: str | None = None
+) -> WrkResult:
+    """One wrk run, bounded in time, pinned to `cpus` so it never shares the server's core.
+
+    One wrk thread: the load generator gets exactly one core, like the server.
+    """
+    command = [*pinned(cpus), "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script:
+        command += ["-s", script]
+    command.append(url)
+    limit = duration + OVERRUN_SECONDS
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise WrkFailed(f"wrk did not finish within {limit} s") from exc
+    if done.returncode != 0:
+        raise WrkFailed(f"wrk exited with {done.returncode}: {done.stderr.strip()[-200:]}")
+    return parse_wrk(done.stdout)

@@ -1,0 +1,3 @@
+from monoceros.cli import main
+
+main(prog_name="monoceros")

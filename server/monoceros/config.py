@@ -1,0 +1,200 @@
+"""Validated settings, grouped by topic. Pure data: no imports of the app, no sockets, no logging.
+
+`Config.from_options()` takes the flat, uvicorn-compatible option names (what the CLI and
+`monoceros.run()` accept) and sorts them into the groups below.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from monoceros.types import ASGIApp
+
+LoopName = Literal["auto", "asyncio", "uvloop"]
+LifespanMode = Literal["auto", "on", "off"]
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSettings:
+    """Where the application listener binds. `uds` or `fd`, when given, replace host and port."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    uds: str | None = None
+    fd: int | None = None
+    backlog: int = 2048
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port must be between 0 and 65535, not {self.port}")
+        if self.uds is not None and self.fd is not None:
+            raise ValueError("--uds and --fd cannot be used together")
+        if self.fd is not None and self.fd < 0:
+            raise ValueError(f"--fd must be a file descriptor number, not {self.fd}")
+        if self.backlog < 1:
+            raise ValueError(f"--backlog must be at least 1, not {self.backlog}")
+
+
+@dataclass(frozen=True, slots=True)
+class TLSSettings:
+    """Paths and choices for TLS; `enabled` once a certificate is given."""
+
+    keyfile: str | None = None
+    certfile: str | None = None
+    keyfile_password: str | None = None
+    ca_certs: str | None = None
+    cert_reqs: int = int(ssl.CERT_NONE)
+    ciphers: str = "TLSv1"
+
+    def __post_init__(self) -> None:
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("--ssl-keyfile needs --ssl-certfile")
+        if self.cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+            raise ValueError(f"--ssl-cert-reqs must be 0, 1 or 2, not {self.cert_reqs}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.certfile is not None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Per-connection limits. uvicorn has none of the size limits; the defaults follow the
+    servers that do: Apache's LimitRequestLine (8190 bytes) and LimitRequestFields (100),
+    nginx's large_client_header_buffers (4 x 8k, so 32 KiB of headers), and Apache's
+    RequestReadTimeout header=20 for a slow client still sending its header block."""
+
+    max_request_line: int = 8190
+    max_header_count: int = 100
+    max_header_bytes: int = 32768
+    max_body_bytes: int = 100 * 1024 * 1024  # 0 means no limit
+    header_timeout: float = 20.0
+    keep_alive_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value < 0 or (value == 0 and item.name != "max_body_bytes"):
+                raise ValueError(f"{_LIMIT_OPTIONS[item.name]} must be positive, not {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything one server process needs to know, validated once."""
+
+    app: str | ASGIApp
+    factory: bool = False
+    app_dir: str = "."
+    env_file: str | None = None
+    listen: ListenSettings = field(default_factory=ListenSettings)
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    loop: LoopName = "auto"
+    http: Literal["auto", "httptools"] = "auto"
+    lifespan: LifespanMode = "auto"
+    root_path: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    server_header: bool = True
+    date_header: bool = True
+    access_log: bool = True
+    log_level: str = "info"
+    limit_concurrency: int | None = None
+    limit_max_requests: int | None = None
+    timeout_graceful_shutdown: float | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.loop not in ("auto", "asyncio", "uvloop"):
+            raise ValueError(f"--loop must be auto, asyncio or uvloop, not {self.loop!r}")
+        if self.lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"--lifespan must be auto, on or off, not {self.lifespan!r}")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            raise ValueError(f"--root-path must start with / and not end with /: {self.root_path!r}")
+        for name in ("limit_concurrency", "limit_max_requests", "timeout_graceful_shutdown"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {self.workers}")
+        for name, value in self.headers:
+            if not _is_token(name) or any(c in value for c in "\r\n\0"):
+                raise ValueError(f"--header {name}:{value} is not a valid HTTP header")
+
+    @classmethod
+    def from_options(cls, app: str | ASGIApp, **options: Any) -> Config:
+        """Build a Config from uvicorn-style flat option names (`host=`, `ssl_certfile=`, ...)."""
+        groups: dict[str, dict[str, Any]] = {"listen": {}, "tls": {}, "limits": {}}
+        top: dict[str, Any] = {}
+        for name, value in options.items():
+            if name in _GROUPED_OPTIONS:
+                group, attribute = _GROUPED_OPTIONS[name]
+                groups[group][attribute] = value
+            elif name in _TOP_LEVEL_OPTIONS:
+                top[name] = value
+            else:
+                raise TypeError(f"unknown option {name!r}")
+        if "headers" in top:
+            top["headers"] = tuple(parse_header_option(item) for item in top["headers"])
+        return cls(
+            app=app,
+            listen=ListenSettings(**groups["listen"]),
+            tls=TLSSettings(**groups["tls"]),
+            limits=HttpLimits(**groups["limits"]),
+            **top,
+        )
+
+    def replace(self, **changes: Any) -> Config:
+        return replace(self, **changes)
+
+
+def parse_header_option(item: str | tuple[str, str]) -> tuple[str, str]:
+    """`--header name:value` as uvicorn takes it."""
+    if isinstance(item, tuple):
+        return item
+    name, sep, value = item.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"--header must look like name:value, not {item!r}")
+    return name.strip(), value.strip()
+
+
+_TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _is_token(name: str) -> bool:
+    return bool(name) and all(c in _TOKEN_CHARACTERS for c in name)
+
+
+# Flat option name -> (group, attribute). One table, so the CLI and run() agree.
+_GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
+    "host": ("listen", "host"),
+    "port": ("listen", "port"),
+    "uds": ("listen", "uds"),
+    "fd": ("listen", "fd"),
+    "backlog": ("listen", "backlog"),
+    "ssl_keyfile": ("tls", "keyfile"),
+    "ssl_certfile": ("tls", "certfile"),
+    "ssl_keyfile_password": ("tls", "keyfile_password"),
+    "ssl_ca_certs": ("tls", "ca_certs"),
+    "ssl_cert_reqs": ("tls", "cert_reqs"),
+    "ssl_ciphers": ("tls", "ciphers"),
+    "limit_request_line": ("limits", "max_request_line"),
+    "limit_request_fields": ("limits", "max_header_count"),
+    "limit_request_header_size": ("limits", "max_header_bytes"),
+    "limit_request_body": ("limits", "max_body_bytes"),
+    "timeout_request_header": ("limits", "header_timeout"),
+    "timeout_keep_alive": ("limits", "keep_alive_timeout"),
+}
+# HttpLimits attribute -> the option that sets it, so errors name what the user typed.
+_LIMIT_OPTIONS = {
+    attribute: "--" + option.replace("_", "-")
+    for option, (group, attribute) in _GROUPED_OPTIONS.items()
+    if group == "limits"
+}
+_TOP_LEVEL_OPTIONS = frozenset(
+    item.name for item in fields(Config) if item.name not in ("app", "listen", "tls", "limits")
+)

@@ -1,0 +1,1 @@
+"""Observability: everything the process writes about itself, fed from one place."""

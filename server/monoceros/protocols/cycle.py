@@ -1,0 +1,343 @@
+"""One request and its response: the ASGI `receive` and `send` the app is handed.
+
+The response side is a small state machine; every legal (state, message type) pair is in
+`_TRANSITIONS` (at the end of this file), so what the app may send when is one table, not a set of flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from monoceros.errors import ClientDisconnected
+from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.head import InvalidResponseHead, encode_head, no_body_allowed
+from monoceros.types import ASGIApp, Message, Scope
+
+if TYPE_CHECKING:
+    from monoceros.protocols.http import HttpProtocol
+
+logger = logging.getLogger("monoceros.error")
+
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+INTERNAL_ERROR_BODY = b"Internal Server Error"
+DISCONNECT: Message = {"type": "http.disconnect"}
+FILE_CHUNK = 256 * 1024
+
+
+class ResponseState(enum.Enum):
+    WAITING_START = "waiting for http.response.start"
+    HEAD_PENDING = "start received, head not yet written"
+    STREAMING = "head written, more body to come"
+    COMPLETE = "complete"
+
+
+class RequestCycle:
+    __slots__ = (
+        "_body_delivered",
+        "_chunks",
+        "_continue_sent",
+        "_framing",
+        "_headers",
+        "_remaining",
+        "_waiter",
+        "buffered",
+        "bytes_received",
+        "bytes_sent",
+        "connection",
+        "disconnected",
+        "expect_continue",
+        "http10",
+        "is_head",
+        "keep_alive",
+        "more_body",
+        "observed",
+        "response",
+        "scope",
+        "started",
+        "status",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        connection: HttpProtocol,
+        *,
+        keep_alive: bool,
+        expect_continue: bool,
+    ) -> None:
+        self.scope = scope
+        self.connection = connection
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.http10 = scope["http_version"] == "1.0"
+        self.is_head = scope["method"] == "HEAD"
+        self.started = time.perf_counter()
+        self.response = ResponseState.WAITING_START
+        self.status = 0
+        self.more_body = True
+        self.disconnected = False
+        self.buffered = 0  # body bytes received but not yet handed to the app
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.observed = False
+        self._chunks: list[bytes] = []
+        self._body_delivered = False
+        self._continue_sent = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._headers: Any = ()
+        self._framing: Any = None
+        self._remaining: int | None = None
+
+    # -- fed by the connection ---------------------------------------------------------------
+
+    def body_received(self, chunk: bytes) -> None:
+        self.bytes_received += len(chunk)
+        if self.response is ResponseState.COMPLETE:
+            return  # the app answered without reading: the rest of the body is discarded
+        self._chunks.append(chunk)
+        self.buffered += len(chunk)
+        self._wake()
+
+    def message_complete(self) -> None:
+        self.more_body = False
+        self._wake()
+
+    def client_gone(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the app's side ------------------------------------------------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._observe(self._app_failed(exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        if result is not None:
+            logger.error("ASGI callable returned a value instead of None: %r", result)
+        if self.response is ResponseState.COMPLETE:
+            return
+        if self.disconnected:
+            self._observe("disconnected")
+        elif self.response is ResponseState.WAITING_START:
+            logger.error("ASGI callable returned without starting a response.")
+            self._send_internal_error()
+            self._observe("error")
+        else:
+            logger.error("ASGI callable returned without completing the response.")
+            self.connection.abort()
+            self._observe("error")
+
+    def _app_failed(self, exc: BaseException) -> str:
+        if self.disconnected:
+            if not isinstance(exc, ClientDisconnected | asyncio.CancelledError):
+                logger.error("Exception in ASGI application after client disconnected", exc_info=exc)
+            return "disconnected"
+        if isinstance(exc, asyncio.CancelledError):
+            # Cancelled by the server at the end of a graceful shutdown.
+            self.connection.abort()
+            return "error"
+        logger.error("Exception in ASGI application", exc_info=exc)
+        if self.response in (ResponseState.WAITING_START, ResponseState.HEAD_PENDING):
+            # Nothing is on the wire yet (the head goes out with the first body message), so
+            # an invalid status or header, or a raise right after `http.response.start`, still
+            # gets a clean 500.
+            self._send_internal_error()
+        elif self.response is not ResponseState.COMPLETE:
+            self.connection.abort()  # the head is out: closing is the only honest signal left
+        return "error"
+
+    def _observe(self, outcome: str) -> None:
+        """Hand the finished exchange to `observe/`, exactly once per request."""
+        if self.observed:
+            return
+        self.observed = True
+        observer = self.connection.state.on_request_finished
+        if observer is not None:
+            observer(
+                RequestFinished(
+                    self.scope,
+                    self.status,
+                    outcome,
+                    time.perf_counter() - self.started,
+                    self.bytes_received,
+                    self.bytes_sent,
+                    self.connection.peer,
+                )
+            )
+
+    async def receive(self) -> Message:
+        while True:
+            if self._chunks or (not self.more_body and not self._body_delivered):
+                return self._deliver_body()
+            if self.disconnected or self.response is ResponseState.COMPLETE:
+                return DISCONNECT
+            if self.expect_continue and not self._continue_sent and self.more_body:
+                self._continue_sent = True
+                self.connection.write(CONTINUE_RESPONSE)
+            self.connection.flow.resume_reading()
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    def _deliver_body(self) -> Message:
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self.buffered = 0
+        if not self.more_body:
+            self._body_delivered = True
+        else:
+            self.connection.flow.resume_reading()
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def send(self, message: Message) -> None:
+        connection = self.connection
+        if connection.flow.writing_paused:
+            await connection.flow.drain()
+        if self.disconnected:
+            raise ClientDisconnected("client disconnected")
+        kind = message["type"]
+        handler = _TRANSITIONS.get((self.response, kind))
+        if handler is None:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} when {self.response.value}.")
+        await handler(self, message)
+
+    async def _start(self, message: Message) -> None:
+        self.status = message["status"]
+        self._headers = message.get("headers", ())
+        self.response = ResponseState.HEAD_PENDING
+
+    async def _first_body(self, message: Message) -> None:
+        body: bytes = message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        head, send_body = self._encode_head(None if more_body else len(body))
+        self.response = ResponseState.STREAMING
+        if not send_body:
+            body = b""
+        elif self._framing.chunked:
+            self.bytes_sent += len(body)
+            body = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+        else:
+            self._count_body(len(body))
+        self.connection.write(head + body if body else head)
+        if not more_body:
+            self._complete()
+
+    async def _more_body(self, message: Message) -> None:
+        body: bytes = message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        framing = self._framing
+        if self.is_head or no_body_allowed(self.status):
+            pass
+        elif framing.chunked:
+            if body:
+                self.bytes_sent += len(body)
+                self.connection.write(b"%x\r\n%s\r\n" % (len(body), body))
+            if not more_body:
+                self.connection.write(b"0\r\n\r\n")
+        elif body:
+            self._count_body(len(body))
+            self.connection.write(body)
+        if not more_body:
+            self._complete()
+
+    async def _pathsend(self, message: Message) -> None:
+        path = os.fspath(message["path"])
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            head, send_body = self._encode_head(size)
+            self.response = ResponseState.STREAMING
+            self.connection.write(head)
+            if send_body:
+                self._count_body(size)
+                await self.connection.send_file(file, size)
+        self._complete()
+
+    def _encode_head(self, body_length: int | None) -> tuple[bytes, bool]:
+        connection = self.connection
+        keep_alive = self.keep_alive and not connection.closing and self.more_body is False
+        send_body = not self.is_head and not no_body_allowed(self.status)
+        try:
+            head, framing = encode_head(
+                self.status,
+                self._headers,
+                connection.state.default_headers,
+                http10=self.http10,
+                keep_alive=keep_alive,
+                body_length=body_length,
+                send_body=send_body,
+            )
+        except InvalidResponseHead as exc:
+            raise RuntimeError(f"Invalid response from ASGI application: {exc}") from None
+        self._framing = framing
+        self._remaining = framing.content_length if send_body else None
+        if not framing.keep_alive:
+            self.keep_alive = False
+        return head, send_body
+
+    def _count_body(self, size: int) -> None:
+        self.bytes_sent += size
+        if self._remaining is not None:
+            self._remaining -= size
+            if self._remaining < 0:
+                raise RuntimeError("Response content is longer than its Content-Length.")
+
+    def _complete(self, outcome: str = "complete") -> None:
+        if self._remaining:
+            # Fewer bytes than promised: the client would wait for the rest; closing is the
+            # only way to end the message.
+            logger.error("Response content is shorter than its Content-Length.")
+            self.keep_alive = False
+        self.response = ResponseState.COMPLETE
+        self._wake()
+        self._observe(outcome)
+        self.connection.response_complete(self)
+
+    def _send_internal_error(self) -> None:
+        self.status = 500
+        self._headers = (
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(INTERNAL_ERROR_BODY)),
+        )
+        self.keep_alive = False
+        head, send_body = self._encode_head(len(INTERNAL_ERROR_BODY))
+        self.connection.write(head + INTERNAL_ERROR_BODY if send_body else head)
+        self.response = ResponseState.STREAMING
+        self._complete(outcome="error")
+
+
+_Handler = Callable[[RequestCycle, Message], Awaitable[None]]
+_TRANSITIONS: dict[tuple[ResponseState, str], _Handler] = {
+    (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
+    (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,
+    (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
+    (ResponseState.STREAMING, "http.response.body"): RequestCycle._more_body,
+}
+
+
+async def service_unavailable(scope: Scope, receive: Any, send: Any) -> None:
+    """Stands in for the app beyond `--limit-concurrency`."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})

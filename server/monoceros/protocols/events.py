@@ -1,0 +1,21 @@
+"""What a finished request hands to `observe/`: one small immutable record, built once."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from monoceros.types import Scope
+
+
+class RequestFinished(NamedTuple):
+    """One HTTP request/response exchange, written when the response is complete or the client
+    has gone. A NamedTuple because it is built once per request on the hot path (cheaper than a
+    frozen dataclass) and nobody changes it afterwards."""
+
+    scope: Scope
+    status: int  # what was sent, or would have been sent; 0 if the app never started a response
+    outcome: str  # "complete", "disconnected" (client went away first) or "error" (app failed)
+    duration: float  # seconds from the complete request head to the last byte handed to the socket
+    bytes_received: int  # request body bytes
+    bytes_sent: int  # response body bytes
+    peer: tuple[str, int] | None  # the direct TCP peer

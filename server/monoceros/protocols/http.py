@@ -1,0 +1,352 @@
+"""HTTP/1.1 on asyncio.Protocol + httptools: one `HttpProtocol` per connection.
+
+The connection parses, enforces limits, builds the scope and hands each request to a
+`RequestCycle` (cycle.py). It owns keep-alive, pipelining and the connection's deadlines;
+the cycle owns one request's ASGI conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+from collections import deque
+from typing import IO, cast
+from urllib.parse import unquote
+
+import httptools
+
+from monoceros.protocols.cycle import RequestCycle, ResponseState, service_unavailable
+from monoceros.protocols.eager import start_eagerly
+from monoceros.protocols.flow_control import HIGH_WATER, FlowControl
+from monoceros.protocols.head import error_response
+from monoceros.protocols.state import ServerState
+from monoceros.types import ASGIApp
+
+# How late a deadline may fire: the server's housekeeping tick (see server.py).
+TICK = 0.25
+FILE_CHUNK = 256 * 1024
+_METHODS = {
+    method.encode(): method
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
+}
+_HTTP_VERSIONS = ("1.1", "1.0")
+
+
+class ConnectionState(enum.Enum):
+    IDLE = "waiting for a request (keep-alive deadline)"
+    READING_HEAD = "receiving a request head (header deadline)"
+    BUSY = "a request is with the app (no deadline)"
+    CLOSED = "closed"
+
+
+class Reject(Exception):
+    """Raised from parser callbacks: answer with `status` and close."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, app: ASGIApp, state: ServerState, scheme: str = "http") -> None:
+        self.app = app
+        self.state = state
+        self.limits = state.settings.limits
+        self.root_path = state.settings.root_path
+        self.scheme = scheme
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport
+        self.flow: FlowControl
+        self.peer: tuple[str, int] | None = None
+        self.server_address: tuple[str, int] | None = None
+        self.conn_state = ConnectionState.IDLE
+        self.deadline = math.inf
+        self.closing = False
+        self.cycle: RequestCycle | None = None  # the request the app is answering
+        self._pipeline: deque[RequestCycle] = deque()  # received, waiting for their turn
+        self._message: RequestCycle | None = None  # the request whose body is being parsed
+        self._pending_error = 0
+        self._reset_head()
+
+    def _reset_head(self) -> None:
+        self._parsing_head = False
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._head_fed = 0
+        self._hosts = 0
+        self._expect_continue = False
+        self._content_length = -1
+        self._transfer_encoding = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but quack like one.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        self.flow = FlowControl(transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (str(peer[0]), int(peer[1]))
+            local = transport.get_extra_info("sockname")
+            self.server_address = (str(local[0]), int(local[1]))
+        self.state.connections.add(self)
+        self._wait_for_request(self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn_state = ConnectionState.CLOSED
+        self.deadline = math.inf
+        self.flow.connection_lost()
+        if self.cycle is not None:
+            self.cycle.client_gone()
+        for waiting in self._pipeline:
+            waiting.client_gone()
+        self._pipeline.clear()
+        self.state.connection_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._parsing_head and self._head_fed > self._head_budget():
+            self._reject(431)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # No WebSocket support in this protocol yet: the request was answered as plain
+            # HTTP; whatever follows the upgrade request is not HTTP, so stop here.
+            self.closing = True
+            self.flow.pause_reading()
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            self._reject(cause.status if isinstance(cause, Reject) else 400)
+        except httptools.HttpParserError:
+            self._reject(400)
+        else:
+            if self._parsing_head:
+                self._head_fed += len(data)
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # -- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._reset_head()
+        self._parsing_head = True
+        if self.conn_state is ConnectionState.IDLE:
+            self.conn_state = ConnectionState.READING_HEAD
+            self.deadline = self.state.now + self.limits.header_timeout + TICK
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.limits.max_request_line:
+            raise Reject(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._parsing_head:
+            return  # a chunked body's trailer fields: not passed to the app
+        name = name.lower()
+        if name == b"host":
+            self._hosts += 1
+        elif name == b"content-length":
+            self._content_length = int(value)
+        elif name == b"transfer-encoding":
+            self._transfer_encoding = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self._expect_continue = True
+        self._headers.append((name, value))
+        self._header_bytes += len(name) + len(value)
+        if len(self._headers) > self.limits.max_header_count:
+            raise Reject(431)
+        if self._header_bytes > self.limits.max_header_bytes:
+            raise Reject(431)
+
+    def on_headers_complete(self) -> None:
+        self._parsing_head = False
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in _HTTP_VERSIONS:
+            raise Reject(400)  # HTTP/0.9 or 2.0 spelled in an HTTP/1 request line
+        if self._hosts > 1 or (self._hosts == 0 and version == "1.1"):
+            raise Reject(400)  # RFC 9112 section 3.2: exactly one Host on HTTP/1.1
+        max_body = self.limits.max_body_bytes
+        if max_body and self._content_length > max_body:
+            raise Reject(413)
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        raw_path, query = _split_target(self._url)
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        root_path = self.root_path
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": version,
+            "server": self.server_address,
+            "client": self.peer,
+            "scheme": self.scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": root_path + path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": self._headers,
+            "state": self.state.app_state.copy(),
+            "extensions": {"http.response.pathsend": {}},
+        }
+        cycle = RequestCycle(
+            scope,
+            self,
+            keep_alive=parser.should_keep_alive(),
+            expect_continue=self._expect_continue,
+        )
+        self._message = cycle
+        if self._content_length <= 0 and not self._transfer_encoding:
+            # No body follows (RFC 9112 section 6.3). Say so before the app starts: it runs
+            # eagerly, may answer before httptools calls on_message_complete, and the
+            # response may keep the connection alive only once the request is fully read.
+            cycle.message_complete()
+        self.state.count_request()
+        if self.cycle is None:
+            self._start(cycle)
+        else:
+            self._pipeline.append(cycle)
+            self.flow.pause_reading()  # one request ahead is enough
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self._message
+        assert cycle is not None
+        max_body = self.limits.max_body_bytes
+        if max_body and cycle.bytes_received + len(body) > max_body:
+            raise Reject(413)
+        cycle.body_received(body)
+        if cycle.buffered > HIGH_WATER:
+            self.flow.pause_reading()
+
+    def on_message_complete(self) -> None:
+        cycle = self._message
+        assert cycle is not None
+        self._message = None
+        cycle.message_complete()
+
+    # -- driving requests ----------------------------------------------------------------------
+
+    def _start(self, cycle: RequestCycle) -> None:
+        self.cycle = cycle
+        self.conn_state = ConnectionState.BUSY
+        self.deadline = math.inf
+        app = service_unavailable if self.state.over_capacity() else self.app
+        task = start_eagerly(cycle.run(app), self.loop)
+        if task is not None:
+            tasks = self.state.tasks
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        """The cycle's last byte is written: reuse the connection, or close it."""
+        if cycle is not self.cycle or self.conn_state is ConnectionState.CLOSED:
+            return
+        self.cycle = None
+        if not cycle.keep_alive or self.closing:
+            self.close()
+        elif self._pipeline:
+            self._start(self._pipeline.popleft())
+            if not self._pipeline:
+                self.flow.resume_reading()
+        elif self._pending_error:
+            self._send_error(self._pending_error)
+        else:
+            self.flow.resume_reading()
+            if self._parsing_head:
+                self.conn_state = ConnectionState.READING_HEAD
+                self.deadline = self.state.now + self.limits.header_timeout + TICK
+            else:
+                self._wait_for_request(self.limits.keep_alive_timeout)
+
+    def _wait_for_request(self, timeout: float) -> None:
+        self.conn_state = ConnectionState.IDLE
+        self.deadline = self.state.now + timeout + TICK
+
+    def _reject(self, status: int) -> None:
+        """Bad input: answer `status` and close, after any response already owed."""
+        self.flow.pause_reading()
+        cycle = self.cycle
+        if cycle is None:
+            self._send_error(status)
+        elif cycle is self._message:
+            # The request the app is handling broke mid-body: it sees a disconnect.
+            cycle.client_gone()
+            if cycle.response is ResponseState.WAITING_START:
+                cycle.status = status
+                self.transport.write(error_response(status, self.state.default_headers))
+            self.close()
+        else:
+            self._pending_error = status  # sent once the responses before it are out
+
+    def _send_error(self, status: int) -> None:
+        self.transport.write(error_response(status, self.state.default_headers))
+        self.close()
+
+    # -- used by the cycle and the server ------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    async def send_file(self, file: IO[bytes], size: int) -> None:
+        if isinstance(self.loop, asyncio.BaseEventLoop) and self.scheme == "http":
+            await self.loop.sendfile(self.transport, file, 0, size)
+            return
+        # uvloop has no sendfile(); and TLS must go through the transport anyway.
+        remaining = size
+        while remaining > 0:
+            chunk = file.read(min(FILE_CHUNK, remaining))
+            if not chunk:
+                raise RuntimeError("file shrank while it was being sent")
+            remaining -= len(chunk)
+            self.transport.write(chunk)
+            if self.flow.writing_paused:
+                await self.flow.drain()
+
+    def check_deadline(self, now: float) -> None:
+        """Called by the server's housekeeping tick once `self.deadline` has passed."""
+        if self.conn_state is ConnectionState.READING_HEAD:
+            self._send_error(408)
+        elif self.conn_state is ConnectionState.IDLE:
+            self.close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: idle connections close now, busy ones after their response."""
+        self.closing = True
+        if self.conn_state is ConnectionState.IDLE:
+            self.close()
+
+    def close(self) -> None:
+        if self.conn_state is not ConnectionState.CLOSED:
+            self.deadline = math.inf
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.conn_state is not ConnectionState.CLOSED:
+            self.transport.abort()
+
+    def _head_budget(self) -> int:
+        return self.limits.max_request_line + self.limits.max_header_bytes + 4096
+
+
+def _split_target(target: bytes) -> tuple[bytes, bytes]:
+    """Origin-form (`/path?query`) directly; absolute-form and `*` through httptools."""
+    if target[:1] == b"/":
+        raw_path, _, query = target.partition(b"?")
+        return raw_path, query
+    if target == b"*":
+        return target, b""
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        raise Reject(400) from None
+    return url.path or b"/", url.query or b""

@@ -1,0 +1,229 @@
+"""One server process: listener, event loop, lifespan, signals and the graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from monoceros.config import Config
+from monoceros.envfile import load_env_file
+from monoceros.errors import StartupError
+from monoceros.importer import load_app
+from monoceros.lifespan import Lifespan
+from monoceros.observe.access import log_request
+from monoceros.protocols.head import DefaultHeaders
+from monoceros.protocols.http import TICK, HttpProtocol
+from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.sockets import bind_socket, describe
+from monoceros.tls import create_ssl_context
+
+logger = logging.getLogger("monoceros.error")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.state = ServerState(
+            settings=ProtocolSettings(
+                limits=config.limits,
+                root_path=config.root_path,
+                limit_concurrency=config.limit_concurrency,
+                limit_max_requests=config.limit_max_requests,
+            ),
+            default_headers=DefaultHeaders(
+                server=config.server_header, date=config.date_header, extra=config.headers
+            ),
+            on_request_finished=log_request if config.access_log else None,
+        )
+        self.sockets: list[socket.socket] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = False
+        self.force_exit = False
+        self._exit_requested: asyncio.Event | None = None
+        self._listeners: list[asyncio.Server] = []
+        self._tick: asyncio.TimerHandle | None = None
+        self._second = 0
+        self._drain_waiter: asyncio.Task[None] | None = None
+
+    # -- entry points --------------------------------------------------------------------------
+
+    def run(self, sockets: list[socket.socket] | None = None) -> int:
+        """Serve until told to stop; return the process exit code."""
+        with asyncio.Runner(loop_factory=_loop_factory(self.config.loop)) as runner:
+            return runner.run(self.serve(sockets))
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> int:
+        self.loop = asyncio.get_running_loop()
+        self._exit_requested = asyncio.Event()
+        self.state.on_request_limit = self.request_exit
+        with self._capture_signals():
+            try:
+                lifespan = await self.startup(sockets)
+            except StartupError as exc:
+                logger.error("%s", exc)
+                self._close_sockets()
+                return exc.exit_code
+            await self._exit_requested.wait()
+            await self.shutdown(lifespan)
+        return 0
+
+    def request_exit(self) -> None:
+        if self._exit_requested is not None:
+            self._exit_requested.set()
+
+    # -- startup -------------------------------------------------------------------------------
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> Lifespan:
+        config = self.config
+        logger.info("Started server process [%d]", os.getpid())
+        if config.env_file:
+            load_env_file(config.env_file)
+        app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        ssl_context = create_ssl_context(config.tls) if config.tls.enabled else None
+        # Bind before the app's startup runs, so a busy port fails fast; connections made
+        # meanwhile wait in the backlog until we start serving.
+        self.sockets = sockets if sockets is not None else [bind_socket(config.listen)]
+        lifespan = Lifespan(app, config.lifespan, self.state.app_state)
+        await lifespan.startup()
+
+        loop = asyncio.get_running_loop()
+        scheme = "https" if ssl_context else "http"
+
+        def protocol_factory() -> HttpProtocol:
+            return HttpProtocol(app, self.state, scheme)
+
+        for sock in self.sockets:
+            listener = await loop.create_server(
+                protocol_factory, sock=sock, ssl=ssl_context, backlog=config.listen.backlog
+            )
+            self._listeners.append(listener)
+            logger.info("Listening on %s (Press CTRL+C to quit)", describe(sock, scheme))
+        self._housekeeping()
+        self.started = True
+        return lifespan
+
+    def _housekeeping(self) -> None:
+        """Every TICK: advance the coarse clock, refresh the Date header once a second, and
+        expire connections whose keep-alive or header deadline has passed."""
+        loop = asyncio.get_running_loop()
+        state = self.state
+        now = state.now = loop.time()
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            state.default_headers.refresh(second)
+        for connection in list(state.connections):
+            if connection.deadline <= now:
+                connection.check_deadline(now)
+        self._tick = loop.call_later(TICK, self._housekeeping)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def shutdown(self, lifespan: Lifespan) -> None:
+        state = self.state
+        timeout = self.config.timeout_graceful_shutdown
+        deadline = asyncio.get_running_loop().time() + timeout if timeout else None
+        logger.info("Shutting down")
+        # 1. Responses finished from now on carry `connection: close`.
+        state.draining = True
+        # 2. Stop accepting new connections.
+        for listener in self._listeners:
+            listener.close()
+        # 3. Close idle keep-alive connections; busy ones close after their response.
+        for connection in list(state.connections):
+            connection.shutdown()
+        # 4. Wait for in-flight requests, at most --timeout-graceful-shutdown seconds.
+        if not await self._wait_drained(deadline):
+            logger.warning("Graceful shutdown timed out: cancelling what is left.")
+        # 5. Cancel what is left: close connections and cancel tasks still running.
+        for connection in list(state.connections):
+            connection.abort()
+        for task in list(state.tasks):
+            task.cancel()
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=1.0)
+        if self._tick is not None:
+            self._tick.cancel()
+        # 6. Let the app clean up.
+        if not self.force_exit:
+            await lifespan.shutdown()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._close_sockets()
+        logger.info("Finished server process [%d]", os.getpid())
+
+    async def _wait_drained(self, deadline: float | None) -> bool:
+        """Wait for connections and then app tasks to finish; False on timeout or force exit."""
+        loop = asyncio.get_running_loop()
+
+        async def drained() -> None:
+            await self.state.wait_all_closed()
+            while self.state.tasks:
+                await asyncio.wait(list(self.state.tasks))
+
+        waiter = loop.create_task(drained())
+        self._drain_waiter = waiter
+        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        done, _ = await asyncio.wait([waiter], timeout=timeout)
+        if not done:
+            waiter.cancel()
+            return False
+        return not waiter.cancelled()
+
+    def _close_sockets(self) -> None:
+        for sock in self.sockets:
+            if sock.family == socket.AF_UNIX and self.config.listen.uds:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.config.listen.uds)
+            sock.close()
+
+    # -- signals -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _capture_signals(self) -> Iterator[None]:
+        """Record SIGINT/SIGTERM while serving; restore the previous handlers afterwards."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in HANDLED_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._handle_signal, sig)
+            except (ValueError, RuntimeError, NotImplementedError):
+                continue  # not the main thread: the embedding program owns signals
+            installed.append(sig)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _handle_signal(self, sig: signal.Signals) -> None:
+        assert self._exit_requested is not None
+        if self._exit_requested.is_set() and sig == signal.SIGINT:
+            # A second Ctrl+C: stop waiting for the drain.
+            self.force_exit = True
+            waiter = self._drain_waiter
+            if waiter is not None:
+                waiter.cancel()
+        self._exit_requested.set()
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise StartupError("--loop uvloop: uvloop is not installed") from None
+        return None
+    factory: Callable[[], Any] = uvloop.new_event_loop
+    return factory

@@ -1,0 +1,276 @@
+"""The command line, driven with click's CliRunner; no server runs (Server is replaced)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner, Result
+
+from monoceros import cli
+from monoceros.config import Config
+
+UVICORN_OPTIONS = [
+    *("--host", "--port", "--uds", "--fd", "--workers", "--loop", "--lifespan", "--env-file"),
+    *("--log-level", "--access-log", "--no-access-log", "--root-path", "--limit-concurrency"),
+    *("--limit-max-requests", "--backlog", "--timeout-keep-alive", "--timeout-graceful-shutdown"),
+    *("--ssl-keyfile", "--ssl-certfile", "--ssl-keyfile-password", "--ssl-ca-certs"),
+    *("--ssl-cert-reqs", "--ssl-ciphers", "--header", "--server-header", "--no-server-header"),
+    *("--date-header", "--no-date-header", "--factory", "--app-dir"),
+]
+OUR_OPTIONS = [
+    *("--limit-request-line", "--limit-request-fields", "--limit-request-header-size"),
+    *("--limit-request-body", "--timeout-request-header"),
+]
+
+
+class FakeServer:
+    """Stands in for monoceros.server.Server: records the Config, serves nothing."""
+
+    configs: ClassVar[list[Config]] = []
+
+    def __init__(self, config: Config) -> None:
+        self.configs.append(config)
+
+    def run(self) -> int:
+        return 0
+
+
+@pytest.fixture
+def configs(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
+    recorded: list[Config] = []
+    monkeypatch.setattr(FakeServer, "configs", recorded)
+    monkeypatch.setattr(cli, "Server", FakeServer)
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    # Whatever the developer's shell exports must not leak into these tests.
+    for name in list(os.environ):
+        if name.startswith("MONOCEROS_"):
+            monkeypatch.delenv(name)
+    return recorded
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli.main, list(args), env=env, prog_name="monoceros")
+
+
+def configured(configs: list[Config], *args: str, env: dict[str, str] | None = None) -> Config:
+    result = invoke(*args, env=env)
+    assert result.exit_code == 0, result.output
+    assert len(configs) == 1
+    return configs.pop()
+
+
+def test_help_lists_every_option() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    words = set(result.output.replace(",", " ").replace("/", " ").split())
+    missing = [name for name in UVICORN_OPTIONS + OUR_OPTIONS if name not in words]
+    assert not missing, result.output
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert "monoceros" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        pytest.param(["--port", "70000"], "--port", id="port-range"),
+        pytest.param(["--port", "eighty"], "--port", id="port-not-int"),
+        pytest.param(["--loop", "foo"], "--loop", id="loop"),
+        pytest.param(["--workers", "0"], "--workers", id="workers-zero"),
+        pytest.param(["--root-path", "nope/"], "--root-path", id="root-path"),
+        pytest.param(["--lifespan", "maybe"], "--lifespan", id="lifespan"),
+        pytest.param(["--log-level", "loud"], "--log-level", id="log-level"),
+        pytest.param(["--backlog", "0"], "--backlog", id="backlog"),
+        pytest.param(["--fd", "-1"], "--fd", id="fd"),
+        pytest.param(["--uds", "/tmp/s", "--fd", "3"], "--uds", id="uds-and-fd"),
+        pytest.param(["--limit-concurrency", "0"], "--limit-concurrency", id="concurrency"),
+        pytest.param(["--limit-request-body", "-1"], "--limit-request-body", id="body"),
+        pytest.param(["--timeout-keep-alive", "0"], "--timeout-keep-alive", id="keep-alive"),
+        pytest.param(
+            ["--timeout-graceful-shutdown", "-1"], "--timeout-graceful-shutdown", id="graceful"
+        ),
+        pytest.param(["--ssl-cert-reqs", "3"], "--ssl-cert-reqs", id="cert-reqs"),
+        pytest.param(["--ssl-keyfile", "k.pem"], "--ssl-keyfile", id="key-without-cert"),
+        pytest.param(["--header", "no-colon"], "--header", id="header"),
+        pytest.param(["--env-file", "."], "--env-file", id="env-file-directory"),
+    ],
+)
+def test_invalid_value_is_a_one_line_usage_error(
+    configs: list[Config], args: list[str], named: str
+) -> None:
+    result = invoke("examples.app:app", *args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert named in errors[0]
+    assert "Traceback" not in result.output
+    assert configs == []
+
+
+def test_missing_app_is_a_usage_error(configs: list[Config]) -> None:
+    result = invoke()
+    assert result.exit_code == 2
+    assert "Missing argument 'APP'" in result.output
+
+
+def test_workers_not_supported_yet(configs: list[Config]) -> None:
+    result = invoke("examples.app:app", "--workers", "2")
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert "--workers" in errors[0] and "not supported yet" in errors[0]
+    assert configs == []
+
+
+def test_defaults(configs: list[Config]) -> None:
+    config = configured(configs, "examples.app:app")
+    assert config == Config.from_options("examples.app:app", headers=[])
+
+
+def test_command_line_reaches_config(configs: list[Config]) -> None:
+    config = configured(
+        configs,
+        "examples.app:app",
+        *("--host", "::1", "--port", "0", "--backlog", "16", "--loop", "asyncio"),
+        *("--lifespan", "on", "--log-level", "debug", "--no-access-log", "--root-path", "/api"),
+        *("--limit-concurrency", "3", "--limit-max-requests", "9", "--limit-request-line", "99"),
+        *("--limit-request-fields", "8", "--limit-request-header-size", "999"),
+        *("--limit-request-body", "0", "--timeout-request-header", "1.5"),
+        *("--timeout-keep-alive", "2", "--timeout-graceful-shutdown", "0.5"),
+        *("--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem", "--ssl-keyfile-password", "pw"),
+        *("--ssl-ca-certs", "ca.pem", "--ssl-cert-reqs", "1", "--ssl-ciphers", "ECDHE"),
+        *("--header", "X-A:1", "--header", "X-B: 2", "--no-server-header", "--no-date-header"),
+        *("--factory", "--app-dir", "src", "--env-file", "app.env"),
+    )
+    assert config.listen.host == "::1" and config.listen.port == 0
+    assert config.listen.backlog == 16
+    assert (config.loop, config.lifespan, config.log_level) == ("asyncio", "on", "debug")
+    assert config.access_log is False and config.root_path == "/api"
+    assert (config.limit_concurrency, config.limit_max_requests) == (3, 9)
+    limits = config.limits
+    assert (limits.max_request_line, limits.max_header_count, limits.max_header_bytes) == (
+        99,
+        8,
+        999,
+    )
+    assert (limits.max_body_bytes, limits.header_timeout, limits.keep_alive_timeout) == (0, 1.5, 2)
+    assert config.timeout_graceful_shutdown == 0.5
+    tls = config.tls
+    assert (tls.certfile, tls.keyfile, tls.keyfile_password) == ("c.pem", "k.pem", "pw")
+    assert (tls.ca_certs, tls.cert_reqs, tls.ciphers) == ("ca.pem", 1, "ECDHE")
+    assert config.headers == (("X-A", "1"), ("X-B", "2"))
+    assert config.server_header is False and config.date_header is False
+    assert config.factory is True and config.app_dir == "src"
+    assert config.env_file == "app.env"
+
+
+def test_uds_and_fd(configs: list[Config]) -> None:
+    assert configured(configs, "a:b", "--uds", "/tmp/m.sock").listen.uds == "/tmp/m.sock"
+    assert configured(configs, "a:b", "--fd", "3").listen.fd == 3
+
+
+def test_exit_code_comes_from_server(
+    configs: list[Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeServer, "run", lambda self: 3)
+    assert invoke("examples.app:app").exit_code == 3
+
+
+# -- MONOCEROS_* environment variables ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "check", "expected"),
+    [
+        pytest.param({"MONOCEROS_PORT": "9001"}, [], "listen.port", 9001, id="port-env"),
+        pytest.param(
+            {"MONOCEROS_PORT": "9001"}, ["--port", "9002"], "listen.port", 9002, id="port-cli"
+        ),
+        pytest.param({}, [], "listen.port", 8000, id="port-default"),
+        pytest.param(
+            {"MONOCEROS_LIMIT_CONCURRENCY": "4"}, [], "limit_concurrency", 4, id="concurrency-env"
+        ),
+        pytest.param(
+            {"MONOCEROS_LIMIT_CONCURRENCY": "4"},
+            ["--limit-concurrency", "5"],
+            "limit_concurrency",
+            5,
+            id="concurrency-cli",
+        ),
+        pytest.param({}, [], "limit_concurrency", None, id="concurrency-default"),
+        pytest.param(
+            {"MONOCEROS_ACCESS_LOG": "false"}, [], "access_log", False, id="access-log-env"
+        ),
+        pytest.param(
+            {"MONOCEROS_ACCESS_LOG": "false"},
+            ["--access-log"],
+            "access_log",
+            True,
+            id="access-log-cli",
+        ),
+        pytest.param({}, [], "access_log", True, id="access-log-default"),
+        pytest.param(
+            {"MONOCEROS_HEADER": "X-A:1"}, [], "headers", (("X-A", "1"),), id="header-env"
+        ),
+        pytest.param(
+            {"MONOCEROS_HEADER": "X-A:1 X-B:2"},
+            [],
+            "headers",
+            (("X-A", "1"), ("X-B", "2")),
+            id="headers-env",
+        ),
+        pytest.param(
+            {"MONOCEROS_HEADER": "X-A:1"},
+            ["--header", "X-C:3"],
+            "headers",
+            (("X-C", "3"),),
+            id="header-cli",
+        ),
+        pytest.param({"MONOCEROS_HOST": "::1"}, [], "listen.host", "::1", id="host-env"),
+        pytest.param(
+            {"MONOCEROS_TIMEOUT_GRACEFUL_SHUTDOWN": "0.5"},
+            [],
+            "timeout_graceful_shutdown",
+            0.5,
+            id="graceful-env",
+        ),
+        pytest.param({"MONOCEROS_LIFESPAN": "off"}, [], "lifespan", "off", id="lifespan-env"),
+        pytest.param(
+            {"MONOCEROS_SERVER_HEADER": "0"}, [], "server_header", False, id="server-header-env"
+        ),
+        pytest.param({"MONOCEROS_FACTORY": "true"}, [], "factory", True, id="factory-env"),
+        pytest.param(
+            {"MONOCEROS_SSL_KEYFILE_PASSWORD": "pw", "MONOCEROS_SSL_CERTFILE": "c.pem"},
+            [],
+            "tls.keyfile_password",
+            "pw",
+            id="ssl-password-env",
+        ),
+    ],
+)
+def test_precedence_command_line_env_default(
+    configs: list[Config], env: dict[str, str], args: list[str], check: str, expected: Any
+) -> None:
+    value: Any = configured(configs, "examples.app:app", *args, env=env)
+    for part in check.split("."):
+        value = getattr(value, part)
+    assert value == expected
+
+
+def test_app_from_env(configs: list[Config]) -> None:
+    env = {"MONOCEROS_APP": "examples.app:app"}
+    assert configured(configs, env=env).app == "examples.app:app"
+    assert configured(configs, "tests.apps:hello", env=env).app == "tests.apps:hello"
+
+
+def test_invalid_env_value_is_a_usage_error(configs: list[Config]) -> None:
+    result = invoke("examples.app:app", env={"MONOCEROS_PORT": "70000"})
+    assert result.exit_code == 2
+    assert "Error:" in result.output and "--port" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,168 @@
+"""Config.from_options: every flat (uvicorn-style) option lands in the right place, and every
+invalid value is refused with a ValueError that names the option."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import pytest
+
+from monoceros.cli import main
+from monoceros.config import Config, parse_header_option
+
+# flat option -> (value, dotted attribute path on Config, expected value there)
+MAPPING: dict[str, tuple[Any, str, Any]] = {
+    "host": ("::1", "listen.host", "::1"),
+    "port": (9001, "listen.port", 9001),
+    "uds": ("/tmp/x.sock", "listen.uds", "/tmp/x.sock"),
+    "fd": (3, "listen.fd", 3),
+    "backlog": (10, "listen.backlog", 10),
+    "workers": (1, "workers", 1),
+    "loop": ("asyncio", "loop", "asyncio"),
+    "http": ("httptools", "http", "httptools"),
+    "lifespan": ("on", "lifespan", "on"),
+    "env_file": (".env", "env_file", ".env"),
+    "log_level": ("debug", "log_level", "debug"),
+    "access_log": (False, "access_log", False),
+    "root_path": ("/api", "root_path", "/api"),
+    "limit_concurrency": (5, "limit_concurrency", 5),
+    "limit_max_requests": (7, "limit_max_requests", 7),
+    "limit_request_line": (100, "limits.max_request_line", 100),
+    "limit_request_fields": (12, "limits.max_header_count", 12),
+    "limit_request_header_size": (2048, "limits.max_header_bytes", 2048),
+    "limit_request_body": (0, "limits.max_body_bytes", 0),
+    "timeout_request_header": (1.5, "limits.header_timeout", 1.5),
+    "timeout_keep_alive": (2.5, "limits.keep_alive_timeout", 2.5),
+    "timeout_graceful_shutdown": (0.5, "timeout_graceful_shutdown", 0.5),
+    "ssl_keyfile": ("key.pem", "tls.keyfile", "key.pem"),
+    "ssl_certfile": ("cert.pem", "tls.certfile", "cert.pem"),
+    "ssl_keyfile_password": ("secret", "tls.keyfile_password", "secret"),
+    "ssl_ca_certs": ("ca.pem", "tls.ca_certs", "ca.pem"),
+    "ssl_cert_reqs": (2, "tls.cert_reqs", ssl.CERT_REQUIRED),
+    "ssl_ciphers": ("ECDHE+AESGCM", "tls.ciphers", "ECDHE+AESGCM"),
+    "headers": (["X-A:1", ("X-B", "2")], "headers", (("X-A", "1"), ("X-B", "2"))),
+    "server_header": (False, "server_header", False),
+    "date_header": (False, "date_header", False),
+    "factory": (True, "factory", True),
+    "app_dir": ("src", "app_dir", "src"),
+}
+
+
+def _get(config: Config, path: str) -> Any:
+    value: Any = config
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(MAPPING))
+def test_each_flat_option_maps(name: str) -> None:
+    value, path, expected = MAPPING[name]
+    extra: dict[str, Any] = {"ssl_certfile": "cert.pem"} if name == "ssl_keyfile" else {}
+    if name == "fd":
+        extra["uds"] = None
+    config = Config.from_options("mod:app", **{name: value}, **extra)
+    assert _get(config, path) == expected
+
+
+def test_all_options_together() -> None:
+    config = Config.from_options(
+        "mod:app", **{name: value for name, (value, _, _) in MAPPING.items() if name != "fd"}
+    )
+    for name, (_, path, expected) in MAPPING.items():
+        if name != "fd":
+            assert _get(config, path) == expected, name
+
+
+def test_every_cli_option_is_a_config_option() -> None:
+    """The CLI and monoceros.run() accept the same names: each CLI option is in the table."""
+    cli_names = {param.name for param in main.params if param.name not in ("app", "version")}
+    assert cli_names - {"help"} <= set(MAPPING)
+
+
+def test_defaults() -> None:
+    config = Config.from_options("mod:app")
+    assert config.app == "mod:app"
+    assert (config.listen.host, config.listen.port) == ("127.0.0.1", 8000)
+    assert config.listen.uds is None and config.listen.fd is None
+    assert not config.tls.enabled
+    assert config.lifespan == "auto" and config.loop == "auto"
+    assert config.headers == ()
+    assert config.server_header and config.date_header and config.access_log
+    assert config.timeout_graceful_shutdown is None
+
+
+def test_tls_enabled_by_certfile() -> None:
+    assert Config.from_options("mod:app", ssl_certfile="cert.pem").tls.enabled
+
+
+def test_replace() -> None:
+    config = Config.from_options("mod:app", port=1)
+    assert config.replace(root_path="/x").root_path == "/x"
+    assert config.root_path == ""
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        pytest.param({"port": 70000}, "--port", id="port-high"),
+        pytest.param({"port": -1}, "--port", id="port-negative"),
+        pytest.param({"backlog": 0}, "--backlog", id="backlog"),
+        pytest.param({"uds": "/tmp/s", "fd": 3}, "--uds", id="uds-and-fd"),
+        pytest.param({"fd": -1}, "--fd", id="fd-negative"),
+        pytest.param({"ssl_keyfile": "key.pem"}, "--ssl-keyfile", id="key-without-cert"),
+        pytest.param({"ssl_cert_reqs": 5}, "--ssl-cert-reqs", id="cert-reqs"),
+        pytest.param({"loop": "foo"}, "--loop", id="loop"),
+        pytest.param({"lifespan": "maybe"}, "--lifespan", id="lifespan"),
+        pytest.param({"log_level": "loud"}, "--log-level", id="log-level"),
+        pytest.param({"root_path": "api"}, "--root-path", id="root-path-no-slash"),
+        pytest.param({"root_path": "/api/"}, "--root-path", id="root-path-trailing-slash"),
+        pytest.param({"limit_concurrency": 0}, "--limit-concurrency", id="limit-concurrency"),
+        pytest.param({"limit_max_requests": -1}, "--limit-max-requests", id="max-requests"),
+        pytest.param(
+            {"timeout_graceful_shutdown": 0}, "--timeout-graceful-shutdown", id="graceful"
+        ),
+        pytest.param({"workers": 0}, "--workers", id="workers"),
+        pytest.param({"limit_request_line": 0}, "--limit-request-line", id="request-line"),
+        pytest.param({"limit_request_fields": 0}, "--limit-request-fields", id="fields"),
+        pytest.param(
+            {"limit_request_header_size": 0}, "--limit-request-header-size", id="header-size"
+        ),
+        pytest.param({"limit_request_body": -1}, "--limit-request-body", id="body"),
+        pytest.param({"timeout_request_header": 0}, "--timeout-request-header", id="head-time"),
+        pytest.param({"timeout_keep_alive": -1}, "--timeout-keep-alive", id="keep-alive"),
+        pytest.param({"headers": ["no-colon"]}, "--header", id="header-no-colon"),
+        pytest.param({"headers": ["Bad Name:1"]}, "--header", id="header-bad-name"),
+        pytest.param({"headers": [("X-A", "a\r\nb")]}, "--header", id="header-crlf"),
+    ],
+)
+def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Config.from_options("mod:app", **options)
+    assert named in str(info.value)
+
+
+def test_unknown_option() -> None:
+    with pytest.raises(TypeError, match="'reload'"):
+        Config.from_options("mod:app", reload=True)
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        pytest.param("X-A:1", ("X-A", "1"), id="plain"),
+        pytest.param(" X-A : 1 ", ("X-A", "1"), id="spaces-stripped"),
+        pytest.param("X-A:a:b", ("X-A", "a:b"), id="colon-in-value"),
+        pytest.param("X-A:", ("X-A", ""), id="empty-value"),
+        pytest.param(("X-A", "1"), ("X-A", "1"), id="tuple"),
+    ],
+)
+def test_parse_header_option(item: Any, expected: tuple[str, str]) -> None:
+    assert parse_header_option(item) == expected
+
+
+@pytest.mark.parametrize("item", ["no-colon", ":value", "  :value", ""])
+def test_parse_header_option_refuses(item: str) -> None:
+    with pytest.raises(ValueError, match="--header"):
+        parse_header_option(item)

@@ -1,0 +1,165 @@
+"""Real servers on ephemeral ports: in-process (for coverage and app introspection) or as
+a `monoceros` subprocess (for the CLI, signals and exit codes)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from monoceros import Config, Server
+from monoceros.types import ASGIApp
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class RunningServer:
+    server: Server
+    thread: threading.Thread
+    host: str
+    port: int
+    exit_code: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> int:
+        loop = self.server.loop
+        if loop is not None and self.thread.is_alive():
+            loop.call_soon_threadsafe(self.server.request_exit)
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "server did not stop"
+        return self.exit_code[0] if self.exit_code else -1
+
+
+@contextlib.contextmanager
+def run_server(app: ASGIApp | str, **options: Any) -> Iterator[RunningServer]:
+    """Serve `app` in a thread on 127.0.0.1 and an ephemeral port; stop it afterwards."""
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("port", 0)
+    options.setdefault("access_log", False)
+    server = Server(Config.from_options(app, **options))
+    exit_code: list[int] = []
+
+    def target() -> None:
+        exit_code.append(server.run())
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"server exited during startup with code {exit_code}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not start")
+        time.sleep(0.005)
+    address = server.sockets[0].getsockname()
+    host = address[0] if isinstance(address, tuple) else "127.0.0.1"
+    port = address[1] if isinstance(address, tuple) else 0
+    running = RunningServer(server, thread, host, port, exit_code)
+    try:
+        yield running
+    finally:
+        if thread.is_alive():
+            running.stop()
+
+
+class ServerProcess:
+    """`python -m monoceros ...` as a child process; output collected for assertions."""
+
+    LISTENING = re.compile(r"Listening on (\S+)")
+
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+    ) -> None:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "monoceros", *args],
+            cwd=REPO,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            pass_fds=pass_fds,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            for line in self.lines[seen:]:
+                match = regex.search(line)
+                if match:
+                    return match
+            seen = 0
+            if self.process.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.01)
+        raise AssertionError(f"no line matching {pattern!r} in output:\n{self.output}")
+
+    def wait_listening(self, timeout: float = 10.0) -> str:
+        """The URL the server printed (`--port 0` gives an ephemeral port)."""
+        return self.wait_for_line(self.LISTENING.pattern, timeout).group(1)
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def raw_request(port: int, data: bytes, *, timeout: float = 5.0, host: str = "127.0.0.1") -> bytes:
+    """Send raw bytes and read until the server closes (or `timeout`)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock, timeout)
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    chunks = []
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
