@@ -34,6 +34,7 @@ pytest: $(STAMP)
 
 ## bench: monoceros against uvicorn (and the bare-protocol ceiling), side by side
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -1,10 +1,10 @@
 """A plain ASGI app: the endpoints the README, the benchmarks and the tests talk to.
 
-    /              13-byte plaintext ("Hello, World!")
-    /json          a 1 KB JSON document
-    /echo          POST: echoes the request body
-    /stream        a 1 MiB response streamed in 64 KiB chunks
-    /slow?seconds= sleeps, then answers (graceful-shutdown demos)
+/              13-byte plaintext ("Hello, World!")
+/json          a 1 KB JSON document
+/echo          POST: echoes the request body
+/stream        a 1 MiB response streamed in 64 KiB chunks
+/slow?seconds= sleeps, then answers (graceful-shutdown demos)
 """
 
 import asyncio

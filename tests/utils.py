@@ -49,6 +49,7 @@ def run_server(app: ASGIApp | str, **options: Any) -> Iterator[RunningServer]:
     options.setdefault("host", "127.0.0.1")
     options.setdefault("port", 0)
     options.setdefault("access_log", False)
+    options.setdefault("metrics_port", 0)  # the admin listener too: never a fixed port
     server = Server(Config.from_options(app, **options))
     exit_code: list[int] = []
 
@@ -83,7 +84,12 @@ class ServerProcess:
     def __init__(
         self, *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
     ) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "MONOCEROS_METRICS_PORT": "0",  # never a fixed port in tests
+            **(env or {}),
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "monoceros", *args],
             cwd=REPO,

@@ -6,9 +6,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from monoceros.config import Config  # noqa: E402
-from monoceros.server import Server  # noqa: E402
-from monoceros.types import ASGIApp  # noqa: E402
+from monoceros.config import Config
+from monoceros.server import Server
+from monoceros.types import ASGIApp
 
 __all__ = ["Config", "Server", "__version__", "run"]
 
@@ -18,10 +18,10 @@ def run(app: str | ASGIApp, **options: Any) -> None:
 
     Raises SystemExit with a non-zero code when the server cannot start, as uvicorn.run does.
     """
-    from monoceros.observe.logging import configure_logging
+    from monoceros.observe.logging import configure_logging, resolve_log_format
 
     config = Config.from_options(app, **options)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
     code = Server(config).run()
     if code:
         raise SystemExit(code)

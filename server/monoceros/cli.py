@@ -13,9 +13,16 @@ from typing import Any
 import click
 
 from monoceros import __version__
-from monoceros.config import LOG_LEVELS, Config, HttpLimits, ListenSettings, TLSSettings
+from monoceros.config import (
+    LOG_LEVELS,
+    Config,
+    HttpLimits,
+    ListenSettings,
+    ObserveSettings,
+    TLSSettings,
+)
 from monoceros.errors import StartupError
-from monoceros.observe.logging import configure_logging
+from monoceros.observe.logging import configure_logging, resolve_log_format
 from monoceros.server import Server
 
 
@@ -29,82 +36,237 @@ def _default(settings: type, name: str) -> Any:
     raise LookupError(name)
 
 
-_CHOICES = {"show_default": True}
-
-
 @click.command(
     context_settings={"auto_envvar_prefix": "MONOCEROS", "help_option_names": ["-h", "--help"]},
 )
 @click.argument("app", envvar="MONOCEROS_APP")
-@click.option("--host", default=_default(ListenSettings, "host"), show_default=True,
-              help="Bind socket to this host (use :: for IPv6 and IPv4).")
-@click.option("--port", type=click.IntRange(0, 65535), default=_default(ListenSettings, "port"),
-              show_default=True, help="Bind socket to this port (0 picks a free one).")
+@click.option(
+    "--host",
+    default=_default(ListenSettings, "host"),
+    show_default=True,
+    help="Bind socket to this host (use :: for IPv6 and IPv4).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=_default(ListenSettings, "port"),
+    show_default=True,
+    help="Bind socket to this port (0 picks a free one).",
+)
 @click.option("--uds", default=None, help="Bind to a unix domain socket instead.")
-@click.option("--fd", type=click.IntRange(min=0), default=None,
-              help="Serve on an already-bound socket with this file descriptor.")
-@click.option("--backlog", type=click.IntRange(min=1), default=_default(ListenSettings, "backlog"),
-              show_default=True, help="Maximum number of pending connections.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Number of worker processes.")
-@click.option("--loop", type=click.Choice(["auto", "asyncio", "uvloop"]), default="auto",
-              **_CHOICES, help="Event loop implementation.")
-@click.option("--http", type=click.Choice(["auto", "httptools"]), default="auto", **_CHOICES,
-              help="HTTP protocol implementation (httptools only; accepted for uvicorn parity).")
-@click.option("--lifespan", type=click.Choice(["auto", "on", "off"]), default="auto",
-              **_CHOICES, help="Lifespan protocol.")
-@click.option("--env-file", type=click.Path(dir_okay=False), default=None,
-              help="Load environment variables from this file before importing the app.")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", **_CHOICES,
-              help="Log level.")
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="Write one access-log line per request.")
+@click.option(
+    "--fd",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Serve on an already-bound socket with this file descriptor.",
+)
+@click.option(
+    "--backlog",
+    type=click.IntRange(min=1),
+    default=_default(ListenSettings, "backlog"),
+    show_default=True,
+    help="Maximum number of pending connections.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of worker processes.",
+)
+@click.option(
+    "--loop",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    default="auto",
+    show_default=True,
+    help="Event loop implementation.",
+)
+@click.option(
+    "--http",
+    type=click.Choice(["auto", "httptools"]),
+    default="auto",
+    show_default=True,
+    help="HTTP protocol implementation (httptools only; accepted for uvicorn parity).",
+)
+@click.option(
+    "--lifespan",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Lifespan protocol.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Load environment variables from this file before importing the app.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS),
+    default="info",
+    show_default=True,
+    help="Log level.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Write one access-log line per request.",
+)
 @click.option("--root-path", default="", help="ASGI root_path for apps mounted below a prefix.")
-@click.option("--limit-concurrency", type=click.IntRange(min=1), default=None,
-              help="Answer 503 beyond this many concurrent connections or tasks.")
-@click.option("--limit-max-requests", type=click.IntRange(min=1), default=None,
-              help="Stop accepting and exit after this many requests.")
-@click.option("--limit-request-line", type=click.IntRange(min=1),
-              default=_default(HttpLimits, "max_request_line"), show_default=True,
-              help="Maximum request-target length in bytes (414 beyond).")
-@click.option("--limit-request-fields", type=click.IntRange(min=1),
-              default=_default(HttpLimits, "max_header_count"), show_default=True,
-              help="Maximum number of request header fields (431 beyond).")
-@click.option("--limit-request-header-size", type=click.IntRange(min=1),
-              default=_default(HttpLimits, "max_header_bytes"), show_default=True,
-              help="Maximum size of all request header fields in bytes (431 beyond).")
-@click.option("--limit-request-body", type=click.IntRange(min=0),
-              default=_default(HttpLimits, "max_body_bytes"), show_default=True,
-              help="Maximum request body in bytes (413 beyond); 0 for no limit.")
-@click.option("--timeout-request-header", type=click.FloatRange(min=0, min_open=True),
-              default=_default(HttpLimits, "header_timeout"), show_default=True,
-              help="Seconds a client has to send a complete request head (408 after).")
-@click.option("--timeout-keep-alive", type=click.FloatRange(min=0, min_open=True),
-              default=_default(HttpLimits, "keep_alive_timeout"), show_default=True,
-              help="Close idle keep-alive connections after this many seconds.")
-@click.option("--timeout-graceful-shutdown", type=click.FloatRange(min=0, min_open=True),
-              default=None, help="Seconds to wait for in-flight requests on shutdown.")
+@click.option(
+    "--limit-concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer 503 beyond this many concurrent connections or tasks.",
+)
+@click.option(
+    "--limit-max-requests",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop accepting and exit after this many requests.",
+)
+@click.option(
+    "--limit-request-line",
+    type=click.IntRange(min=1),
+    default=_default(HttpLimits, "max_request_line"),
+    show_default=True,
+    help="Maximum request-target length in bytes (414 beyond).",
+)
+@click.option(
+    "--limit-request-fields",
+    type=click.IntRange(min=1),
+    default=_default(HttpLimits, "max_header_count"),
+    show_default=True,
+    help="Maximum number of request header fields (431 beyond).",
+)
+@click.option(
+    "--limit-request-header-size",
+    type=click.IntRange(min=1),
+    default=_default(HttpLimits, "max_header_bytes"),
+    show_default=True,
+    help="Maximum size of all request header fields in bytes (431 beyond).",
+)
+@click.option(
+    "--limit-request-body",
+    type=click.IntRange(min=0),
+    default=_default(HttpLimits, "max_body_bytes"),
+    show_default=True,
+    help="Maximum request body in bytes (413 beyond); 0 for no limit.",
+)
+@click.option(
+    "--timeout-request-header",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_default(HttpLimits, "header_timeout"),
+    show_default=True,
+    help="Seconds a client has to send a complete request head (408 after).",
+)
+@click.option(
+    "--timeout-keep-alive",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_default(HttpLimits, "keep_alive_timeout"),
+    show_default=True,
+    help="Close idle keep-alive connections after this many seconds.",
+)
+@click.option(
+    "--timeout-graceful-shutdown",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds to wait for in-flight requests on shutdown.",
+)
 @click.option("--ssl-keyfile", default=None, help="TLS private key file.")
 @click.option("--ssl-certfile", default=None, help="TLS certificate (chain) file.")
 @click.option("--ssl-keyfile-password", default=None, help="Password for the TLS key.")
 @click.option("--ssl-ca-certs", default=None, help="CA certificates to verify clients with.")
-@click.option("--ssl-cert-reqs", type=click.IntRange(0, 2),
-              default=_default(TLSSettings, "cert_reqs"), show_default=True,
-              help="Client certificates: 0 none, 1 optional, 2 required.")
-@click.option("--ssl-ciphers", default=_default(TLSSettings, "ciphers"), show_default=True,
-              help="OpenSSL cipher string.")
+@click.option(
+    "--ssl-cert-reqs",
+    type=click.IntRange(0, 2),
+    default=_default(TLSSettings, "cert_reqs"),
+    show_default=True,
+    help="Client certificates: 0 none, 1 optional, 2 required.",
+)
+@click.option(
+    "--ssl-ciphers",
+    default=_default(TLSSettings, "ciphers"),
+    show_default=True,
+    help="OpenSSL cipher string.",
+)
 # The parameter is "headers", so name the variable explicitly: MONOCEROS_HEADER, like the flag
 # (several headers separated by whitespace).
-@click.option("--header", "headers", multiple=True, metavar="NAME:VALUE", envvar="MONOCEROS_HEADER",
-              help="Add a default response header (repeatable).")
-@click.option("--server-header/--no-server-header", default=True, show_default=True,
-              help="Send the Server header.")
-@click.option("--date-header/--no-date-header", default=True, show_default=True,
-              help="Send the Date header.")
-@click.option("--factory", is_flag=True, default=False,
-              help="Treat APP as a factory: call it to get the ASGI app.")
-@click.option("--app-dir", default=".", show_default=True,
-              help="Look for APP in this directory (added to sys.path).")
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME:VALUE",
+    envvar="MONOCEROS_HEADER",
+    help="Add a default response header (repeatable).",
+)
+@click.option(
+    "--server-header/--no-server-header",
+    default=True,
+    show_default=True,
+    help="Send the Server header.",
+)
+@click.option(
+    "--date-header/--no-date-header", default=True, show_default=True, help="Send the Date header."
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    default=None,
+    help="Log line format.  [default: json, or console when stdout is a terminal]",
+)
+@click.option(
+    "--log-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A logging config file (dictConfig .json/.yaml, or .ini), applied after ours.",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=True,
+    show_default=True,
+    help="Serve /metrics, /healthz and /readyz on the admin listener.",
+)
+@click.option(
+    "--metrics-host",
+    default=None,
+    help="Admin listener host.  [default: the --host value]",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=_default(ObserveSettings, "metrics_port"),
+    show_default=True,
+    help="Admin listener port (never the application port).",
+)
+@click.option(
+    "--request-id-header",
+    default=_default(ObserveSettings, "request_id_header"),
+    show_default=True,
+    help="Header carrying the request id (taken from trusted proxies, else generated); "
+    "empty to turn request ids off.",
+)
+@click.option(
+    "--shutdown-delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to keep serving after SIGTERM with /readyz already 503, before draining.",
+)
+@click.option(
+    "--factory",
+    is_flag=True,
+    default=False,
+    help="Treat APP as a factory: call it to get the ASGI app.",
+)
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    help="Look for APP in this directory (added to sys.path).",
+)
 @click.version_option(__version__, "--version", prog_name="monoceros")
 def main(app: str, **options: Any) -> None:
     """Serve the ASGI application APP, given as "module:attribute"."""
@@ -114,7 +276,7 @@ def main(app: str, **options: Any) -> None:
         raise click.UsageError(str(exc)) from None
     if config.workers > 1:
         raise click.UsageError("--workers > 1 is not supported yet: run one process per core.")
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
     try:
         code = Server(config).run()
     except StartupError as exc:

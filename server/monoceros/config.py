@@ -82,6 +82,26 @@ class HttpLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class ObserveSettings:
+    """Logs, metrics and the admin listener (`/metrics`, `/healthz`, `/readyz`)."""
+
+    log_format: Literal["json", "console"] | None = None  # None: json unless stdout is a tty
+    log_config: str | None = None
+    metrics: bool = True
+    metrics_host: str | None = None  # None: the application's --host
+    metrics_port: int = 9000
+    request_id_header: str = "X-Request-ID"  # empty: no request ids
+
+    def __post_init__(self) -> None:
+        if self.log_format not in (None, "json", "console"):
+            raise ValueError(f"--log-format must be json or console, not {self.log_format!r}")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"--metrics-port must be between 0 and 65535, not {self.metrics_port}")
+        if self.request_id_header and not _is_token(self.request_id_header):
+            raise ValueError(f"--request-id-header {self.request_id_header!r} is not a header name")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything one server process needs to know, validated once."""
 
@@ -92,6 +112,7 @@ class Config:
     listen: ListenSettings = field(default_factory=ListenSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     limits: HttpLimits = field(default_factory=HttpLimits)
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
     loop: LoopName = "auto"
     http: Literal["auto", "httptools"] = "auto"
     lifespan: LifespanMode = "auto"
@@ -104,6 +125,9 @@ class Config:
     limit_concurrency: int | None = None
     limit_max_requests: int | None = None
     timeout_graceful_shutdown: float | None = None
+    # Seconds between SIGTERM (readiness turns 503) and closing the listener, so load
+    # balancers stop sending first.
+    shutdown_delay: float = 0.0
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -114,11 +138,15 @@ class Config:
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
-            raise ValueError(f"--root-path must start with / and not end with /: {self.root_path!r}")
+            raise ValueError(
+                f"--root-path must start with / and not end with /: {self.root_path!r}"
+            )
         for name in ("limit_concurrency", "limit_max_requests", "timeout_graceful_shutdown"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if self.shutdown_delay < 0:
+            raise ValueError(f"--shutdown-delay must not be negative, not {self.shutdown_delay}")
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {self.workers}")
         for name, value in self.headers:
@@ -128,7 +156,7 @@ class Config:
     @classmethod
     def from_options(cls, app: str | ASGIApp, **options: Any) -> Config:
         """Build a Config from uvicorn-style flat option names (`host=`, `ssl_certfile=`, ...)."""
-        groups: dict[str, dict[str, Any]] = {"listen": {}, "tls": {}, "limits": {}}
+        groups: dict[str, dict[str, Any]] = {"listen": {}, "tls": {}, "limits": {}, "observe": {}}
         top: dict[str, Any] = {}
         for name, value in options.items():
             if name in _GROUPED_OPTIONS:
@@ -145,6 +173,7 @@ class Config:
             listen=ListenSettings(**groups["listen"]),
             tls=TLSSettings(**groups["tls"]),
             limits=HttpLimits(**groups["limits"]),
+            observe=ObserveSettings(**groups["observe"]),
             **top,
         )
 
@@ -162,7 +191,9 @@ def parse_header_option(item: str | tuple[str, str]) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-_TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN_CHARACTERS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 
 
 def _is_token(name: str) -> bool:
@@ -188,6 +219,12 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "limit_request_body": ("limits", "max_body_bytes"),
     "timeout_request_header": ("limits", "header_timeout"),
     "timeout_keep_alive": ("limits", "keep_alive_timeout"),
+    "log_format": ("observe", "log_format"),
+    "log_config": ("observe", "log_config"),
+    "metrics": ("observe", "metrics"),
+    "metrics_host": ("observe", "metrics_host"),
+    "metrics_port": ("observe", "metrics_port"),
+    "request_id_header": ("observe", "request_id_header"),
 }
 # HttpLimits attribute -> the option that sets it, so errors name what the user typed.
 _LIMIT_OPTIONS = {
@@ -196,5 +233,7 @@ _LIMIT_OPTIONS = {
     if group == "limits"
 }
 _TOP_LEVEL_OPTIONS = frozenset(
-    item.name for item in fields(Config) if item.name not in ("app", "listen", "tls", "limits")
+    item.name
+    for item in fields(Config)
+    if item.name not in ("app", "listen", "tls", "limits", "observe")
 )

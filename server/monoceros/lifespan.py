@@ -19,6 +19,8 @@ class Lifespan:
         self.mode = mode
         self.state = state
         self.supported = mode != "off"
+        # For the monoceros_lifespan_state metric.
+        self.phase = "starting" if self.supported else "unsupported"
         self._events: asyncio.Queue[Message] = asyncio.Queue()
         self._startup: asyncio.Future[str | None] | None = None
         self._shutdown: asyncio.Future[str | None] | None = None
@@ -37,20 +39,26 @@ class Lifespan:
         await self._events.put({"type": "lifespan.startup"})
         failure = await self._startup
         if failure is not None:
+            self.phase = "failed"
             raise LifespanStartupFailed(f"Application startup failed: {failure}")
         if self.supported:
+            self.phase = "started"
             logger.info("Application startup complete.")
+        else:
+            self.phase = "unsupported"
 
     async def shutdown(self) -> None:
         if not self.supported or self._shutdown is None or self._task is None:
             return
         logger.info("Waiting for application shutdown.")
+        self.phase = "stopping"
         await self._events.put({"type": "lifespan.shutdown"})
         failure = await self._shutdown
         if failure is not None:
             logger.error("Application shutdown failed: %s", failure)
         else:
             logger.info("Application shutdown complete.")
+        self.phase = "stopped" if failure is None else "failed"
         await self._task
 
     async def _main(self) -> None:

@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from monoceros.config import Config
+from monoceros.config import Config, ListenSettings
 from monoceros.envfile import load_env_file
 from monoceros.errors import StartupError
 from monoceros.importer import load_app
 from monoceros.lifespan import Lifespan
-from monoceros.observe.access import log_request
+from monoceros.observe.admin import Readiness
+from monoceros.observe.hub import Observability
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.http import TICK, HttpProtocol
 from monoceros.protocols.state import ProtocolSettings, ServerState
@@ -38,12 +39,20 @@ class Server:
                 root_path=config.root_path,
                 limit_concurrency=config.limit_concurrency,
                 limit_max_requests=config.limit_max_requests,
+                request_id_header=config.observe.request_id_header.lower().encode("ascii"),
             ),
             default_headers=DefaultHeaders(
                 server=config.server_header, date=config.date_header, extra=config.headers
             ),
-            on_request_finished=log_request if config.access_log else None,
         )
+        self.lifespan: Lifespan | None = None
+        self.observability = Observability(config, self.state, self._lifespan_phase)
+        # The admin listener's connections: kept apart so they are never counted as traffic.
+        self.admin_state = ServerState(
+            settings=ProtocolSettings(request_id_header=b""),
+            default_headers=self.state.default_headers,
+        )
+        self.admin_sockets: list[socket.socket] = []
         self.sockets: list[socket.socket] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = False
@@ -53,6 +62,8 @@ class Server:
         self._tick: asyncio.TimerHandle | None = None
         self._second = 0
         self._drain_waiter: asyncio.Task[None] | None = None
+        self._force_exit_requested: asyncio.Event | None = None
+        self._admin_listener: asyncio.Server | None = None
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -64,17 +75,23 @@ class Server:
     async def serve(self, sockets: list[socket.socket] | None = None) -> int:
         self.loop = asyncio.get_running_loop()
         self._exit_requested = asyncio.Event()
+        self._force_exit_requested = asyncio.Event()
         self.state.on_request_limit = self.request_exit
-        with self._capture_signals():
-            try:
-                lifespan = await self.startup(sockets)
-            except StartupError as exc:
-                logger.error("%s", exc)
-                self._close_sockets()
-                return exc.exit_code
-            await self._exit_requested.wait()
-            await self.shutdown(lifespan)
-        return 0
+        output = self.observability.output
+        output.attach(self.loop)
+        try:
+            with self._capture_signals():
+                try:
+                    lifespan = await self.startup(sockets)
+                except StartupError as exc:
+                    logger.error("%s", exc)
+                    self._close_sockets()
+                    return exc.exit_code
+                await self._exit_requested.wait()
+                await self.shutdown(lifespan)
+            return 0
+        finally:
+            output.close()  # every line written before exit
 
     def request_exit(self) -> None:
         if self._exit_requested is not None:
@@ -92,10 +109,13 @@ class Server:
         # Bind before the app's startup runs, so a busy port fails fast; connections made
         # meanwhile wait in the backlog until we start serving.
         self.sockets = sockets if sockets is not None else [bind_socket(config.listen)]
-        lifespan = Lifespan(app, config.lifespan, self.state.app_state)
+        loop = asyncio.get_running_loop()
+        # The admin listener comes up first: /readyz answers 503 while the app starts.
+        await self._start_admin(loop)
+        self._housekeeping()
+        lifespan = self.lifespan = Lifespan(app, config.lifespan, self.state.app_state)
         await lifespan.startup()
 
-        loop = asyncio.get_running_loop()
         scheme = "https" if ssl_context else "http"
 
         def protocol_factory() -> HttpProtocol:
@@ -107,21 +127,41 @@ class Server:
             )
             self._listeners.append(listener)
             logger.info("Listening on %s (Press CTRL+C to quit)", describe(sock, scheme))
-        self._housekeeping()
+        self.observability.set_readiness(Readiness.SERVING)
         self.started = True
         return lifespan
+
+    async def _start_admin(self, loop: asyncio.AbstractEventLoop) -> None:
+        admin = self.observability.admin
+        if admin is None:
+            return
+        settings = self.config.observe
+        listen = ListenSettings(
+            host=settings.metrics_host or self.config.listen.host, port=settings.metrics_port
+        )
+        sock = bind_socket(listen)
+        self.admin_sockets.append(sock)
+
+        def admin_protocol() -> HttpProtocol:
+            return HttpProtocol(admin, self.admin_state)
+
+        self._admin_listener = await loop.create_server(admin_protocol, sock=sock)
+        logger.info("Admin listener on %s (/metrics, /healthz, /readyz)", describe(sock, "http"))
+
+    def _lifespan_phase(self) -> str:
+        return self.lifespan.phase if self.lifespan is not None else "starting"
 
     def _housekeeping(self) -> None:
         """Every TICK: advance the coarse clock, refresh the Date header once a second, and
         expire connections whose keep-alive or header deadline has passed."""
         loop = asyncio.get_running_loop()
         state = self.state
-        now = state.now = loop.time()
+        now = state.now = self.admin_state.now = loop.time()
         second = int(time.time())
         if second != self._second:
             self._second = second
             state.default_headers.refresh(second)
-        for connection in list(state.connections):
+        for connection in [*state.connections, *self.admin_state.connections]:
             if connection.deadline <= now:
                 connection.check_deadline(now)
         self._tick = loop.call_later(TICK, self._housekeeping)
@@ -133,18 +173,28 @@ class Server:
         timeout = self.config.timeout_graceful_shutdown
         deadline = asyncio.get_running_loop().time() + timeout if timeout else None
         logger.info("Shutting down")
-        # 1. Responses finished from now on carry `connection: close`.
+        # 1. Readiness turns 503 at once; with --shutdown-delay, keep serving a while so load
+        #    balancers (a Kubernetes Service, nginx health checks) stop sending first.
+        self.observability.set_readiness(Readiness.DRAINING)
+        delay = self.config.shutdown_delay
+        if delay and not self.force_exit and self._force_exit_requested is not None:
+            logger.info("Serving for %.1f more seconds before draining (--shutdown-delay)", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._force_exit_requested.wait(), delay)
+            if deadline is not None:
+                deadline += delay  # the graceful timeout counts from the drain
+        # 2. Responses finished from now on carry `connection: close`.
         state.draining = True
-        # 2. Stop accepting new connections.
+        # 3. Stop accepting new connections.
         for listener in self._listeners:
             listener.close()
-        # 3. Close idle keep-alive connections; busy ones close after their response.
+        # 4. Close idle keep-alive connections; busy ones close after their response.
         for connection in list(state.connections):
             connection.shutdown()
-        # 4. Wait for in-flight requests, at most --timeout-graceful-shutdown seconds.
-        if not await self._wait_drained(deadline):
+        # 5. Wait for in-flight requests, at most --timeout-graceful-shutdown seconds.
+        if not await self._wait_drained(deadline) and not self.force_exit:
             logger.warning("Graceful shutdown timed out: cancelling what is left.")
-        # 5. Cancel what is left: close connections and cancel tasks still running.
+        # 6. Cancel what is left: close connections and cancel tasks still running.
         for connection in list(state.connections):
             connection.abort()
         for task in list(state.tasks):
@@ -153,11 +203,16 @@ class Server:
             await asyncio.wait(list(state.tasks), timeout=1.0)
         if self._tick is not None:
             self._tick.cancel()
-        # 6. Let the app clean up.
+        # 7. Let the app clean up.
         if not self.force_exit:
             await lifespan.shutdown()
         for listener in self._listeners:
             await listener.wait_closed()
+        # 8. The admin listener goes last: /healthz answers until the process exits.
+        if self._admin_listener is not None:
+            self._admin_listener.close()
+            for connection in list(self.admin_state.connections):
+                connection.abort()
         self._close_sockets()
         logger.info("Finished server process [%d]", os.getpid())
 
@@ -185,6 +240,8 @@ class Server:
                 with contextlib.suppress(OSError):
                     os.unlink(self.config.listen.uds)
             sock.close()
+        for sock in self.admin_sockets:
+            sock.close()
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -210,6 +267,8 @@ class Server:
         if self._exit_requested.is_set() and sig == signal.SIGINT:
             # A second Ctrl+C: stop waiting for the drain.
             self.force_exit = True
+            if self._force_exit_requested is not None:
+                self._force_exit_requested.set()
             waiter = self._drain_waiter
             if waiter is not None:
                 waiter.cancel()

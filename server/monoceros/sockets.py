@@ -78,7 +78,9 @@ def _remove_stale_socket(path: str) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
-        raise StartupError(f"Cannot listen on unix socket {path}: a file that is not a socket is there")
+        raise StartupError(
+            f"Cannot listen on unix socket {path}: a file that is not a socket is there"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
@@ -86,7 +88,9 @@ def _remove_stale_socket(path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # nobody answers: stale
     else:
-        raise StartupError(f"Cannot listen on unix socket {path}: another server is listening there")
+        raise StartupError(
+            f"Cannot listen on unix socket {path}: another server is listening there"
+        )
     finally:
         probe.close()
 

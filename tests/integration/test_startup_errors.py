@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 from collections.abc import Callable
@@ -14,7 +15,16 @@ from tests.utils import ServerProcess
 
 
 def error_lines(process: ServerProcess) -> list[str]:
-    return [line for line in process.lines if " ERROR " in line or line.startswith("Error:")]
+    """Error lines in either log format: JSON lines at level error, or console/CLI text."""
+    errors = []
+    for line in process.lines:
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("level") == "error":
+                errors.append(record["event"])
+        elif " ERROR " in line or "[error" in line or line.startswith("Error:"):
+            errors.append(line)
+    return errors
 
 
 def assert_fails_clearly(*args: str, message: str, code: int = 1) -> ServerProcess:
@@ -263,6 +273,7 @@ def test_app_without_lifespan_support(
 def test_lifespan_traceback_with_log_level_debug(write_module: Callable[[str, str], str]) -> None:
     directory = write_module("lifespan_raises", LIFESPAN_RAISES)
     args = ("--app-dir", directory, "--lifespan", "on", "--port", "0", "--log-level", "debug")
+    args += ("--log-format", "console")  # the traceback as a person reads it
     with ServerProcess("lifespan_raises:app", *args) as process:
         assert process.wait(TIMEOUT) == 3
     assert "Traceback" in process.output

@@ -42,7 +42,7 @@ def configs(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     recorded: list[Config] = []
     monkeypatch.setattr(FakeServer, "configs", recorded)
     monkeypatch.setattr(cli, "Server", FakeServer)
-    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
     # Whatever the developer's shell exports must not leak into these tests.
     for name in list(os.environ):
         if name.startswith("MONOCEROS_"):

@@ -1,17 +1,34 @@
-"""Logging setup for the server's own records and the access log.
+"""One logging configuration for everything the process writes.
 
-Server and application records go through stdlib `logging`, configured here once.
+structlog renders the server's own events and, through `ProcessorFormatter`, every stdlib
+`logging` record (the app's included), as JSON lines or readable console output. All lines
+go to one `LineBuffer` on stdout. The request id of the request being served is added to
+every record emitted inside it (see `protocols/events.request_id`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import logging.config
+import os
 import sys
+from typing import Any, Literal
 
+import orjson
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from monoceros.config import Config
+from monoceros.errors import StartupError
+from monoceros.observe.output import LineBuffer
+from monoceros.protocols.events import request_id
+
+LogFormat = Literal["json", "console"]
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
-_LEVELS = {
+LEVELS = {
     "critical": logging.CRITICAL,
     "error": logging.ERROR,
     "warning": logging.WARNING,
@@ -21,13 +38,147 @@ _LEVELS = {
 }
 
 
-def configure_logging(level: str) -> None:
-    """Send `monoceros.*` records to stderr at `level` (uvicorn's `--log-level` names)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+def add_request_id(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    rid = request_id.get()
+    if rid is not None:
+        event.setdefault("request_id", rid)
+    return event
+
+
+def add_logger_name(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    record = event.get("_record")
+    name = record.name if record is not None else getattr(logger, "name", None)
+    if name:
+        event.setdefault("logger", name)
+    return event
+
+
+def add_pid(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    event["pid"] = os.getpid()
+    return event
+
+
+def shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_request_id,
+        add_pid,
+    ]
+
+
+class _LineHandler(logging.Handler):
+    """A stdlib handler writing formatted records into the shared LineBuffer."""
+
+    def __init__(self, output: LineBuffer) -> None:
+        super().__init__()
+        self.output = output
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.output.write(self.format(record).encode("utf-8", "backslashreplace") + b"\n")
+        except Exception:
+            self.handleError(record)
+
+
+def _json_dumps_str(value: Any, **kwargs: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+_output: LineBuffer | None = None
+
+
+def resolve_log_format(config: Config) -> LogFormat:
+    """--log-format, or json unless stdout is a terminal (people read, machines parse)."""
+    if config.observe.log_format is not None:
+        return config.observe.log_format
+    return "console" if sys.stdout.isatty() else "json"
+
+
+def current_output() -> LineBuffer:
+    """The process's log output (stdout), as configured by `configure_logging`."""
+    global _output
+    if _output is None:
+        _output = LineBuffer()
+    return _output
+
+
+def configure_logging(
+    level: str = "info",
+    log_format: LogFormat = "json",
+    log_config: str | None = None,
+    output: LineBuffer | None = None,
+) -> LineBuffer:
+    """Configure structlog and stdlib logging once for the process; return the output."""
+    global _output
+    output = _output = output if output is not None else current_output()
+    shared = shared_processors()
+    renderer: Processor
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps_str)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    stdlib_level = LEVELS[level]
+
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(stdlib_level),
+        logger_factory=structlog.WriteLoggerFactory(file=_TextOutput(output)),  # type: ignore[arg-type]
+        cache_logger_on_first_use=True,
     )
-    root = logging.getLogger("monoceros")
+    handler = _LineHandler(output)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(_LEVELS[level])
-    root.propagate = False
+    root.setLevel(stdlib_level)
+    for name in ("monoceros", "monoceros.error", "monoceros.access"):
+        named = logging.getLogger(name)
+        named.handlers[:] = []
+        named.propagate = True
+        named.setLevel(logging.NOTSET)
+    if log_config:
+        _apply_log_config(log_config)
+    return output
+
+
+class _TextOutput:
+    """structlog's WriteLogger writes str; hand it to the byte buffer as UTF-8."""
+
+    def __init__(self, output: LineBuffer) -> None:
+        self.output = output
+
+    def write(self, text: str) -> None:
+        self.output.write(text.encode("utf-8", "backslashreplace"))
+
+    def flush(self) -> None:
+        self.output.flush()
+
+
+def _apply_log_config(path: str) -> None:
+    """`--log-config`: a dictConfig as JSON (or YAML if PyYAML is installed), or an INI file."""
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(json.load(file))
+        elif path.endswith((".yaml", ".yml")):
+            import yaml  # type: ignore[import-untyped]
+
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(yaml.safe_load(file))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except ImportError as exc:
+        raise StartupError(f"--log-config {path}: YAML needs PyYAML installed") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StartupError(f"--log-config {path}: {exc}") from exc

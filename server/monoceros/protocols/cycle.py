@@ -1,7 +1,8 @@
 """One request and its response: the ASGI `receive` and `send` the app is handed.
 
 The response side is a small state machine; every legal (state, message type) pair is in
-`_TRANSITIONS` (at the end of this file), so what the app may send when is one table, not a set of flags.
+`_TRANSITIONS` (at the end of this file), so what the app may send when is one table, not a
+set of flags.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from monoceros.errors import ClientDisconnected
-from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.events import RequestFinished, request_id
 from monoceros.protocols.head import InvalidResponseHead, encode_head, no_body_allowed
 from monoceros.types import ASGIApp, Message, Scope
 
@@ -36,15 +37,20 @@ class ResponseState(enum.Enum):
     STREAMING = "head written, more body to come"
     COMPLETE = "complete"
 
+    # Members are singletons: hash by identity (in C) rather than Enum's Python-level
+    # hash of the name, since `send()` looks the state up in _TRANSITIONS per message.
+    __hash__ = object.__hash__
+
 
 class RequestCycle:
     __slots__ = (
         "_body_delivered",
+        "_chunked",
         "_chunks",
         "_continue_sent",
-        "_framing",
         "_headers",
         "_remaining",
+        "_send_body",
         "_waiter",
         "buffered",
         "bytes_received",
@@ -57,6 +63,7 @@ class RequestCycle:
         "keep_alive",
         "more_body",
         "observed",
+        "request_id",
         "response",
         "scope",
         "started",
@@ -67,7 +74,6 @@ class RequestCycle:
         self,
         scope: Scope,
         connection: HttpProtocol,
-        *,
         keep_alive: bool,
         expect_continue: bool,
     ) -> None:
@@ -86,12 +92,14 @@ class RequestCycle:
         self.bytes_received = 0
         self.bytes_sent = 0
         self.observed = False
+        self.request_id: str | None = None
         self._chunks: list[bytes] = []
         self._body_delivered = False
         self._continue_sent = False
         self._waiter: asyncio.Future[None] | None = None
         self._headers: Any = ()
-        self._framing: Any = None
+        self._chunked = False
+        self._send_body = True
         self._remaining: int | None = None
 
     # -- fed by the connection ---------------------------------------------------------------
@@ -122,8 +130,10 @@ class RequestCycle:
     # -- the app's side ------------------------------------------------------------------------
 
     async def run(self, app: ASGIApp) -> None:
+        if self.request_id is not None:
+            request_id.set(self.request_id)  # this runs in the request's own context
         try:
-            result = await app(self.scope, self.receive, self.send)
+            result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
             self._observe(self._app_failed(exc))
             if isinstance(exc, asyncio.CancelledError):
@@ -147,7 +157,9 @@ class RequestCycle:
     def _app_failed(self, exc: BaseException) -> str:
         if self.disconnected:
             if not isinstance(exc, ClientDisconnected | asyncio.CancelledError):
-                logger.error("Exception in ASGI application after client disconnected", exc_info=exc)
+                logger.error(
+                    "Exception in ASGI application after client disconnected", exc_info=exc
+                )
             return "disconnected"
         if isinstance(exc, asyncio.CancelledError):
             # Cancelled by the server at the end of a graceful shutdown.
@@ -168,7 +180,9 @@ class RequestCycle:
         if self.observed:
             return
         self.observed = True
-        observer = self.connection.state.on_request_finished
+        state = self.connection.state
+        state.active_requests -= 1
+        observer = state.on_request_finished
         if observer is not None:
             observer(
                 RequestFinished(
@@ -179,6 +193,7 @@ class RequestCycle:
                     self.bytes_received,
                     self.bytes_sent,
                     self.connection.peer,
+                    self.request_id,
                 )
             )
 
@@ -216,21 +231,25 @@ class RequestCycle:
         handler = _TRANSITIONS.get((self.response, kind))
         if handler is None:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} when {self.response.value}.")
-        await handler(self, message)
+        # Handlers are plain functions (no coroutine per message); one that must wait for
+        # I/O returns an awaitable.
+        pending = handler(self, message)
+        if pending is not None:
+            await pending
 
-    async def _start(self, message: Message) -> None:
+    def _start(self, message: Message) -> None:
         self.status = message["status"]
         self._headers = message.get("headers", ())
         self.response = ResponseState.HEAD_PENDING
 
-    async def _first_body(self, message: Message) -> None:
+    def _first_body(self, message: Message) -> None:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
         head, send_body = self._encode_head(None if more_body else len(body))
         self.response = ResponseState.STREAMING
         if not send_body:
             body = b""
-        elif self._framing.chunked:
+        elif self._chunked:
             self.bytes_sent += len(body)
             body = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
         else:
@@ -239,13 +258,12 @@ class RequestCycle:
         if not more_body:
             self._complete()
 
-    async def _more_body(self, message: Message) -> None:
+    def _more_body(self, message: Message) -> None:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
-        framing = self._framing
-        if self.is_head or no_body_allowed(self.status):
+        if not self._send_body:
             pass
-        elif framing.chunked:
+        elif self._chunked:
             if body:
                 self.bytes_sent += len(body)
                 self.connection.write(b"%x\r\n%s\r\n" % (len(body), body))
@@ -257,7 +275,10 @@ class RequestCycle:
         if not more_body:
             self._complete()
 
-    async def _pathsend(self, message: Message) -> None:
+    def _pathsend(self, message: Message) -> Awaitable[None]:
+        return self._send_file(message)
+
+    async def _send_file(self, message: Message) -> None:
         path = os.fspath(message["path"])
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -271,25 +292,34 @@ class RequestCycle:
 
     def _encode_head(self, body_length: int | None) -> tuple[bytes, bool]:
         connection = self.connection
+        # Reuse needs the request fully read: otherwise its unread body would be parsed
+        # as the next request.
         keep_alive = self.keep_alive and not connection.closing and self.more_body is False
-        send_body = not self.is_head and not no_body_allowed(self.status)
+        status = self.status
+        send_body = self._send_body = not self.is_head and not no_body_allowed(status)
         try:
-            head, framing = encode_head(
-                self.status,
+            head, content_length, self._chunked, keep_alive = encode_head(
+                status,
                 self._headers,
                 connection.state.default_headers,
-                http10=self.http10,
-                keep_alive=keep_alive,
-                body_length=body_length,
-                send_body=send_body,
+                self.http10,
+                keep_alive,
+                body_length,
+                send_body,
+                self._request_id_line(),
             )
         except InvalidResponseHead as exc:
             raise RuntimeError(f"Invalid response from ASGI application: {exc}") from None
-        self._framing = framing
-        self._remaining = framing.content_length if send_body else None
-        if not framing.keep_alive:
+        self._remaining = content_length if send_body else None
+        if not keep_alive:
             self.keep_alive = False
         return head, send_body
+
+    def _request_id_line(self) -> bytes:
+        rid = self.request_id
+        if rid is None:
+            return b""
+        return b"%s: %s\r\n" % (self.connection.state.settings.request_id_header, rid.encode())
 
     def _count_body(self, size: int) -> None:
         self.bytes_sent += size
@@ -305,7 +335,8 @@ class RequestCycle:
             logger.error("Response content is shorter than its Content-Length.")
             self.keep_alive = False
         self.response = ResponseState.COMPLETE
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
         self._observe(outcome)
         self.connection.response_complete(self)
 
@@ -322,7 +353,7 @@ class RequestCycle:
         self._complete(outcome="error")
 
 
-_Handler = Callable[[RequestCycle, Message], Awaitable[None]]
+_Handler = Callable[[RequestCycle, Message], Awaitable[None] | None]
 _TRANSITIONS: dict[tuple[ResponseState, str], _Handler] = {
     (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
     (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,

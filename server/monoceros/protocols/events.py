@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import NamedTuple
 
 from monoceros.types import Scope
@@ -19,3 +20,9 @@ class RequestFinished(NamedTuple):
     bytes_received: int  # request body bytes
     bytes_sent: int  # response body bytes
     peer: tuple[str, int] | None  # the direct TCP peer
+    request_id: str | None
+
+
+# The id of the request being served, set in each request's own context; log records emitted
+# while it runs (the app's included) carry it.
+request_id: ContextVar[str | None] = ContextVar("monoceros_request_id", default=None)

@@ -1,8 +1,8 @@
 """Encoding response heads: status lines, the server's default headers, framing, validation.
 
-The app's headers are joined into one `bytes` and checked in bulk: a head with n lines must hold
-exactly n CR and n LF bytes and no NUL, so a CR/LF smuggled into any name or value is caught by
-three C-speed scans instead of a regex per header (uvicorn's approach).
+The app's headers are joined into one `bytes` and checked in bulk: a head with n lines holds
+exactly 2n CR/LF bytes and no NUL, so a CR, LF or NUL smuggled into any name or value is caught
+by one C-speed pass (`bytes.translate`) instead of a regex per header (uvicorn's approach).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ STATUS_LINES: dict[int, bytes] = {
 _FRAMING_HEADERS = frozenset(
     (b"content-length", b"transfer-encoding", b"connection", b"server", b"date")
 )
+_CONTROL_BYTES = b"\r\n\0"
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Header names an app sends repeat endlessly; remember the valid ones (bounded).
 _VALID_NAMES: set[bytes] = set()
@@ -47,7 +48,7 @@ def no_body_allowed(status: int) -> bool:
 class DefaultHeaders:
     """`server`, `date` and `--header` lines every response carries, re-encoded once a second."""
 
-    __slots__ = ("_date_enabled", "_date_line", "_extra", "_server_line", "block")
+    __slots__ = ("_date_enabled", "_date_line", "_extra", "_server_line", "block", "block_lines")
 
     def __init__(self, *, server: bool, date: bool, extra: Iterable[tuple[str, str]] = ()) -> None:
         self._server_line = b"server: monoceros\r\n" if server else b""
@@ -57,6 +58,7 @@ class DefaultHeaders:
             for name, value in extra
         )
         self.block = b""
+        self.block_lines = 0
         self._date_enabled = date
         self.refresh()
 
@@ -64,6 +66,7 @@ class DefaultHeaders:
         if self._date_enabled:
             self._date_line = b"date: %s\r\n" % formatdate(now, usegmt=True).encode("ascii")
         self.block = self._server_line + self._date_line + self._extra
+        self.block_lines = self.block.count(b"\n")
 
     def without(self, *, server: bool, date: bool) -> bytes:
         """The block minus the lines the app set itself."""
@@ -74,35 +77,24 @@ class DefaultHeaders:
         )
 
 
-class Framing:
-    """How a response body goes on the wire, decided when its head is encoded."""
-
-    __slots__ = ("chunked", "content_length", "keep_alive")
-
-    def __init__(self, content_length: int | None, chunked: bool, keep_alive: bool) -> None:
-        self.content_length = content_length
-        self.chunked = chunked
-        self.keep_alive = keep_alive
-
-
 def encode_head(
     status: int,
     headers: Iterable[tuple[bytes, bytes]],
     defaults: DefaultHeaders,
-    *,
     http10: bool,
     keep_alive: bool,
     body_length: int | None,
     send_body: bool,
-) -> tuple[bytes, Framing]:
-    """Encode the head of a response.
+    extra_line: bytes = b"",
+) -> tuple[bytes, int | None, bool, bool]:
+    """Encode the head of a response: returns (head, content_length, chunked, keep_alive).
 
     `body_length` is the whole body's length when it is already known (the first body message
     said `more_body=False`), else None (a stream). `send_body` is False for HEAD requests and
     for statuses that carry no body. `keep_alive` is whether the request allows reuse.
+    Runs once per response: written for speed (positional arguments, a plain tuple back).
     """
-    parts = [status_line(status)]
-    lines = 1
+    parts = [STATUS_LINES.get(status) or status_line(status)]
     content_length: int | None = None
     app_chunked = has_server = has_date = False
     for name, value in headers:
@@ -121,18 +113,23 @@ def encode_head(
                 has_server = True
             else:
                 has_date = True
-        if lowered not in _VALID_NAMES:
+        elif lowered not in _VALID_NAMES:
             _check_name(lowered)
         parts += (name, b": ", value, b"\r\n")
-        lines += 1
-    block = defaults.block if not (has_server or has_date) else defaults.without(
-        server=has_server, date=has_date
-    )
+    lines = 1 + (len(parts) - 1) // 4
+    if has_server or has_date:
+        block = defaults.without(server=has_server, date=has_date)
+        lines += block.count(b"\n")
+    else:
+        block = defaults.block
+        lines += defaults.block_lines
     parts.append(block)
-    lines += block.count(b"\n")
+    if extra_line:  # e.g. the request id: one complete, server-made header line
+        parts.append(extra_line)
+        lines += 1
 
     chunked = False
-    if not no_body_allowed(status):
+    if status >= 200 and status != 204 and status != 304:
         if content_length is None and body_length is not None and not app_chunked:
             content_length = body_length
             parts.append(b"content-length: %d\r\n" % body_length)
@@ -145,20 +142,21 @@ def encode_head(
                 parts.append(b"transfer-encoding: chunked\r\n")
                 lines += 1
     if not keep_alive:
-        parts.append(b"connection: close\r\n")
-        lines += 1
+        parts.append(b"connection: close\r\n\r\n")
     elif http10:
-        parts.append(b"connection: keep-alive\r\n")
-        lines += 1
-    parts.append(b"\r\n")
+        parts.append(b"connection: keep-alive\r\n\r\n")
+    else:
+        parts.append(b"\r\n")
+        lines -= 1
+    lines += 2
     try:
         head = b"".join(parts)
     except TypeError:
         raise InvalidResponseHead("header names and values must be bytes") from None
-    lines += 1
-    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+    # Our own lines end in CRLF; any further CR, LF or NUL came from the app.
+    if len(head) - len(head.translate(None, _CONTROL_BYTES)) != 2 * lines:
         raise InvalidResponseHead("CR, LF or NUL in a response header")
-    return head, Framing(content_length, chunked, keep_alive)
+    return head, content_length, chunked, keep_alive
 
 
 def _parse_content_length(value: bytes) -> int:

@@ -21,7 +21,7 @@ from monoceros.protocols.eager import start_eagerly
 from monoceros.protocols.flow_control import HIGH_WATER, FlowControl
 from monoceros.protocols.head import error_response
 from monoceros.protocols.state import ServerState
-from monoceros.types import ASGIApp
+from monoceros.types import ASGIApp, Scope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
 TICK = 0.25
@@ -68,16 +68,23 @@ class HttpProtocol(asyncio.Protocol):
         self._pipeline: deque[RequestCycle] = deque()  # received, waiting for their turn
         self._message: RequestCycle | None = None  # the request whose body is being parsed
         self._pending_error = 0
-        self._reset_head()
+        self._max_requests = state.settings.limit_max_requests
+        self._request_id_header = state.settings.request_id_header
+        # Whether headers from this peer (X-Request-ID, proxy headers) may be believed.
+        self.peer_trusted = False
+        self._served = 0  # requests started on this connection
+        self._limit_concurrency = state.settings.limit_concurrency
+        self._reset_head(parsing=False)
 
-    def _reset_head(self) -> None:
-        self._parsing_head = False
+    def _reset_head(self, parsing: bool = True) -> None:
+        self._parsing_head = parsing
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._head_fed = 0
         self._hosts = 0
         self._expect_continue = False
+        self._request_id: bytes | None = None
         self._content_length = -1
         self._transfer_encoding = False
 
@@ -92,7 +99,9 @@ class HttpProtocol(asyncio.Protocol):
             self.peer = (str(peer[0]), int(peer[1]))
             local = transport.get_extra_info("sockname")
             self.server_address = (str(local[0]), int(local[1]))
-        self.state.connections.add(self)
+        state = self.state
+        state.connections.add(self)
+        state.connections_accepted += 1
         self._wait_for_request(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -136,7 +145,6 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset_head()
-        self._parsing_head = True
         if self.conn_state is ConnectionState.IDLE:
             self.conn_state = ConnectionState.READING_HEAD
             self.deadline = self.state.now + self.limits.header_timeout + TICK
@@ -158,6 +166,8 @@ class HttpProtocol(asyncio.Protocol):
             self._transfer_encoding = True
         elif name == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
+        elif name == self._request_id_header:
+            self._request_id = value
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
         if len(self._headers) > self.limits.max_header_count:
@@ -178,12 +188,16 @@ class HttpProtocol(asyncio.Protocol):
             raise Reject(413)
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
-        raw_path, query = _split_target(self._url)
+        target = self._url
+        if target[:1] == b"/":  # origin-form, nearly every request
+            raw_path, _, query = target.partition(b"?")
+        else:
+            raw_path, query = _split_target(target)
         path = raw_path.decode("ascii")
         if "%" in path:
             path = unquote(path)
         root_path = self.root_path
-        scope = {
+        scope: Scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": version,
@@ -199,19 +213,22 @@ class HttpProtocol(asyncio.Protocol):
             "state": self.state.app_state.copy(),
             "extensions": {"http.response.pathsend": {}},
         }
-        cycle = RequestCycle(
-            scope,
-            self,
-            keep_alive=parser.should_keep_alive(),
-            expect_continue=self._expect_continue,
-        )
+        cycle = RequestCycle(scope, self, parser.should_keep_alive(), self._expect_continue)
         self._message = cycle
         if self._content_length <= 0 and not self._transfer_encoding:
             # No body follows (RFC 9112 section 6.3). Say so before the app starts: it runs
             # eagerly, may answer before httptools calls on_message_complete, and the
             # response may keep the connection alive only once the request is fully read.
-            cycle.message_complete()
-        self.state.count_request()
+            cycle.more_body = False
+        if self._request_id_header:
+            cycle.request_id = self._choose_request_id()
+        state = self.state
+        state.total_requests += 1
+        if state.total_requests == self._max_requests:
+            state.request_limit_reached()
+        if self._served:
+            state.keepalive_reuses += 1
+        self._served += 1
         if self.cycle is None:
             self._start(cycle)
         else:
@@ -232,7 +249,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self._message
         assert cycle is not None
         self._message = None
-        cycle.message_complete()
+        if cycle.more_body:
+            cycle.message_complete()
 
     # -- driving requests ----------------------------------------------------------------------
 
@@ -240,7 +258,12 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle = cycle
         self.conn_state = ConnectionState.BUSY
         self.deadline = math.inf
-        app = service_unavailable if self.state.over_capacity() else self.app
+        app = self.app
+        state = self.state
+        if self._limit_concurrency is not None and state.over_capacity():
+            app = service_unavailable
+            state.count_rejection(503)
+        state.active_requests += 1
         task = start_eagerly(cycle.run(app), self.loop)
         if task is not None:
             tasks = self.state.tasks
@@ -283,12 +306,21 @@ class HttpProtocol(asyncio.Protocol):
             cycle.client_gone()
             if cycle.response is ResponseState.WAITING_START:
                 cycle.status = status
+                self.state.count_rejection(status)
                 self.transport.write(error_response(status, self.state.default_headers))
             self.close()
         else:
             self._pending_error = status  # sent once the responses before it are out
 
+    def _choose_request_id(self) -> str:
+        """The proxy's id when a trusted peer sent a sane one, else a fresh random one."""
+        given = self._request_id
+        if given is not None and self.peer_trusted and _valid_request_id(given):
+            return given.decode("ascii")
+        return self.state.request_ids.next()
+
     def _send_error(self, status: int) -> None:
+        self.state.count_rejection(status)
         self.transport.write(error_response(status, self.state.default_headers))
         self.close()
 
@@ -336,6 +368,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def _head_budget(self) -> int:
         return self.limits.max_request_line + self.limits.max_header_bytes + 4096
+
+
+def _valid_request_id(value: bytes) -> bool:
+    """At most 200 visible ASCII characters: safe to log and to echo in a header."""
+    return 0 < len(value) <= 200 and value.isascii() and value.translate(None, _ID_DELETE) == value
+
+
+_ID_DELETE = bytes(range(0x21)) + b"\x7f"
 
 
 def _split_target(target: bytes) -> tuple[bytes, bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,25 @@ class ProtocolSettings:
     root_path: str = ""
     limit_concurrency: int | None = None
     limit_max_requests: int | None = None
+    # Lowercased request/response header carrying the request id; empty to turn ids off.
+    request_id_header: bytes = b"x-request-id"
+
+
+class RequestIds:
+    """Request ids as 32 hex digits, like a UUID's: 16 random per process, then a counter.
+
+    Unique across processes and restarts without a random draw per request (`os.urandom`
+    plus `hex()` costs several times more, on the hot path)."""
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._count = 0
+
+    def next(self) -> str:
+        self._count += 1
+        return f"{self._prefix}{self._count:016x}"
 
 
 @dataclass(eq=False)
@@ -34,6 +54,12 @@ class ServerState:
     connections: set[HttpProtocol] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     total_requests: int = 0
+    # Counters read by the metrics collector at scrape time: plain ints, no locks.
+    active_requests: int = 0
+    connections_accepted: int = 0
+    keepalive_reuses: int = 0
+    rejections: dict[int, int] = field(default_factory=dict)  # status -> count
+    request_ids: RequestIds = field(default_factory=RequestIds)
     # Set once graceful shutdown begins: responses then carry `connection: close`.
     draining: bool = False
     # A coarse clock (loop time), advanced by the server's housekeeping tick; timeouts use it so
@@ -44,17 +70,17 @@ class ServerState:
     on_request_limit: Callable[[], None] | None = None
     _all_closed: asyncio.Event | None = None
 
-    def count_request(self) -> None:
-        self.total_requests += 1
-        limit = self.settings.limit_max_requests
-        if limit is not None and self.total_requests == limit and self.on_request_limit:
+    def request_limit_reached(self) -> None:
+        """`--limit-max-requests` requests have been received (connections count them)."""
+        if self.on_request_limit is not None:
             self.on_request_limit()
+
+    def count_rejection(self, status: int) -> None:
+        self.rejections[status] = self.rejections.get(status, 0) + 1
 
     def over_capacity(self) -> bool:
         limit = self.settings.limit_concurrency
-        return limit is not None and (
-            len(self.connections) > limit or len(self.tasks) >= limit
-        )
+        return limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit)
 
     def connection_closed(self, connection: HttpProtocol) -> None:
         self.connections.discard(connection)

@@ -1,0 +1,59 @@
+"""The admin listener's app: /metrics, /healthz and /readyz, never on the application port.
+
+It is served by the same HttpProtocol as the app, on its own socket and with its own
+ServerState, so its requests are neither logged nor counted as application traffic.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from monoceros.types import Receive, Scope, Send
+
+
+class Readiness(enum.Enum):
+    STARTING = "starting"  # lifespan startup has not completed
+    SERVING = "serving"
+    DRAINING = "draining"  # graceful shutdown (or its --shutdown-delay) has begun
+
+
+class AdminApp:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.readiness = Readiness.STARTING
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan and anything else: nothing to do
+        path = scope["path"]
+        if scope["method"] not in ("GET", "HEAD"):
+            await _respond(send, 405, b"text/plain; charset=utf-8", b"Method Not Allowed\n")
+        elif path == "/metrics":
+            accept = b""
+            for name, value in scope["headers"]:
+                if name == b"accept":
+                    accept = value
+            encoder, content_type = choose_encoder(accept.decode("latin-1"))
+            await _respond(send, 200, content_type.encode(), encoder(self.registry))
+        elif path == "/healthz":
+            await _respond(send, 200, b"text/plain; charset=utf-8", b"ok\n")
+        elif path == "/readyz":
+            ready = self.readiness is Readiness.SERVING
+            body = self.readiness.value.encode() + b"\n"
+            await _respond(send, 200 if ready else 503, b"text/plain; charset=utf-8", body)
+        else:
+            await _respond(send, 404, b"text/plain; charset=utf-8", b"Not Found\n")
+
+
+async def _respond(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"cache-control", b"no-store")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

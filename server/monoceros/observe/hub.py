@@ -1,0 +1,40 @@
+"""Everything `observe/` contributes to one server process, built from the config once:
+the request observer (metrics + access log), the metrics registry and the admin app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from monoceros.config import Config
+from monoceros.observe import combine
+from monoceros.observe.access import AccessLog
+from monoceros.observe.admin import AdminApp, Readiness
+from monoceros.observe.logging import current_output
+from monoceros.observe.metrics import HttpMetrics, MetricsCollector, build_registry
+from monoceros.protocols.state import ServerState
+
+
+class Observability:
+    def __init__(
+        self, config: Config, state: ServerState, lifespan_phase: Callable[[], str]
+    ) -> None:
+        settings = config.observe
+        self.output = current_output()
+        self.metrics = HttpMetrics() if settings.metrics else None
+        access_enabled = config.access_log and logging.getLogger("monoceros.access").isEnabledFor(
+            logging.INFO
+        )
+        log_format = settings.log_format or "json"
+        self.access_log = AccessLog(self.output, log_format) if access_enabled else None
+        state.on_request_finished = combine(
+            self.metrics.observe if self.metrics else None, self.access_log
+        )
+        self.admin: AdminApp | None = None
+        if self.metrics is not None:
+            collector = MetricsCollector(self.metrics, state, lifespan_phase)
+            self.admin = AdminApp(build_registry(collector))
+
+    def set_readiness(self, readiness: Readiness) -> None:
+        if self.admin is not None:
+            self.admin.readiness = readiness

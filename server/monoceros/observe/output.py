@@ -1,0 +1,54 @@
+"""Where log lines go: one buffered stream to stdout, flushed once per event-loop turn.
+
+A write per line would cost a syscall per request (and containers run with
+PYTHONUNBUFFERED). Lines written while the loop runs are collected and written together by
+a callback scheduled for the end of the current turn, or at once past 64 KiB; nothing waits
+longer than one loop turn, and `close()` flushes what is left at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import BinaryIO
+
+FLUSH_THRESHOLD = 64 * 1024
+
+
+class LineBuffer:
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout.buffer
+        self._pending = bytearray()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
+
+    def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Buffer while `loop` runs; with None, every write goes straight out."""
+        self.flush()
+        self._loop = loop
+
+    def write(self, line: bytes) -> None:
+        self._pending += line
+        loop = self._loop
+        if loop is None or len(self._pending) > FLUSH_THRESHOLD or loop.is_closed():
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        data, self._pending = bytes(self._pending), bytearray()
+        try:
+            self._stream.write(data)
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            # The reader went away (or stdout was closed): drop logs rather than crash
+            # the server; point stdout at devnull so the interpreter's exit flush is quiet.
+            self._stream = open(os.devnull, "wb")  # noqa: SIM115
+
+    def close(self) -> None:
+        self.attach(None)
