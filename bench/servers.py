@@ -28,10 +28,17 @@ HOST = "127.0.0.1"
 # `{python}` is this interpreter, `{port}` a fresh free port; both are plain text substitutions,
 # so other braces in a command are left alone.
 DEFAULT_SERVERS: dict[str, str] = {
+    # Bare: no access log, no metrics, as uvicorn runs below.
     "monoceros": "{python} -m monoceros examples.app:app --host 127.0.0.1 --port {port}"
-    " --no-access-log --log-level warning",
+    " --no-access-log --no-metrics --log-level warning",
+    # What users get by default: JSON access log and metrics on.
+    "monoceros+obs": "{python} -m monoceros examples.app:app --host 127.0.0.1 --port {port}"
+    " --metrics-port 0 --log-format json",
     "uvicorn": "{python} -m uvicorn examples.app:app --host 127.0.0.1 --port {port}"
     " --no-access-log --log-level warning --loop uvloop --http httptools",
+    # uvicorn with its (text) access log, as most deployments run it.
+    "uvicorn+log": "{python} -m uvicorn examples.app:app --host 127.0.0.1 --port {port}"
+    " --log-level info --loop uvloop --http httptools",
     "ceiling": "{python} bench/ceiling.py --host 127.0.0.1 --port {port}",
 }
 

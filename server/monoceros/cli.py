@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import MISSING, fields
-from typing import Any
+from typing import Any, get_args
 
 import click
 
@@ -16,9 +16,11 @@ from monoceros import __version__
 from monoceros.config import (
     LOG_LEVELS,
     Config,
+    ForwardedFamily,
     HttpLimits,
     ListenSettings,
     ObserveSettings,
+    ProxySettings,
     TLSSettings,
 )
 from monoceros.errors import StartupError
@@ -115,6 +117,50 @@ def _default(settings: type, name: str) -> Any:
     help="Write one access-log line per request.",
 )
 @click.option("--root-path", default="", help="ASGI root_path for apps mounted below a prefix.")
+@click.option(
+    "--proxy-headers/--no-proxy-headers",
+    default=_default(ProxySettings, "enabled"),
+    show_default=True,
+    help="Take the client address, scheme (and opted-in host, port, prefix) from proxy "
+    "headers sent by --forwarded-allow-ips peers.",
+)
+# uvicorn reads FORWARDED_ALLOW_IPS; ours comes first, so both work and MONOCEROS_ wins.
+@click.option(
+    "--forwarded-allow-ips",
+    default=_default(ProxySettings, "forwarded_allow_ips"),
+    show_default=True,
+    envvar=["MONOCEROS_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"],
+    metavar="LIST",
+    help="Comma-separated peers whose proxy headers are believed: IP addresses, CIDR "
+    "networks, 'unix:' (peers on a unix socket) or '*' (anyone). Also $FORWARDED_ALLOW_IPS.",
+)
+@click.option(
+    "--forwarded-headers",
+    type=click.Choice(get_args(ForwardedFamily)),
+    default=_default(ProxySettings, "family"),
+    show_default=True,
+    help="Which headers name the client, scheme and host: X-Forwarded-*, RFC 7239 "
+    "Forwarded, or both (Forwarded when the request has a valid one, else X-Forwarded-*).",
+)
+@click.option(
+    "--proxy-forwarded-host",
+    is_flag=True,
+    default=_default(ProxySettings, "forwarded_host"),
+    help="Let X-Forwarded-Host (or Forwarded host=) from a trusted proxy replace the Host "
+    "header the app sees.",
+)
+@click.option(
+    "--proxy-forwarded-port",
+    is_flag=True,
+    default=_default(ProxySettings, "forwarded_port"),
+    help="Let X-Forwarded-Port from a trusted proxy set the port in scope['server'].",
+)
+@click.option(
+    "--proxy-forwarded-prefix",
+    is_flag=True,
+    default=_default(ProxySettings, "forwarded_prefix"),
+    help="Let X-Forwarded-Prefix from a trusted proxy set root_path (instead of --root-path).",
+)
 @click.option(
     "--limit-concurrency",
     type=click.IntRange(min=1),
@@ -276,8 +322,8 @@ def main(app: str, **options: Any) -> None:
         raise click.UsageError(str(exc)) from None
     if config.workers > 1:
         raise click.UsageError("--workers > 1 is not supported yet: run one process per core.")
-    configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
     try:
+        configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
         code = Server(config).run()
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)

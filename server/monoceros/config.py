@@ -10,10 +10,12 @@ import ssl
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from monoceros.proxy import TrustedProxies
 from monoceros.types import ASGIApp
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LifespanMode = Literal["auto", "on", "off"]
+ForwardedFamily = Literal["x-forwarded", "forwarded", "both"]
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -102,6 +104,38 @@ class ObserveSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Which proxy headers are believed, and from whom (proxy.py; README "Behind a proxy").
+
+    The default trusts the loopback addresses, as uvicorn does, and reads only X-Forwarded-*:
+    `Forwarded` is honoured only when asked for, because a proxy that does not know it passes
+    a client's forged one through untouched."""
+
+    enabled: bool = True  # --proxy-headers
+    forwarded_allow_ips: str = "127.0.0.1,::1"  # also a list, as uvicorn.run accepts
+    family: ForwardedFamily = "x-forwarded"  # --forwarded-headers; "both": Forwarded first
+    forwarded_host: bool = False  # X-Forwarded-Host / Forwarded host= -> the Host header
+    forwarded_port: bool = False  # X-Forwarded-Port -> scope["server"] port
+    forwarded_prefix: bool = False  # X-Forwarded-Prefix -> scope["root_path"]
+    trusted: TrustedProxies = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spec: Any = self.forwarded_allow_ips
+        if not isinstance(spec, str):
+            spec = ",".join(spec)
+            object.__setattr__(self, "forwarded_allow_ips", spec)
+        try:
+            trusted = TrustedProxies.parse(spec)
+        except ValueError as exc:
+            raise ValueError(f"--forwarded-allow-ips: {exc}") from None
+        object.__setattr__(self, "trusted", trusted)
+        if self.family not in ("x-forwarded", "forwarded", "both"):
+            raise ValueError(
+                f"--forwarded-headers must be x-forwarded, forwarded or both, not {self.family!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything one server process needs to know, validated once."""
 
@@ -113,6 +147,7 @@ class Config:
     tls: TLSSettings = field(default_factory=TLSSettings)
     limits: HttpLimits = field(default_factory=HttpLimits)
     observe: ObserveSettings = field(default_factory=ObserveSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     loop: LoopName = "auto"
     http: Literal["auto", "httptools"] = "auto"
     lifespan: LifespanMode = "auto"
@@ -156,7 +191,13 @@ class Config:
     @classmethod
     def from_options(cls, app: str | ASGIApp, **options: Any) -> Config:
         """Build a Config from uvicorn-style flat option names (`host=`, `ssl_certfile=`, ...)."""
-        groups: dict[str, dict[str, Any]] = {"listen": {}, "tls": {}, "limits": {}, "observe": {}}
+        groups: dict[str, dict[str, Any]] = {
+            "listen": {},
+            "tls": {},
+            "limits": {},
+            "observe": {},
+            "proxy": {},
+        }
         top: dict[str, Any] = {}
         for name, value in options.items():
             if name in _GROUPED_OPTIONS:
@@ -174,6 +215,7 @@ class Config:
             tls=TLSSettings(**groups["tls"]),
             limits=HttpLimits(**groups["limits"]),
             observe=ObserveSettings(**groups["observe"]),
+            proxy=ProxySettings(**groups["proxy"]),
             **top,
         )
 
@@ -225,6 +267,12 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "metrics_host": ("observe", "metrics_host"),
     "metrics_port": ("observe", "metrics_port"),
     "request_id_header": ("observe", "request_id_header"),
+    "proxy_headers": ("proxy", "enabled"),
+    "forwarded_allow_ips": ("proxy", "forwarded_allow_ips"),
+    "forwarded_headers": ("proxy", "family"),
+    "proxy_forwarded_host": ("proxy", "forwarded_host"),
+    "proxy_forwarded_port": ("proxy", "forwarded_port"),
+    "proxy_forwarded_prefix": ("proxy", "forwarded_prefix"),
 }
 # HttpLimits attribute -> the option that sets it, so errors name what the user typed.
 _LIMIT_OPTIONS = {
@@ -235,5 +283,5 @@ _LIMIT_OPTIONS = {
 _TOP_LEVEL_OPTIONS = frozenset(
     item.name
     for item in fields(Config)
-    if item.name not in ("app", "listen", "tls", "limits", "observe")
+    if item.name not in ("app", "listen", "tls", "limits", "observe", "proxy")
 )

@@ -40,6 +40,7 @@ class Server:
                 limit_concurrency=config.limit_concurrency,
                 limit_max_requests=config.limit_max_requests,
                 request_id_header=config.observe.request_id_header.lower().encode("ascii"),
+                proxy=config.proxy,
             ),
             default_headers=DefaultHeaders(
                 server=config.server_header, date=config.date_header, extra=config.headers
@@ -139,7 +140,11 @@ class Server:
         listen = ListenSettings(
             host=settings.metrics_host or self.config.listen.host, port=settings.metrics_port
         )
-        sock = bind_socket(listen)
+        try:
+            sock = bind_socket(listen)
+        except StartupError as exc:
+            # Name the flag: "address in use" alone reads as the application port.
+            raise StartupError(f"Admin listener (--metrics-port): {exc}") from exc
         self.admin_sockets.append(sock)
 
         def admin_protocol() -> HttpProtocol:

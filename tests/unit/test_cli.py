@@ -18,10 +18,13 @@ UVICORN_OPTIONS = [
     *("--ssl-keyfile", "--ssl-certfile", "--ssl-keyfile-password", "--ssl-ca-certs"),
     *("--ssl-cert-reqs", "--ssl-ciphers", "--header", "--server-header", "--no-server-header"),
     *("--date-header", "--no-date-header", "--factory", "--app-dir"),
+    *("--proxy-headers", "--no-proxy-headers", "--forwarded-allow-ips"),
 ]
 OUR_OPTIONS = [
     *("--limit-request-line", "--limit-request-fields", "--limit-request-header-size"),
     *("--limit-request-body", "--timeout-request-header"),
+    *("--forwarded-headers", "--proxy-forwarded-host", "--proxy-forwarded-port"),
+    "--proxy-forwarded-prefix",
 ]
 
 
@@ -45,7 +48,7 @@ def configs(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
     # Whatever the developer's shell exports must not leak into these tests.
     for name in list(os.environ):
-        if name.startswith("MONOCEROS_"):
+        if name.startswith("MONOCEROS_") or name == "FORWARDED_ALLOW_IPS":
             monkeypatch.delenv(name)
     return recorded
 
@@ -98,6 +101,9 @@ def test_version() -> None:
         pytest.param(["--ssl-keyfile", "k.pem"], "--ssl-keyfile", id="key-without-cert"),
         pytest.param(["--header", "no-colon"], "--header", id="header"),
         pytest.param(["--env-file", "."], "--env-file", id="env-file-directory"),
+        pytest.param(["--forwarded-allow-ips", "10.0.0.1/8"], "10.0.0.1/8", id="trust-entry"),
+        pytest.param(["--forwarded-allow-ips", "localhost"], "--forwarded-allow-ips", id="trust"),
+        pytest.param(["--forwarded-headers", "x-real-ip"], "--forwarded-headers", id="family"),
     ],
 )
 def test_invalid_value_is_a_one_line_usage_error(
@@ -233,6 +239,45 @@ def test_exit_code_comes_from_server(
             id="header-cli",
         ),
         pytest.param({"MONOCEROS_HOST": "::1"}, [], "listen.host", "::1", id="host-env"),
+        pytest.param({}, [], "proxy.forwarded_allow_ips", "127.0.0.1,::1", id="trust-default"),
+        pytest.param(
+            {"FORWARDED_ALLOW_IPS": "10.0.0.0/8"},
+            [],
+            "proxy.forwarded_allow_ips",
+            "10.0.0.0/8",
+            id="trust-uvicorn-env",
+        ),
+        pytest.param(
+            {"FORWARDED_ALLOW_IPS": "10.0.0.0/8", "MONOCEROS_FORWARDED_ALLOW_IPS": "unix:"},
+            [],
+            "proxy.forwarded_allow_ips",
+            "unix:",
+            id="trust-our-env-wins",
+        ),
+        pytest.param(
+            {"FORWARDED_ALLOW_IPS": "10.0.0.0/8", "MONOCEROS_FORWARDED_ALLOW_IPS": "unix:"},
+            ["--forwarded-allow-ips", "*"],
+            "proxy.forwarded_allow_ips",
+            "*",
+            id="trust-cli-wins",
+        ),
+        pytest.param(
+            {"MONOCEROS_PROXY_HEADERS": "false"}, [], "proxy.enabled", False, id="proxy-off-env"
+        ),
+        pytest.param({}, ["--no-proxy-headers"], "proxy.enabled", False, id="proxy-off-cli"),
+        pytest.param({}, [], "proxy.family", "x-forwarded", id="family-default"),
+        pytest.param(
+            {"MONOCEROS_FORWARDED_HEADERS": "both"}, [], "proxy.family", "both", id="family-env"
+        ),
+        pytest.param(
+            {"MONOCEROS_PROXY_FORWARDED_PREFIX": "true"},
+            [],
+            "proxy.forwarded_prefix",
+            True,
+            id="prefix-env",
+        ),
+        pytest.param({}, ["--proxy-forwarded-host"], "proxy.forwarded_host", True, id="host-cli"),
+        pytest.param({}, ["--proxy-forwarded-port"], "proxy.forwarded_port", True, id="port-cli"),
         pytest.param(
             {"MONOCEROS_TIMEOUT_GRACEFUL_SHUTDOWN": "0.5"},
             [],

@@ -53,6 +53,16 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "date_header": (False, "date_header", False),
     "factory": (True, "factory", True),
     "app_dir": ("src", "app_dir", "src"),
+    "proxy_headers": (False, "proxy.enabled", False),
+    "forwarded_allow_ips": (
+        ["10.0.0.0/8", "unix:"],
+        "proxy.forwarded_allow_ips",
+        "10.0.0.0/8,unix:",
+    ),
+    "forwarded_headers": ("both", "proxy.family", "both"),
+    "proxy_forwarded_host": (True, "proxy.forwarded_host", True),
+    "proxy_forwarded_port": (True, "proxy.forwarded_port", True),
+    "proxy_forwarded_prefix": (True, "proxy.forwarded_prefix", True),
 }
 
 
@@ -142,6 +152,8 @@ def test_replace() -> None:
         pytest.param({"headers": ["no-colon"]}, "--header", id="header-no-colon"),
         pytest.param({"headers": ["Bad Name:1"]}, "--header", id="header-bad-name"),
         pytest.param({"headers": [("X-A", "a\r\nb")]}, "--header", id="header-crlf"),
+        pytest.param({"forwarded_allow_ips": "nope"}, "--forwarded-allow-ips", id="trust"),
+        pytest.param({"forwarded_headers": "x-real-ip"}, "--forwarded-headers", id="family"),
     ],
 )
 def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> None:

@@ -94,43 +94,12 @@ class AccessLog:
             fields = request_fields(record)
             getattr(self._logger, level)("request", logger="monoceros.access", **fields)
             return
-        # The JSON line, built in one dict literal: this runs once per request.
-        scope = record.scope
-        host = user_agent = referer = None
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
-            elif name == b"referer":
-                referer = value.decode("latin-1")
-        client = scope.get("client")
-        peer = record.peer
-        status = record.status
-        outcome = record.outcome
-        if outcome == "disconnected" and status == 0:
-            status = CLIENT_CLOSED_REQUEST
         line = {
             "timestamp": self._timestamps.now(),
-            "level": "error" if outcome == "error" else "info",
+            "level": "error" if record.outcome == "error" else "info",
             "logger": "monoceros.access",
             "event": "request",
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": scope["query_string"].decode("latin-1"),
-            "status": status,
-            "outcome": outcome,
-            "duration": round(record.duration, 6),
-            "bytes_received": record.bytes_received,
-            "bytes_sent": record.bytes_sent,
-            "client": f"{client[0]}:{client[1]}" if client else None,
-            "peer": f"{peer[0]}:{peer[1]}" if peer else None,
-            "scheme": scope["scheme"],
-            "host": host,
-            "http_version": scope["http_version"],
-            "user_agent": user_agent,
-            "referer": referer,
-            "request_id": record.request_id,
+            **request_fields(record),
             "pid": self._pid,
         }
         self._output.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))

@@ -170,15 +170,24 @@ def _apply_log_config(path: str) -> None:
     try:
         if path.endswith(".json"):
             with open(path, encoding="utf-8") as file:
-                logging.config.dictConfig(json.load(file))
+                _dict_config(json.load(file))
         elif path.endswith((".yaml", ".yml")):
             import yaml  # type: ignore[import-untyped]
 
             with open(path, encoding="utf-8") as file:
-                logging.config.dictConfig(yaml.safe_load(file))
+                _dict_config(yaml.safe_load(file))
         else:
             logging.config.fileConfig(path, disable_existing_loggers=False)
     except ImportError as exc:
         raise StartupError(f"--log-config {path}: YAML needs PyYAML installed") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StartupError(f"--log-config {path}: {exc}") from exc
+
+
+def _dict_config(config: Any) -> None:
+    """Add to our setup, as the INI branch does: a config that does not say otherwise leaves
+    existing loggers on (dictConfig's default would silence the server and access logs)."""
+    if not isinstance(config, dict):
+        raise ValueError("a dictConfig must be a mapping")
+    config.setdefault("disable_existing_loggers", False)
+    logging.config.dictConfig(config)

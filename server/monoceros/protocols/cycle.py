@@ -348,6 +348,8 @@ class RequestCycle:
         )
         self.keep_alive = False
         head, send_body = self._encode_head(len(INTERNAL_ERROR_BODY))
+        if send_body:
+            self._count_body(len(INTERNAL_ERROR_BODY))
         self.connection.write(head + INTERNAL_ERROR_BODY if send_body else head)
         self.response = ResponseState.STREAMING
         self._complete(outcome="error")

@@ -21,6 +21,7 @@ from monoceros.protocols.eager import start_eagerly
 from monoceros.protocols.flow_control import HIGH_WATER, FlowControl
 from monoceros.protocols.head import error_response
 from monoceros.protocols.state import ServerState
+from monoceros.proxy import resolve_scope
 from monoceros.types import ASGIApp, Scope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
@@ -72,6 +73,9 @@ class HttpProtocol(asyncio.Protocol):
         self._request_id_header = state.settings.request_id_header
         # Whether headers from this peer (X-Request-ID, proxy headers) may be believed.
         self.peer_trusted = False
+        self._proxy = state.settings.proxy
+        # scope["extensions"]["monoceros.peer"]: the direct peer, whatever proxy headers say.
+        self._peer_extension: dict[str, object] = {}
         self._served = 0  # requests started on this connection
         self._limit_concurrency = state.settings.limit_concurrency
         self._reset_head(parsing=False)
@@ -99,6 +103,10 @@ class HttpProtocol(asyncio.Protocol):
             self.peer = (str(peer[0]), int(peer[1]))
             local = transport.get_extra_info("sockname")
             self.server_address = (str(local[0]), int(local[1]))
+        # Trust is decided once per connection; only a trusted peer's requests pay for proxy.py.
+        proxy = self._proxy
+        self.peer_trusted = proxy.enabled and proxy.trusted.trusts_peer(self.peer)
+        self._peer_extension = {"address": self.peer, "trusted": self.peer_trusted}
         state = self.state
         state.connections.add(self)
         state.connections_accepted += 1
@@ -211,8 +219,10 @@ class HttpProtocol(asyncio.Protocol):
             "query_string": query,
             "headers": self._headers,
             "state": self.state.app_state.copy(),
-            "extensions": {"http.response.pathsend": {}},
+            "extensions": {"http.response.pathsend": {}, "monoceros.peer": self._peer_extension},
         }
+        if self.peer_trusted:
+            resolve_scope(scope, self._proxy)
         cycle = RequestCycle(scope, self, parser.should_keep_alive(), self._expect_continue)
         self._message = cycle
         if self._content_length <= 0 and not self._transfer_encoding:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monoceros.config import HttpLimits
+from monoceros.config import HttpLimits, ProxySettings
 from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.head import DefaultHeaders
 
@@ -26,6 +26,9 @@ class ProtocolSettings:
     limit_max_requests: int | None = None
     # Lowercased request/response header carrying the request id; empty to turn ids off.
     request_id_header: bytes = b"x-request-id"
+    # Proxy headers: off unless the server passes --proxy-headers settings (the admin listener
+    # never resolves them).
+    proxy: ProxySettings = field(default_factory=lambda: ProxySettings(enabled=False))
 
 
 class RequestIds:

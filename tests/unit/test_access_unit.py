@@ -1,0 +1,262 @@
+"""The access-log line, its timestamps, the line buffer and the logging setup, without a
+server: RequestFinished records in, bytes out."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import structlog
+
+from monoceros.observe import logging as observe_logging
+from monoceros.observe.access import AccessLog, Timestamps, request_fields
+from monoceros.observe.logging import add_request_id, configure_logging
+from monoceros.observe.output import FLUSH_THRESHOLD, LineBuffer
+from monoceros.protocols.events import RequestFinished, request_id
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def record(
+    headers: list[tuple[bytes, bytes]] | None = None,
+    status: int = 200,
+    outcome: str = "complete",
+    client: tuple[str, int] | None = ("203.0.113.7", 0),
+    **scope: Any,
+) -> RequestFinished:
+    full_scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": headers if headers is not None else [(b"host", b"example.com")],
+        "scheme": "https",
+        "http_version": "1.1",
+        "client": client,
+        **scope,
+    }
+    return RequestFinished(
+        full_scope, status, outcome, 0.0123456789, 10, 20, ("127.0.0.1", 4321), "rid-1"
+    )
+
+
+# -- fields -------------------------------------------------------------------------------------
+
+
+def test_request_fields() -> None:
+    fields = request_fields(
+        record(
+            headers=[
+                (b"host", b"example.com"),
+                (b"user-agent", b"caf\xe9"),
+                (b"referer", b"http://r/"),
+            ],
+            path="/a\nb",
+            query_string=b'x=%0a&y="',
+        )
+    )
+    assert fields == {
+        "method": "GET",
+        "path": "/a\nb",
+        "query": 'x=%0a&y="',
+        "status": 200,
+        "outcome": "complete",
+        "duration": 0.012346,
+        "bytes_received": 10,
+        "bytes_sent": 20,
+        "client": "203.0.113.7:0",
+        "peer": "127.0.0.1:4321",
+        "scheme": "https",
+        "host": "example.com",
+        "http_version": "1.1",
+        "user_agent": "caf\xe9",
+        "referer": "http://r/",
+        "request_id": "rid-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "logged"),
+    [
+        pytest.param(0, "disconnected", 499, id="gone-before-response"),
+        pytest.param(200, "disconnected", 200, id="gone-mid-response"),
+        pytest.param(500, "error", 500, id="error"),
+    ],
+)
+def test_status_of_a_disconnect(status: int, outcome: str, logged: int) -> None:
+    fields = request_fields(record(status=status, outcome=outcome))
+    assert (fields["status"], fields["outcome"]) == (logged, outcome)
+
+
+def test_missing_values_are_null() -> None:
+    fields = request_fields(record(headers=[], client=None))
+    assert fields["host"] is None
+    assert fields["user_agent"] is None
+    assert fields["referer"] is None
+    assert fields["client"] is None
+
+
+# -- the JSON line ------------------------------------------------------------------------------
+
+
+def test_access_log_writes_one_escaped_json_line() -> None:
+    stream = io.BytesIO()
+    log = AccessLog(LineBuffer(stream), "json")
+    hostile = '"}\n{"forged": true, "x": "\r\x00\x1b'
+    log(
+        record(
+            headers=[(b"user-agent", hostile.encode("latin-1"))],
+            path=hostile,
+            query_string=hostile.encode("latin-1"),
+        )
+    )
+    data = stream.getvalue()
+    assert data.count(b"\n") == 1 and data.endswith(b"\n")
+    line = json.loads(data)
+    assert line["path"] == line["query"] == line["user_agent"] == hostile
+    assert "forged" not in line
+    assert (line["level"], line["logger"], line["event"]) == ("info", "monoceros.access", "request")
+    assert TIMESTAMP.fullmatch(line["timestamp"])
+    assert isinstance(line["pid"], int)
+
+
+def test_an_error_is_logged_at_level_error() -> None:
+    stream = io.BytesIO()
+    AccessLog(LineBuffer(stream), "json")(record(status=500, outcome="error"))
+    assert json.loads(stream.getvalue())["level"] == "error"
+
+
+def test_timestamps_are_rfc3339_utc() -> None:
+    stamps = Timestamps()
+    first = stamps.now()
+    second = stamps.now()
+    for stamp in (first, second):
+        assert TIMESTAMP.fullmatch(stamp), stamp
+        parsed = datetime.fromisoformat(stamp)
+        assert parsed.utcoffset() == timedelta(0)
+        assert abs(parsed - datetime.now(UTC)) < timedelta(minutes=1)
+    assert first <= second
+
+
+# -- the line buffer ----------------------------------------------------------------------------
+
+
+def test_without_a_loop_every_write_goes_out() -> None:
+    stream = io.BytesIO()
+    buffer = LineBuffer(stream)
+    buffer.write(b"one\n")
+    assert stream.getvalue() == b"one\n"
+
+
+def test_with_a_loop_lines_go_out_at_the_end_of_the_turn() -> None:
+    stream = io.BytesIO()
+    buffer = LineBuffer(stream)
+
+    async def main() -> list[bytes]:
+        buffer.attach(asyncio.get_running_loop())
+        seen = []
+        buffer.write(b"one\n")
+        buffer.write(b"two\n")
+        seen.append(stream.getvalue())  # still in this turn: nothing written yet
+        await asyncio.sleep(0)
+        seen.append(stream.getvalue())
+        buffer.write(b"big" * FLUSH_THRESHOLD + b"\n")  # past the threshold: at once
+        seen.append(stream.getvalue()[-4:])
+        buffer.write(b"last\n")
+        buffer.close()  # what is left goes out
+        seen.append(stream.getvalue()[-5:])
+        return seen
+
+    assert asyncio.run(main()) == [b"", b"one\ntwo\n", b"big\n", b"last\n"]
+
+
+def test_a_closed_reader_does_not_crash_the_writer() -> None:
+    class Broken(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise BrokenPipeError
+
+    buffer = LineBuffer(Broken())
+    buffer.write(b"lost\n")  # dropped, not raised
+    buffer.write(b"also lost\n")
+
+
+# -- the logging setup --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging() is process-wide: put back what it replaces."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    output = observe_logging._output
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        observe_logging._output = output
+        structlog.reset_defaults()
+
+
+def test_add_request_id_inside_a_request_only() -> None:
+    assert add_request_id(None, "info", {"event": "x"}) == {"event": "x"}
+    token = request_id.set("abc")
+    try:
+        assert add_request_id(None, "info", {"event": "x"}) == {"event": "x", "request_id": "abc"}
+    finally:
+        request_id.reset(token)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_stdlib_records_become_json_lines_with_the_request_id() -> None:
+    stream = io.BytesIO()
+    configure_logging("info", "json", output=LineBuffer(stream))
+    logger = logging.getLogger("some.app")
+    logger.info("outside")
+    token = request_id.set("rid-42")
+    try:
+        logger.warning("inside %s", "a request", extra={"ignored": 1})
+        try:
+            raise ValueError("bad\nvalue")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        request_id.reset(token)
+    logger.debug("filtered out at info")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["outside", "inside a request", "failed"]
+    assert "request_id" not in lines[0]
+    assert lines[1]["request_id"] == lines[2]["request_id"] == "rid-42"
+    assert lines[1]["logger"] == "some.app"
+    assert lines[1]["level"] == "warning"
+    assert lines[1]["timestamp"].endswith("Z")
+    assert "ValueError: bad\nvalue" in lines[2]["exception"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_console_format_is_not_json() -> None:
+    stream = io.BytesIO()
+    configure_logging("info", "console", output=LineBuffer(stream))
+    logging.getLogger("some.app").info("hello %s", "console")
+    (line,) = stream.getvalue().decode().splitlines()
+    assert "hello console" in line
+    with pytest.raises(ValueError):
+        json.loads(line)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_server_logs_go_through_structlog_too() -> None:
+    stream = io.BytesIO()
+    configure_logging("info", "json", output=LineBuffer(stream))
+    structlog.get_logger("monoceros.test").info("structured", answer=42)
+    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert (line["event"], line["answer"], line["level"]) == ("structured", 42, "info")
+    assert time.time() - datetime.fromisoformat(line["timestamp"]).timestamp() < 60
