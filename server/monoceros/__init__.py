@@ -22,6 +22,11 @@ def run(app: str | ASGIApp, **options: Any) -> None:
 
     config = Config.from_options(app, **options)
     configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
-    code = Server(config).run()
+    if config.supervised:
+        from monoceros.supervisor import Supervisor
+
+        code = Supervisor(config).run()
+    else:
+        code = Server(config).run()
     if code:
         raise SystemExit(code)

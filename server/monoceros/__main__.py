@@ -1,3 +1,5 @@
 from monoceros.cli import main
 
-main(prog_name="monoceros")
+# Guarded: worker processes are spawned (multiprocessing "spawn") and re-import this module.
+if __name__ == "__main__":
+    main(prog_name="monoceros")

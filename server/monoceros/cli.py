@@ -69,12 +69,27 @@ def _default(settings: type, name: str) -> Any:
     show_default=True,
     help="Maximum number of pending connections.",
 )
+# uvicorn reads WEB_CONCURRENCY; ours comes first, so both work and MONOCEROS_ wins.
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
+    default=_default(Config, "workers"),
     show_default=True,
-    help="Number of worker processes.",
+    envvar=["MONOCEROS_WORKERS", "WEB_CONCURRENCY"],
+    help="Number of worker processes (a supervisor runs them). Also $WEB_CONCURRENCY.",
+)
+@click.option(
+    "--reuse-port",
+    is_flag=True,
+    default=_default(ListenSettings, "reuse_port"),
+    help="With --workers: each worker binds its own SO_REUSEPORT socket instead of sharing one.",
+)
+@click.option(
+    "--timeout-worker-healthcheck",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_default(Config, "timeout_worker_healthcheck"),
+    show_default=True,
+    help="Kill and replace a worker that does not answer the supervisor for this many seconds.",
 )
 @click.option(
     "--loop",
@@ -171,7 +186,24 @@ def _default(settings: type, name: str) -> Any:
     "--limit-max-requests",
     type=click.IntRange(min=1),
     default=None,
-    help="Stop accepting and exit after this many requests.",
+    help="Stop accepting and exit after this many requests; under a supervisor "
+    "(--workers > 1, --limit-max-rss), replace the worker instead.",
+)
+@click.option(
+    "--limit-max-requests-jitter",
+    type=click.IntRange(min=0),
+    default=_default(Config, "limit_max_requests_jitter"),
+    show_default=True,
+    help="Add a random 0..N to each worker's --limit-max-requests, so they do not all "
+    "restart at once.",
+)
+@click.option(
+    "--limit-max-rss",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="MB",
+    help="Replace a worker whose resident memory exceeds this many MB (runs a supervisor, "
+    "even for one worker).",
 )
 @click.option(
     "--limit-request-line",
@@ -320,11 +352,14 @@ def main(app: str, **options: Any) -> None:
         config = Config.from_options(app, **options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if config.workers > 1:
-        raise click.UsageError("--workers > 1 is not supported yet: run one process per core.")
     try:
         configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
-        code = Server(config).run()
+        if config.supervised:
+            from monoceros.supervisor import Supervisor
+
+            code = Supervisor(config).run()
+        else:
+            code = Server(config).run()
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)
         code = exc.exit_code

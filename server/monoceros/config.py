@@ -28,6 +28,8 @@ class ListenSettings:
     uds: str | None = None
     fd: int | None = None
     backlog: int = 2048
+    # --reuse-port: each worker binds its own SO_REUSEPORT socket instead of sharing one.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -38,6 +40,8 @@ class ListenSettings:
             raise ValueError(f"--fd must be a file descriptor number, not {self.fd}")
         if self.backlog < 1:
             raise ValueError(f"--backlog must be at least 1, not {self.backlog}")
+        if self.reuse_port and (self.uds is not None or self.fd is not None):
+            raise ValueError("--reuse-port needs a TCP --host/--port, not --uds or --fd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,11 @@ class Config:
     # balancers stop sending first.
     shutdown_delay: float = 0.0
     workers: int = 1
+    # Recycling and supervision (supervisor.py): a worker's request limit is
+    # limit_max_requests + a random 0..jitter, so workers do not all restart at once.
+    limit_max_requests_jitter: int = 0
+    limit_max_rss: int | None = None  # MB of resident memory before a worker is recycled
+    timeout_worker_healthcheck: float = 30.0
 
     def __post_init__(self) -> None:
         if self.loop not in ("auto", "asyncio", "uvloop"):
@@ -184,6 +193,21 @@ class Config:
             raise ValueError(f"--shutdown-delay must not be negative, not {self.shutdown_delay}")
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {self.workers}")
+        if self.supervised and not isinstance(self.app, str):
+            raise ValueError(
+                "--workers > 1 and --limit-max-rss need the app as an import string "
+                '("module:attribute"), not an app object: each worker imports it'
+            )
+        if self.workers > 1 and self.listen.reuse_port and self.listen.port == 0:
+            raise ValueError("--reuse-port with --workers > 1 needs a fixed --port, not 0")
+        jitter = self.limit_max_requests_jitter
+        if jitter < 0:
+            raise ValueError(f"--limit-max-requests-jitter must not be negative, not {jitter}")
+        if self.limit_max_rss is not None and self.limit_max_rss <= 0:
+            raise ValueError(f"--limit-max-rss must be positive, not {self.limit_max_rss}")
+        healthcheck = self.timeout_worker_healthcheck
+        if healthcheck <= 0:
+            raise ValueError(f"--timeout-worker-healthcheck must be positive, not {healthcheck}")
         for name, value in self.headers:
             if not _is_token(name) or any(c in value for c in "\r\n\0"):
                 raise ValueError(f"--header {name}:{value} is not a valid HTTP header")
@@ -219,6 +243,11 @@ class Config:
             **top,
         )
 
+    @property
+    def supervised(self) -> bool:
+        """Run a supervisor and worker processes (supervisor.py) rather than one server."""
+        return self.workers > 1 or self.limit_max_rss is not None
+
     def replace(self, **changes: Any) -> Config:
         return replace(self, **changes)
 
@@ -249,6 +278,7 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "uds": ("listen", "uds"),
     "fd": ("listen", "fd"),
     "backlog": ("listen", "backlog"),
+    "reuse_port": ("listen", "reuse_port"),
     "ssl_keyfile": ("tls", "keyfile"),
     "ssl_certfile": ("tls", "certfile"),
     "ssl_keyfile_password": ("tls", "keyfile_password"),

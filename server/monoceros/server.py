@@ -28,11 +28,15 @@ from monoceros.tls import create_ssl_context
 logger = logging.getLogger("monoceros.error")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Seconds between closing the listener and closing idle connections (shutdown step 3).
+FIRST_REQUEST_GRACE = 0.05
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, admin_listener: bool = True) -> None:
         self.config = config
+        # A supervised worker (worker.py) serves no admin listener: its supervisor does.
+        self.admin_listener = admin_listener
         self.state = ServerState(
             settings=ProtocolSettings(
                 limits=config.limits,
@@ -77,7 +81,7 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self._exit_requested = asyncio.Event()
         self._force_exit_requested = asyncio.Event()
-        self.state.on_request_limit = self.request_exit
+        self.state.on_request_limit = self.request_limit_reached
         output = self.observability.output
         output.attach(self.loop)
         try:
@@ -97,6 +101,10 @@ class Server:
     def request_exit(self) -> None:
         if self._exit_requested is not None:
             self._exit_requested.set()
+
+    def request_limit_reached(self) -> None:
+        """`--limit-max-requests`: drain and exit (a supervised worker asks to retire instead)."""
+        self.request_exit()
 
     # -- startup -------------------------------------------------------------------------------
 
@@ -134,7 +142,7 @@ class Server:
 
     async def _start_admin(self, loop: asyncio.AbstractEventLoop) -> None:
         admin = self.observability.admin
-        if admin is None:
+        if admin is None or not self.admin_listener:
             return
         settings = self.config.observe
         listen = ListenSettings(
@@ -190,9 +198,13 @@ class Server:
                 deadline += delay  # the graceful timeout counts from the drain
         # 2. Responses finished from now on carry `connection: close`.
         state.draining = True
-        # 3. Stop accepting new connections.
+        # 3. Stop accepting new connections. A connection accepted a moment ago may not have
+        #    delivered its first request yet (the client sent it right after connecting):
+        #    give it FIRST_REQUEST_GRACE to arrive, so step 4 does not close it as idle.
         for listener in self._listeners:
             listener.close()
+        if state.connections and not self.force_exit:
+            await asyncio.sleep(FIRST_REQUEST_GRACE)
         # 4. Close idle keep-alive connections; busy ones close after their response.
         for connection in list(state.connections):
             connection.shutdown()

@@ -21,7 +21,7 @@ def bind_socket(listen: ListenSettings) -> socket.socket:
         return _from_fd(listen.fd)
     if listen.uds is not None:
         return _bind_unix(listen.uds, listen.backlog)
-    return _bind_tcp(listen.host, listen.port, listen.backlog)
+    return _bind_tcp(listen.host, listen.port, listen.backlog, reuse_port=listen.reuse_port)
 
 
 def describe(sock: socket.socket, scheme: str) -> str:
@@ -35,7 +35,7 @@ def describe(sock: socket.socket, scheme: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
+def _bind_tcp(host: str, port: int, backlog: int, *, reuse_port: bool = False) -> socket.socket:
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -45,6 +45,9 @@ def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        # --reuse-port: every worker binds its own socket and the kernel spreads connections.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
         sock.listen(backlog)

@@ -17,7 +17,7 @@ import pytest
 import structlog
 
 from monoceros.observe import logging as observe_logging
-from monoceros.observe.access import AccessLog, Timestamps, request_fields
+from monoceros.observe.access import AccessLog, Timestamps, access_line
 from monoceros.observe.logging import add_request_id, configure_logging
 from monoceros.observe.output import FLUSH_THRESHOLD, LineBuffer
 from monoceros.protocols.events import RequestFinished, request_id
@@ -49,6 +49,19 @@ def record(
 
 
 # -- fields -------------------------------------------------------------------------------------
+
+
+def request_fields(record: Any) -> dict[str, Any]:
+    """The request's own fields: the line minus what every log line carries."""
+    line = access_line(record, "2026-01-01T00:00:00.000000Z", 4242, {})
+    assert (line.pop("timestamp"), line.pop("logger"), line.pop("event"), line.pop("pid")) == (
+        "2026-01-01T00:00:00.000000Z",
+        "monoceros.access",
+        "request",
+        4242,
+    )
+    assert line.pop("level") in ("info", "error")
+    return line
 
 
 def test_request_fields() -> None:

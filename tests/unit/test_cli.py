@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner, Result
 
-from monoceros import cli
+from monoceros import cli, supervisor
 from monoceros.config import Config
 
 UVICORN_OPTIONS = [
@@ -25,6 +25,8 @@ OUR_OPTIONS = [
     *("--limit-request-body", "--timeout-request-header"),
     *("--forwarded-headers", "--proxy-forwarded-host", "--proxy-forwarded-port"),
     "--proxy-forwarded-prefix",
+    *("--reuse-port", "--limit-max-requests-jitter", "--limit-max-rss"),
+    "--timeout-worker-healthcheck",
 ]
 
 
@@ -48,7 +50,7 @@ def configs(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
     # Whatever the developer's shell exports must not leak into these tests.
     for name in list(os.environ):
-        if name.startswith("MONOCEROS_") or name == "FORWARDED_ALLOW_IPS":
+        if name.startswith("MONOCEROS_") or name in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY"):
             monkeypatch.delenv(name)
     return recorded
 
@@ -125,13 +127,48 @@ def test_missing_app_is_a_usage_error(configs: list[Config]) -> None:
     assert "Missing argument 'APP'" in result.output
 
 
-def test_workers_not_supported_yet(configs: list[Config]) -> None:
-    result = invoke("examples.app:app", "--workers", "2")
-    assert result.exit_code == 2
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1
-    assert "--workers" in errors[0] and "not supported yet" in errors[0]
+@pytest.fixture
+def supervised(configs: list[Config], monkeypatch: pytest.MonkeyPatch) -> list[Config]:
+    """Configs the CLI handed to a (fake) Supervisor instead of a Server."""
+    recorded: list[Config] = []
+
+    class FakeSupervisor(FakeServer):
+        configs: ClassVar[list[Config]] = recorded
+
+    monkeypatch.setattr(supervisor, "Supervisor", FakeSupervisor)
+    return recorded
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "workers"),
+    [
+        pytest.param(("--workers", "2"), {}, 2, id="flag"),
+        pytest.param((), {"WEB_CONCURRENCY": "3"}, 3, id="WEB_CONCURRENCY"),
+        pytest.param((), {"WEB_CONCURRENCY": "3", "MONOCEROS_WORKERS": "2"}, 2, id="ours-wins"),
+        pytest.param(("--limit-max-rss", "512"), {}, 1, id="max-rss"),
+    ],
+)
+def test_workers_run_a_supervisor(
+    configs: list[Config],
+    supervised: list[Config],
+    args: tuple[str, ...],
+    env: dict[str, str],
+    workers: int,
+) -> None:
+    result = invoke("examples.app:app", *args, env=env)
+    assert result.exit_code == 0, result.output
     assert configs == []
+    assert [config.workers for config in supervised] == [workers]
+
+
+def test_worker_options(supervised: list[Config]) -> None:
+    args = ("--workers", "2", "--limit-max-requests", "50", "--limit-max-requests-jitter", "5")
+    more = ("--limit-max-rss", "300", "--timeout-worker-healthcheck", "9", "--reuse-port")
+    assert invoke("examples.app:app", *args, *more, "--port", "8001").exit_code == 0
+    (config,) = supervised
+    assert (config.limit_max_requests, config.limit_max_requests_jitter) == (50, 5)
+    assert (config.limit_max_rss, config.timeout_worker_healthcheck) == (300, 9.0)
+    assert config.listen.reuse_port
 
 
 def test_defaults(configs: list[Config]) -> None:

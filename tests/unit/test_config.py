@@ -19,6 +19,10 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "fd": (3, "listen.fd", 3),
     "backlog": (10, "listen.backlog", 10),
     "workers": (1, "workers", 1),
+    "reuse_port": (True, "listen.reuse_port", True),
+    "limit_max_requests_jitter": (5, "limit_max_requests_jitter", 5),
+    "limit_max_rss": (256, "limit_max_rss", 256),
+    "timeout_worker_healthcheck": (9.5, "timeout_worker_healthcheck", 9.5),
     "loop": ("asyncio", "loop", "asyncio"),
     "http": ("httptools", "http", "httptools"),
     "lifespan": ("on", "lifespan", "on"),
@@ -73,6 +77,10 @@ def _get(config: Config, path: str) -> Any:
     return value
 
 
+# Options that cannot be combined with the rest of the table (--uds): each is tested alone.
+APART = ("fd", "reuse_port")
+
+
 @pytest.mark.parametrize("name", sorted(MAPPING))
 def test_each_flat_option_maps(name: str) -> None:
     value, path, expected = MAPPING[name]
@@ -85,10 +93,10 @@ def test_each_flat_option_maps(name: str) -> None:
 
 def test_all_options_together() -> None:
     config = Config.from_options(
-        "mod:app", **{name: value for name, (value, _, _) in MAPPING.items() if name != "fd"}
+        "mod:app", **{name: value for name, (value, _, _) in MAPPING.items() if name not in APART}
     )
     for name, (_, path, expected) in MAPPING.items():
-        if name != "fd":
+        if name not in APART:
             assert _get(config, path) == expected, name
 
 

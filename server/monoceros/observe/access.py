@@ -41,8 +41,16 @@ class Timestamps:
         return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
 
 
-def request_fields(record: RequestFinished) -> dict[str, Any]:
-    """The access-log fields of one request (DESIGN.md, "Access log")."""
+# Keys every line of the process starts with; the console renderer adds its own.
+_LINE_META = ("timestamp", "level", "logger", "event", "pid")
+
+
+def access_line(
+    record: RequestFinished, timestamp: str, pid: int, addresses: dict[Any, str | None]
+) -> dict[str, Any]:
+    """The access-log line of one request (DESIGN.md, "Access log"), as one dict literal:
+    this runs once per request. `addresses` caches "host:port" strings (a connection's
+    requests all share a peer)."""
     scope = record.scope
     host = user_agent = referer = None
     for name, value in scope["headers"]:
@@ -55,26 +63,47 @@ def request_fields(record: RequestFinished) -> dict[str, Any]:
     client = scope.get("client")
     peer = record.peer
     status = record.status
-    if record.outcome == "disconnected" and status == 0:
+    outcome = record.outcome
+    if outcome == "disconnected" and status == 0:
         status = CLIENT_CLOSED_REQUEST
+    client_text = addresses.get(client)
+    if client_text is None:
+        client_text = _remember(addresses, client)
+    peer_text = addresses.get(peer)
+    if peer_text is None:
+        peer_text = _remember(addresses, peer)
     return {
+        "timestamp": timestamp,
+        "level": "error" if outcome == "error" else "info",
+        "logger": "monoceros.access",
+        "event": "request",
         "method": scope["method"],
         "path": scope["path"],
         "query": scope["query_string"].decode("latin-1"),
         "status": status,
-        "outcome": record.outcome,
+        "outcome": outcome,
         "duration": round(record.duration, 6),
         "bytes_received": record.bytes_received,
         "bytes_sent": record.bytes_sent,
-        "client": f"{client[0]}:{client[1]}" if client else None,
-        "peer": f"{peer[0]}:{peer[1]}" if peer else None,
+        "client": client_text,
+        "peer": peer_text,
         "scheme": scope["scheme"],
         "host": host,
         "http_version": scope["http_version"],
         "user_agent": user_agent,
         "referer": referer,
         "request_id": record.request_id,
+        "pid": pid,
     }
+
+
+def _remember(addresses: dict[Any, str | None], address: tuple[str, int] | None) -> str | None:
+    if address is None:
+        return None
+    if len(addresses) > 4096:
+        addresses.clear()  # bounded: client ports churn
+    text = addresses[address] = f"{address[0]}:{address[1]}"
+    return text
 
 
 class AccessLog:
@@ -85,21 +114,16 @@ class AccessLog:
         self._json = log_format == "json"
         self._timestamps = Timestamps()
         self._pid = os.getpid()
+        self._addresses: dict[Any, str | None] = {}
         self._logger = structlog.get_logger("monoceros.access")
         self.enabled = logging.getLogger("monoceros.access").isEnabledFor(logging.INFO)
 
     def __call__(self, record: RequestFinished) -> None:
-        if not self._json:
-            level = "error" if record.outcome == "error" else "info"
-            fields = request_fields(record)
-            getattr(self._logger, level)("request", logger="monoceros.access", **fields)
+        line = access_line(record, self._timestamps.now(), self._pid, self._addresses)
+        if self._json:
+            self._output.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
             return
-        line = {
-            "timestamp": self._timestamps.now(),
-            "level": "error" if record.outcome == "error" else "info",
-            "logger": "monoceros.access",
-            "event": "request",
-            **request_fields(record),
-            "pid": self._pid,
-        }
-        self._output.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+        level = line["level"]
+        for key in _LINE_META:
+            del line[key]
+        getattr(self._logger, level)("request", logger="monoceros.access", **line)

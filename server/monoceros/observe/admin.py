@@ -7,6 +7,7 @@ ServerState, so its requests are neither logged nor counted as application traff
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -24,6 +25,8 @@ class AdminApp:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.readiness = Readiness.STARTING
+        # The supervisor asks its workers for fresh counts here before each scrape.
+        self.before_scrape: Callable[[], Awaitable[None]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,6 +40,8 @@ class AdminApp:
                 if name == b"accept":
                     accept = value
             encoder, content_type = choose_encoder(accept.decode("latin-1"))
+            if self.before_scrape is not None:
+                await self.before_scrape()
             await _respond(send, 200, content_type.encode(), encoder(self.registry))
         elif path == "/healthz":
             await _respond(send, 200, b"text/plain; charset=utf-8", b"ok\n")

@@ -7,8 +7,8 @@ more than the rest of our per-request work. Requests are instead tallied into pl
 `MetricsCollector`. Connection and rejection counts are plain ints the protocol already keeps
 in `ServerState`, read at scrape time.
 
-Every metric is defined once, in `collect()`; a multi-process mode (--workers) can sum the
-same tallies from each worker without changing a definition.
+Every metric is defined once, in `render()`, from a `MetricsSnapshot`: one process's own
+tallies, or (with --workers) the supervisor's sum of its workers' snapshots.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import platform
 import sys
 from bisect import bisect_left
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -74,6 +75,18 @@ class _Series:
         self.request_sum = 0
         self.response_sum = 0
 
+    def add(self, other: _Series) -> None:
+        for mine, theirs in (
+            (self.duration, other.duration),
+            (self.request_size, other.request_size),
+            (self.response_size, other.response_size),
+        ):
+            for index, count in enumerate(theirs):
+                mine[index] += count
+        self.duration_sum += other.duration_sum
+        self.request_sum += other.request_sum
+        self.response_sum += other.response_sum
+
 
 def route_of(scope: Any) -> str:
     """The route template when the framework says which route matched (Starlette and
@@ -91,6 +104,8 @@ class HttpMetrics:
         self.app_exceptions = 0
 
     def observe(self, record: RequestFinished) -> None:
+        if record.outcome == "rejected":
+            return  # answered by the server itself: monoceros_requests_rejected_total has it
         scope = record.scope
         method = scope["method"]
         if method not in KNOWN_METHODS:
@@ -119,6 +134,49 @@ class HttpMetrics:
         series.response_sum += sent
 
 
+@dataclass(slots=True)
+class MetricsSnapshot:
+    """Everything `/metrics` shows from one process's traffic, as plain picklable data: what a
+    worker sends its supervisor, and what the supervisor sums over workers (`add`)."""
+
+    series: dict[tuple[str, int, str, str], _Series] = field(default_factory=dict)
+    app_exceptions: int = 0
+    connections_accepted: int = 0
+    keepalive_reuses: int = 0
+    rejections: dict[int, int] = field(default_factory=dict)  # status -> count
+    # Gauges: only live processes contribute (`add(..., gauges=False)` for exited ones).
+    active_requests: int = 0
+    connections_open: int = 0
+
+    def add(self, other: MetricsSnapshot, *, gauges: bool = True) -> None:
+        for key, theirs in other.series.items():
+            ours = self.series.get(key)
+            if ours is None:
+                ours = self.series[key] = _Series()
+            ours.add(theirs)
+        self.app_exceptions += other.app_exceptions
+        self.connections_accepted += other.connections_accepted
+        self.keepalive_reuses += other.keepalive_reuses
+        for status, count in other.rejections.items():
+            self.rejections[status] = self.rejections.get(status, 0) + count
+        if gauges:
+            self.active_requests += other.active_requests
+            self.connections_open += other.connections_open
+
+
+def snapshot_of(http: HttpMetrics, state: ServerState) -> MetricsSnapshot:
+    """A view of one process's tallies (shared, not copied: pickling copies)."""
+    return MetricsSnapshot(
+        series=http.series,
+        app_exceptions=http.app_exceptions,
+        connections_accepted=state.connections_accepted,
+        keepalive_reuses=state.keepalive_reuses,
+        rejections=state.rejections,
+        active_requests=state.active_requests,
+        connections_open=len(state.connections),
+    )
+
+
 class MetricsCollector(Collector):
     """Turns the tallies and the server's counters into metric families at scrape time."""
 
@@ -128,89 +186,93 @@ class MetricsCollector(Collector):
         self.lifespan_state = lifespan_state  # a callable returning the lifespan state name
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._http_families()
-        state = self.state
-        yield GaugeMetricFamily(
-            "http_server_active_requests", "Requests being served.", value=state.active_requests
-        )
-        yield GaugeMetricFamily(
-            "monoceros_connections_open", "Open client connections.", value=len(state.connections)
-        )
-        yield CounterMetricFamily(
-            "monoceros_connections_accepted",
-            "Client connections accepted.",
-            value=state.connections_accepted,
-        )
-        yield CounterMetricFamily(
-            "monoceros_keepalive_reused_requests",
-            "Requests served on a connection that had served a request before.",
-            value=state.keepalive_reuses,
-        )
-        rejected = CounterMetricFamily(
-            "monoceros_requests_rejected",
-            "Requests answered by the server itself, by reason (parse error, limit, timeout, "
-            "overload).",
-            labels=["reason"],
-        )
-        for status, reason in REJECTION_REASONS.items():
-            rejected.add_metric([reason], state.rejections.get(status, 0))
-        yield rejected
-        yield CounterMetricFamily(
-            "monoceros_app_exceptions",
-            "Requests whose app raised or failed to respond.",
-            value=self.http.app_exceptions,
-        )
-        lifespan = GaugeMetricFamily(
-            "monoceros_lifespan_state", "1 for the current lifespan state.", labels=["state"]
-        )
-        current = self.lifespan_state()
-        for name in ("starting", "started", "unsupported", "failed", "stopping", "stopped"):
-            lifespan.add_metric([name], 1.0 if name == current else 0.0)
-        yield lifespan
-        info = InfoMetricFamily("monoceros_build", "monoceros build information.")
-        info.add_metric(
-            [],
-            {
-                "version": __version__,
-                "python": platform.python_version(),
-                "implementation": sys.implementation.name,
-            },
-        )
-        yield info
+        return render(snapshot_of(self.http, self.state), self.lifespan_state())
 
-    def _http_families(self) -> Iterator[Metric]:
-        duration = HistogramMetricFamily(
-            "http_server_request_duration_seconds",
-            "Duration of HTTP server requests.",
-            labels=HTTP_LABELS,
-            unit="seconds",
+
+def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
+    """The metric families for one snapshot (one process's, or a worker group's sum)."""
+    yield from _http_families(snapshot.series)
+    yield GaugeMetricFamily(
+        "http_server_active_requests", "Requests being served.", value=snapshot.active_requests
+    )
+    yield GaugeMetricFamily(
+        "monoceros_connections_open", "Open client connections.", value=snapshot.connections_open
+    )
+    yield CounterMetricFamily(
+        "monoceros_connections_accepted",
+        "Client connections accepted.",
+        value=snapshot.connections_accepted,
+    )
+    yield CounterMetricFamily(
+        "monoceros_keepalive_reused_requests",
+        "Requests served on a connection that had served a request before.",
+        value=snapshot.keepalive_reuses,
+    )
+    rejected = CounterMetricFamily(
+        "monoceros_requests_rejected",
+        "Requests answered by the server itself, by reason (parse error, limit, timeout, "
+        "overload).",
+        labels=["reason"],
+    )
+    for status, reason in REJECTION_REASONS.items():
+        rejected.add_metric([reason], snapshot.rejections.get(status, 0))
+    yield rejected
+    yield CounterMetricFamily(
+        "monoceros_app_exceptions",
+        "Requests whose app raised or failed to respond.",
+        value=snapshot.app_exceptions,
+    )
+    lifespan = GaugeMetricFamily(
+        "monoceros_lifespan_state", "1 for the current lifespan state.", labels=["state"]
+    )
+    for name in ("starting", "started", "unsupported", "failed", "stopping", "stopped"):
+        lifespan.add_metric([name], 1.0 if name == lifespan_phase else 0.0)
+    yield lifespan
+    info = InfoMetricFamily("monoceros_build", "monoceros build information.")
+    info.add_metric(
+        [],
+        {
+            "version": __version__,
+            "python": platform.python_version(),
+            "implementation": sys.implementation.name,
+        },
+    )
+    yield info
+
+
+def _http_families(series_by_labels: dict[tuple[str, int, str, str], _Series]) -> Iterator[Metric]:
+    duration = HistogramMetricFamily(
+        "http_server_request_duration_seconds",
+        "Duration of HTTP server requests.",
+        labels=HTTP_LABELS,
+        unit="seconds",
+    )
+    request_size = HistogramMetricFamily(
+        "http_server_request_body_size_bytes",
+        "Size of HTTP server request bodies.",
+        labels=HTTP_LABELS,
+        unit="bytes",
+    )
+    response_size = HistogramMetricFamily(
+        "http_server_response_body_size_bytes",
+        "Size of HTTP server response bodies.",
+        labels=HTTP_LABELS,
+        unit="bytes",
+    )
+    for (method, status, route, scheme), series in list(series_by_labels.items()):
+        labels = [method, str(status), route, scheme]
+        duration.add_metric(
+            labels, _cumulative(DURATION_BUCKETS, series.duration), series.duration_sum
         )
-        request_size = HistogramMetricFamily(
-            "http_server_request_body_size_bytes",
-            "Size of HTTP server request bodies.",
-            labels=HTTP_LABELS,
-            unit="bytes",
+        request_size.add_metric(
+            labels, _cumulative(SIZE_BUCKETS, series.request_size), float(series.request_sum)
         )
-        response_size = HistogramMetricFamily(
-            "http_server_response_body_size_bytes",
-            "Size of HTTP server response bodies.",
-            labels=HTTP_LABELS,
-            unit="bytes",
+        response_size.add_metric(
+            labels, _cumulative(SIZE_BUCKETS, series.response_size), float(series.response_sum)
         )
-        for (method, status, route, scheme), series in list(self.http.series.items()):
-            labels = [method, str(status), route, scheme]
-            duration.add_metric(
-                labels, _cumulative(DURATION_BUCKETS, series.duration), series.duration_sum
-            )
-            request_size.add_metric(
-                labels, _cumulative(SIZE_BUCKETS, series.request_size), float(series.request_sum)
-            )
-            response_size.add_metric(
-                labels, _cumulative(SIZE_BUCKETS, series.response_size), float(series.response_sum)
-            )
-        yield duration
-        yield request_size
-        yield response_size
+    yield duration
+    yield request_size
+    yield response_size
 
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
@@ -226,7 +288,7 @@ def _format_bound(bound: float) -> str:
     return repr(float(bound))
 
 
-def build_registry(collector: MetricsCollector) -> CollectorRegistry:
+def build_registry(collector: Collector) -> CollectorRegistry:
     """An explicit registry (never the global one): ours plus process and Python metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)

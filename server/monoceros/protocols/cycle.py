@@ -28,6 +28,7 @@ logger = logging.getLogger("monoceros.error")
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 INTERNAL_ERROR_BODY = b"Internal Server Error"
 DISCONNECT: Message = {"type": "http.disconnect"}
+_new_record = tuple.__new__
 FILE_CHUNK = 256 * 1024
 
 
@@ -185,15 +186,19 @@ class RequestCycle:
         observer = state.on_request_finished
         if observer is not None:
             observer(
-                RequestFinished(
-                    self.scope,
-                    self.status,
-                    outcome,
-                    time.perf_counter() - self.started,
-                    self.bytes_received,
-                    self.bytes_sent,
-                    self.connection.peer,
-                    self.request_id,
+                # tuple.__new__ directly: a NamedTuple's own __new__ is Python code.
+                _new_record(
+                    RequestFinished,
+                    (
+                        self.scope,
+                        self.status,
+                        outcome,
+                        time.perf_counter() - self.started,
+                        self.bytes_received,
+                        self.bytes_sent,
+                        self.connection.peer,
+                        self.request_id,
+                    ),
                 )
             )
 

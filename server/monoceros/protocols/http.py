@@ -18,6 +18,7 @@ import httptools
 
 from monoceros.protocols.cycle import RequestCycle, ResponseState, service_unavailable
 from monoceros.protocols.eager import start_eagerly
+from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.flow_control import HIGH_WATER, FlowControl
 from monoceros.protocols.head import error_response
 from monoceros.protocols.state import ServerState
@@ -330,9 +331,34 @@ class HttpProtocol(asyncio.Protocol):
         return self.state.request_ids.next()
 
     def _send_error(self, status: int) -> None:
-        self.state.count_rejection(status)
-        self.transport.write(error_response(status, self.state.default_headers))
+        state = self.state
+        state.count_rejection(status)
+        response = error_response(status, state.default_headers)
+        self.transport.write(response)
         self.close()
+        if state.on_request_finished is not None:
+            state.on_request_finished(self._rejected_request(status, len(response)))
+
+    def _rejected_request(self, status: int, size: int) -> RequestFinished:
+        """What is known of a request the server answered itself (400, 408, 413, 414, 431),
+        so the access log shows it like nginx would: the target as received, undecoded."""
+        method = version = ""
+        if self._url:  # the method was parsed (it comes before the target)
+            method = self.parser.get_method().decode("latin-1")
+            version = self.parser.get_http_version()
+        target = self._url.decode("latin-1")
+        path, _, query = target.partition("?")
+        scope: Scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": query.encode("latin-1"),
+            "headers": self._headers,
+            "client": self.peer,
+            "scheme": self.scheme,
+            "http_version": version,
+        }
+        return RequestFinished(scope, status, "rejected", 0.0, 0, size, self.peer, None)
 
     # -- used by the cycle and the server ------------------------------------------------------
 
