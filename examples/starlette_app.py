@@ -13,7 +13,6 @@ side; the difference is the framework.
 """
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -21,12 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-PLAINTEXT = b"Hello, World!"
-JSON_DOCUMENT = json.dumps(
-    {"items": [{"id": i, "name": f"item-{i:03d}", "price": i * 1.25} for i in range(22)]}
-).encode()
-STREAM_CHUNK = b"x" * 65536
-STREAM_CHUNKS = 16
+from examples.app import JSON_DOCUMENT, PLAINTEXT, STREAM_CHUNK, STREAM_CHUNKS
 
 
 async def plaintext(request: Request) -> Response:

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from monoceros.config import Config, ListenSettings
@@ -22,14 +22,13 @@ from monoceros.observe.hub import Observability
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.http import TICK, HttpProtocol
 from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.signals import captured_signals
 from monoceros.sockets import bind_socket, describe
 from monoceros.tls import create_ssl_context
 
 logger = logging.getLogger("monoceros.error")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# Seconds between closing the listener and closing idle connections (shutdown step 3).
-FIRST_REQUEST_GRACE = 0.05
 
 
 class Server:
@@ -85,7 +84,7 @@ class Server:
         output = self.observability.output
         output.attach(self.loop)
         try:
-            with self._capture_signals():
+            with captured_signals(self.loop, HANDLED_SIGNALS, self._handle_signal):
                 try:
                     lifespan = await self.startup(sockets)
                 except StartupError as exc:
@@ -198,14 +197,11 @@ class Server:
                 deadline += delay  # the graceful timeout counts from the drain
         # 2. Responses finished from now on carry `connection: close`.
         state.draining = True
-        # 3. Stop accepting new connections. A connection accepted a moment ago may not have
-        #    delivered its first request yet (the client sent it right after connecting):
-        #    give it FIRST_REQUEST_GRACE to arrive, so step 4 does not close it as idle.
+        # 3. Stop accepting new connections.
         for listener in self._listeners:
             listener.close()
-        if state.connections and not self.force_exit:
-            await asyncio.sleep(FIRST_REQUEST_GRACE)
-        # 4. Close idle keep-alive connections; busy ones close after their response.
+        # 4. Close idle keep-alive connections; busy ones close after their response, and
+        #    ones still waiting for their first request get a moment for it to arrive.
         for connection in list(state.connections):
             connection.shutdown()
         # 5. Wait for in-flight requests, at most --timeout-graceful-shutdown seconds.
@@ -261,23 +257,6 @@ class Server:
             sock.close()
 
     # -- signals -------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _capture_signals(self) -> Iterator[None]:
-        """Record SIGINT/SIGTERM while serving; restore the previous handlers afterwards."""
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in HANDLED_SIGNALS:
-            try:
-                loop.add_signal_handler(sig, self._handle_signal, sig)
-            except (ValueError, RuntimeError, NotImplementedError):
-                continue  # not the main thread: the embedding program owns signals
-            installed.append(sig)
-        try:
-            yield
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
 
     def _handle_signal(self, sig: signal.Signals) -> None:
         assert self._exit_requested is not None

@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
 from monoceros.config import Config
@@ -28,6 +27,7 @@ from monoceros.observe.group import AdminListener, GroupCollector, GroupStatus
 from monoceros.observe.logging import current_output
 from monoceros.observe.metrics import MetricsSnapshot, build_registry
 from monoceros.server import _loop_factory
+from monoceros.signals import captured_signals
 from monoceros.sockets import bind_socket, describe
 from monoceros.worker import Phase, Worker, run_worker
 
@@ -87,7 +87,7 @@ class Supervisor:
             except StartupError as exc:
                 logger.error("%s", exc)
                 return exc.exit_code
-            with self._capture_signals(loop):
+            with captured_signals(loop, SIGNALS, self._record_signal):
                 while (timeout := self._act(loop)) is not None:
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
@@ -263,16 +263,6 @@ class Supervisor:
             self.exit_code = code if code and code > 0 else 1
 
     # -- signals -------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _capture_signals(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-        for sig in SIGNALS:
-            loop.add_signal_handler(sig, self._record_signal, sig)
-        try:
-            yield
-        finally:
-            for sig in SIGNALS:
-                loop.remove_signal_handler(sig)
 
     def _record_signal(self, sig: signal.Signals) -> None:
         assert self._wakeup is not None

@@ -26,6 +26,7 @@ DEPLOY = REPO / "tests" / "deploy"
 RULES = REPO / "docker" / "prometheus" / "rules" / "monoceros.yml"
 RULE_TESTS = REPO / "docker" / "prometheus" / "tests" / "monoceros.test.yml"
 DASHBOARD = REPO / "grafana" / "dashboards" / "monoceros.json"
+CA_DIR = Path("/usr/local/share/ca-certificates")  # Debian's local CA folder (ENVIRONMENT.md)
 
 # What the Grafana variables stand for when an expression is checked outside Grafana.
 GRAFANA_VARIABLES = {
@@ -53,6 +54,28 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: deployment checks must run)")
     pytest.skip(reason)
+
+
+def require_docker() -> None:
+    """Docker, dockerd and debootstrap are installed and the engine runs (started if need be)."""
+    for command in ("docker", "dockerd", "debootstrap"):
+        if shutil.which(command) is None:
+            unavailable(f"{command} is not installed (.ci/run installs docker.io and debootstrap)")
+    if os.geteuid() != 0:
+        unavailable("starting dockerd and debootstrap need root")
+    engine = run([str(DEPLOY / "engine.sh"), "60"], timeout=90, check=False)
+    if engine.returncode != 0:
+        unavailable(f"the Docker engine cannot run here: {engine.stderr[-2000:]}")
+
+
+def ca_bundle(directory: Path) -> Path | None:
+    """The machine's extra CAs as one PEM file, for pip inside a build (a build secret only)."""
+    certificates = sorted(CA_DIR.glob("*.crt")) if CA_DIR.is_dir() else []
+    if not certificates:
+        return None
+    bundle = directory / "pip-ca.pem"
+    bundle.write_text("".join(c.read_text() for c in certificates))
+    return bundle
 
 
 def run(

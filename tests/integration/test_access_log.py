@@ -69,6 +69,13 @@ def line_for(process: ServerProcess, rid: str) -> dict[str, Any]:
     return found[0]
 
 
+def generated_line_for(process: ServerProcess, response: httpx.Response) -> dict[str, Any]:
+    """The access line of `response`, whose request id the server generated."""
+    rid = response.headers["x-request-id"]
+    assert GENERATED_ID.fullmatch(rid)
+    return line_for(process, rid)
+
+
 def raw_exchange(port: int, data: bytes) -> tuple[int, dict[str, str]]:
     """Send one raw request (with `connection: close`); the status and the response headers."""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
@@ -86,6 +93,14 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
+def get_with_request_id(url: str, given: bytes) -> tuple[int, dict[str, str]]:
+    """A raw `GET /` sending `X-Request-ID: <given>`; the status and the response headers."""
+    return raw_exchange(
+        port_of(url),
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Request-ID: " + given + b"\r\n\r\n",
+    )
+
+
 # -- the fields, by outcome -----------------------------------------------------------------------
 
 
@@ -97,9 +112,7 @@ def test_fields_of_a_200(server: tuple[ServerProcess, str]) -> None:
         headers={"user-agent": "tester/1.0", "referer": "http://ref.example/page"},
         timeout=TIMEOUT,
     )
-    rid = response.headers["x-request-id"]
-    assert GENERATED_ID.fullmatch(rid)
-    line = line_for(process, rid)
+    line = generated_line_for(process, response)
     assert set(line) >= ACCESS_FIELDS
     assert TIMESTAMP.fullmatch(line["timestamp"]), line["timestamp"]
     stamp = datetime.fromisoformat(line["timestamp"])
@@ -221,25 +234,28 @@ def test_the_line_is_written_when_the_response_completes(
 
 # -- log injection --------------------------------------------------------------------------------
 
+
+def in_path(target: bytes, logged: str, id: str) -> Any:
+    """An injection case whose client value is the request path, `logged` once decoded."""
+    return pytest.param(target, b"", {}, {"path": logged}, id=id)
+
+
+def in_header(name: bytes, value: bytes, id: str) -> Any:
+    """An injection case whose client value is request header `name`, logged as sent (its
+    field is the header's name with `_` for `-`)."""
+    field = name.decode().replace("-", "_")
+    return pytest.param(b"/", b"", {name: value}, {field: value.decode("latin-1")}, id=id)
+
+
 INJECTIONS = [
-    pytest.param(
-        b'/a%0a{"forged":true}',
-        b"",
-        {},
-        {"path": '/a\n{"forged":true}'},
-        id="newline-in-path",
-    ),
-    pytest.param(
+    in_path(b'/a%0a{"forged":true}', '/a\n{"forged":true}', "newline-in-path"),
+    in_path(
         b"/%22%2C%22status%22%3A200%2C%22forged%22%3A%22",
-        b"",
-        {},
-        {"path": '/","status":200,"forged":"'},
-        id="quotes-in-path",
+        '/","status":200,"forged":"',
+        "quotes-in-path",
     ),
-    pytest.param(
-        b"/%0d%0a%00%1b[31m%5c", b"", {}, {"path": "/\r\n\x00\x1b[31m\\"}, id="controls-in-path"
-    ),
-    pytest.param(b'/a"b\\c', b"", {}, {"path": '/a"b\\c'}, id="raw-quote-in-path"),
+    in_path(b"/%0d%0a%00%1b[31m%5c", "/\r\n\x00\x1b[31m\\", "controls-in-path"),
+    in_path(b'/a"b\\c', '/a"b\\c', "raw-quote-in-path"),
     pytest.param(
         b"/",
         b'q=%0a%22}&x="},{"forged":1}',
@@ -247,27 +263,9 @@ INJECTIONS = [
         {"query": 'q=%0a%22}&x="},{"forged":1}'},
         id="query",
     ),
-    pytest.param(
-        b"/",
-        b"",
-        {b"user-agent": b'evil"}\t{"forged": true, "x": "'},
-        {"user_agent": 'evil"}\t{"forged": true, "x": "'},
-        id="user-agent",
-    ),
-    pytest.param(
-        b"/",
-        b"",
-        {b"user-agent": b"caf\xe9 \\u000a"},
-        {"user_agent": "caf\xe9 \\u000a"},
-        id="user-agent-obs-text",
-    ),
-    pytest.param(
-        b"/",
-        b"",
-        {b"referer": b'"},"status":200,"x":"'},
-        {"referer": '"},"status":200,"x":"'},
-        id="referer",
-    ),
+    in_header(b"user-agent", b'evil"}\t{"forged": true, "x": "', "user-agent"),
+    in_header(b"user-agent", b"caf\xe9 \\u000a", "user-agent-obs-text"),
+    in_header(b"referer", b'"},"status":200,"x":"', "referer"),
 ]
 
 
@@ -378,10 +376,7 @@ def test_a_malformed_request_id_is_replaced(
     behind_proxy: tuple[ServerProcess, str], given: bytes
 ) -> None:
     process, url = behind_proxy
-    status, headers = raw_exchange(
-        port_of(url),
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Request-ID: " + given + b"\r\n\r\n",
-    )
+    status, headers = get_with_request_id(url, given)
     assert status == 200
     rid = headers["x-request-id"]
     assert GENERATED_ID.fullmatch(rid), rid
@@ -392,12 +387,7 @@ def test_a_request_id_with_quotes_round_trips(behind_proxy: tuple[ServerProcess,
     process, url = behind_proxy
     given = 'abc"},{"forged":"\\'
     before = len(access_lines(process))
-    status, headers = raw_exchange(
-        port_of(url),
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Request-ID: "
-        + given.encode()
-        + b"\r\n\r\n",
-    )
+    status, headers = get_with_request_id(url, given.encode())
     assert status == 200
     assert headers["x-request-id"] == given
     line = line_for(process, given)
@@ -413,9 +403,7 @@ def test_an_untrusted_peer_cannot_set_the_request_id() -> None:
             headers={"x-request-id": "chosen-by-client", "x-forwarded-for": "203.0.113.7"},
             timeout=TIMEOUT,
         )
-        rid = response.headers["x-request-id"]
-        assert GENERATED_ID.fullmatch(rid)
-        line = line_for(process, rid)
+        line = generated_line_for(process, response)
     assert line["client"] == line["peer"]
     assert line["client"].startswith("127.0.0.1:")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from collections import Counter
@@ -27,13 +26,14 @@ from tests.integration.deploy_helpers import (
     PENDING_METRICS,
     Response,
     all_expressions,
+    ca_bundle,
     compose_command,
     http_request,
     metric_names,
     prometheus_query,
     prometheus_value,
+    require_docker,
     run,
-    unavailable,
     wait_for,
 )
 
@@ -48,7 +48,6 @@ LOCAL_IMAGES = {
     "PROMETHEUS_IMAGE": "local/prometheus:bookworm",
 }
 SERVICES = ["app", "nginx", "nginx-exporter", "prometheus"]  # not grafana: no image here
-CA_DIR = Path("/usr/local/share/ca-certificates")  # Debian's local CA folder (ENVIRONMENT.md)
 SPOOFED = "203.0.113.50"
 # Each wait is bounded; Prometheus scrapes every 5 s.
 SCRAPE_WAIT = 30.0
@@ -109,32 +108,11 @@ class Stack:
         return self.run("exec", "-T", "app", "python", "-c", script)
 
 
-def _require_docker() -> None:
-    for command in ("docker", "dockerd", "debootstrap"):
-        if shutil.which(command) is None:
-            unavailable(f"{command} is not installed (.ci/run installs docker.io and debootstrap)")
-    if os.geteuid() != 0:
-        unavailable("starting dockerd and debootstrap need root")
-    engine = run([str(DEPLOY / "engine.sh"), "60"], timeout=90, check=False)
-    if engine.returncode != 0:
-        unavailable(f"the Docker engine cannot run here: {engine.stderr[-2000:]}")
-
-
-def _ca_bundle(directory: Path) -> Path | None:
-    """The machine's extra CAs as one PEM file, for pip inside the build (a build secret only)."""
-    certificates = sorted(CA_DIR.glob("*.crt")) if CA_DIR.is_dir() else []
-    if not certificates:
-        return None
-    bundle = directory / "pip-ca.pem"
-    bundle.write_text("".join(c.read_text() for c in certificates))
-    return bundle
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    _require_docker()
+    require_docker()
     run([str(DEPLOY / "base-images.sh")], timeout=420)
-    ca_file = _ca_bundle(tmp_path_factory.mktemp("ca"))
+    ca_file = ca_bundle(tmp_path_factory.mktemp("ca"))
     env = {
         **os.environ,
         **LOCAL_IMAGES,

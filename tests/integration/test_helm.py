@@ -15,7 +15,6 @@ import copy
 import json
 import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,8 +37,10 @@ from tests.integration.deploy_helpers import (
     DASHBOARD,
     DEPLOY,
     RULES,
+    ca_bundle,
     http_request,
     load_yaml,
+    require_docker,
     run,
     tool,
     unavailable,
@@ -397,7 +398,6 @@ def test_validate_values_reports_every_problem_at_once() -> None:
 
 IMAGE = "monoceros:helm-test"
 LOCAL_PYTHON = "local/python:3.11-slim-bookworm"
-CA_DIR = Path("/usr/local/share/ca-certificates")  # Debian's local CA folder (ENVIRONMENT.md)
 # The image the test builds, in place of the chart's default registry image.
 DOCKER_VALUES: dict[str, Any] = {
     "image": {"registry": "", "repository": "monoceros", "tag": "helm-test", "digest": ""}
@@ -410,21 +410,12 @@ DOCKER_CASES = [
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    for command in ("docker", "dockerd", "debootstrap"):
-        if shutil.which(command) is None:
-            unavailable(f"{command} is not installed (.ci/run installs docker.io and debootstrap)")
-    if os.geteuid() != 0:
-        unavailable("starting dockerd and debootstrap need root")
-    engine = run([str(DEPLOY / "engine.sh"), "60"], timeout=90, check=False)
-    if engine.returncode != 0:
-        unavailable(f"the Docker engine cannot run here: {engine.stderr[-2000:]}")
+    require_docker()
     run([str(DEPLOY / "base-images.sh")], timeout=420)
     build = ["/usr/bin/docker", "build", "--quiet", "-f", "docker/Dockerfile", "-t", IMAGE]
     build += ["--build-arg", f"PYTHON_IMAGE={LOCAL_PYTHON}"]
-    certificates = sorted(CA_DIR.glob("*.crt")) if CA_DIR.is_dir() else []
-    if certificates:  # pip inside the build goes through the machine's TLS-inspecting proxy
-        bundle = tmp_path_factory.mktemp("ca") / "pip-ca.pem"
-        bundle.write_text("".join(c.read_text() for c in certificates))
+    bundle = ca_bundle(tmp_path_factory.mktemp("ca"))
+    if bundle is not None:  # pip inside the build goes through the machine's TLS-inspecting proxy
         build += ["--secret", f"id=pip_ca,src={bundle}"]
     run([*build, "."], timeout=420, env={**os.environ, "DOCKER_BUILDKIT": "1"})
     return IMAGE

@@ -33,6 +33,9 @@ from tests.utils import RunningServer, raw_request, run_server
 DURATION = "http_server_request_duration_seconds"
 COUNT = DURATION + "_count"
 HTTP_LABELS = {"http_request_method", "http_response_status_code", "http_route", "url_scheme"}
+# Methods with their own label value; any other is labelled "_OTHER".
+KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]
+OTHER_METHODS = ["PROPFIND", "PURGE", "MKCOL", "SEARCH"]
 OTEL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 REJECTED = "monoceros_requests_rejected_total"
 REASONS = {
@@ -159,18 +162,8 @@ def test_slow_request_lands_in_its_bucket(server: RunningServer, admin: str) -> 
 @pytest.mark.parametrize(
     ("method", "label"),
     [
-        pytest.param("GET", "GET", id="GET"),
-        pytest.param("HEAD", "HEAD", id="HEAD"),
-        pytest.param("POST", "POST", id="POST"),
-        pytest.param("PUT", "PUT", id="PUT"),
-        pytest.param("DELETE", "DELETE", id="DELETE"),
-        pytest.param("PATCH", "PATCH", id="PATCH"),
-        pytest.param("OPTIONS", "OPTIONS", id="OPTIONS"),
-        pytest.param("TRACE", "TRACE", id="TRACE"),
-        pytest.param("PROPFIND", "_OTHER", id="PROPFIND"),
-        pytest.param("PURGE", "_OTHER", id="PURGE"),
-        pytest.param("MKCOL", "_OTHER", id="MKCOL"),
-        pytest.param("SEARCH", "_OTHER", id="SEARCH"),
+        *(pytest.param(method, method, id=method) for method in KNOWN_METHODS),
+        *(pytest.param(method, "_OTHER", id=method) for method in OTHER_METHODS),
     ],
 )
 def test_method_label(server: RunningServer, admin: str, method: str, label: str) -> None:

@@ -12,25 +12,14 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
+from tests.apps import run_lifespan, send_text
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(receive, send)
+        return
     if scope["path"] == "/slow":
         query = parse_qs(scope["query_string"].decode())
         await asyncio.sleep(min(float(query.get("seconds", ["1"])[0]), 10.0))
-    body = str(os.getpid()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_text(send, str(os.getpid()).encode())

@@ -33,6 +33,7 @@ import pytest
 from monoceros.protocols.flow_control import HIGH_WATER
 from monoceros.protocols.http import HttpProtocol, Reject, _split_target
 from monoceros.types import Message, Receive, Scope, Send
+from tests.apps import plain
 from tests.utils import RunningServer, raw_request, read_until_closed, run_server
 
 TIMEOUT = 5.0
@@ -67,17 +68,6 @@ async def respond(
 ) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers or []})
     await send({"type": "http.response.body", "body": body})
-
-
-def plain(value: Any) -> Any:
-    """The scope as JSON can show it: bytes as latin-1 strings, tuples as lists."""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    return value
 
 
 async def scope_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
@@ -478,6 +468,44 @@ def request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def exchange(server: RunningServer, data: bytes) -> Response:
+    """The response to `data`, a GET request sent on a connection of its own."""
+    with wire(server) as connection:
+        connection.send(data)
+        return connection.response()
+
+
+def exchange_then_fixed(server: RunningServer, data: bytes) -> Response:
+    """As `exchange`; the connection then serves `/fixed` cleanly (nothing stray was sent)."""
+    with wire(server) as connection:
+        connection.send(data)
+        response = connection.response()
+        connection.send(request("/fixed"))
+        assert connection.response().body == FIXED_BODY
+    return response
+
+
+def exchange_then_closed(server: RunningServer, data: bytes) -> Response:
+    """As `exchange`; the server then closes the connection."""
+    with wire(server) as connection:
+        connection.send(data)
+        response = connection.response()
+        assert connection.closed_by_server()
+    return response
+
+
+def raw_exchange_logging(
+    server: RunningServer, caplog: pytest.LogCaptureFixture, target: str, message: str
+) -> tuple[bytes, bytes]:
+    """The head and the body of the raw response to a GET of `target`, once the server has
+    logged the error `message`."""
+    with caplog.at_level(logging.ERROR, logger="monoceros.error"):
+        data = raw_request(server.port, request(target))
+        wait_for_log(caplog, message)
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
 def protocol_for(server: RunningServer, client_port: int) -> HttpProtocol:
     """The server-side connection object of the client at `client_port`."""
     deadline = time.monotonic() + TIMEOUT
@@ -490,9 +518,7 @@ def protocol_for(server: RunningServer, client_port: int) -> HttpProtocol:
 
 
 def scope_over_wire(server: RunningServer, data: bytes) -> dict[str, Any]:
-    with wire(server) as connection:
-        connection.send(data)
-        response = connection.response()
+    response = exchange(server, data)
     assert response.status == 200, response
     scope: dict[str, Any] = json.loads(response.body)
     return scope
@@ -672,9 +698,7 @@ def test_receive_after_body_waits_for_disconnect(server: RunningServer) -> None:
 
 
 def test_content_length_from_a_single_body(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/fixed"))
-        response = connection.response()
+    response = exchange(server, request("/fixed"))
     assert response.status == 200
     assert response.header(b"content-length") == b"%d" % len(FIXED_BODY)
     assert response.header(b"transfer-encoding") is None
@@ -682,12 +706,8 @@ def test_content_length_from_a_single_body(server: RunningServer) -> None:
 
 
 def test_streamed_response_is_chunked_on_http_11(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/stream?chunks=4"))
-        response = connection.response()
-        # The connection stays usable: the terminating chunk ended the message.
-        connection.send(request("/fixed"))
-        assert connection.response().body == FIXED_BODY
+    # The connection stays usable: the terminating chunk ended the message.
+    response = exchange_then_fixed(server, request("/stream?chunks=4"))
     assert response.header(b"transfer-encoding") == b"chunked"
     assert response.header(b"content-length") is None
     assert response.body == b"".join(stream_chunks(4))
@@ -695,10 +715,7 @@ def test_streamed_response_is_chunked_on_http_11(server: RunningServer) -> None:
 
 
 def test_streamed_response_is_close_delimited_on_http_10(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/stream?chunks=4", version="1.0"))
-        response = connection.response()
-        assert connection.closed_by_server()
+    response = exchange_then_closed(server, request("/stream?chunks=4", version="1.0"))
     assert response.header(b"transfer-encoding") is None
     assert response.header(b"content-length") is None
     assert response.header(b"connection") == b"close"
@@ -743,12 +760,8 @@ def test_head_response_is_only_a_head_on_the_wire(server: RunningServer) -> None
 
 @pytest.mark.parametrize("code", [204, 304])
 def test_no_body_statuses(server: RunningServer, code: int) -> None:
-    with wire(server) as connection:
-        connection.send(request(f"/status?code={code}"))
-        response = connection.response()
-        # No stray body bytes: the next response on the connection parses cleanly.
-        connection.send(request("/fixed"))
-        assert connection.response().body == FIXED_BODY
+    # No stray body bytes: the next response on the connection parses cleanly.
+    response = exchange_then_fixed(server, request(f"/status?code={code}"))
     assert response.status == code
     assert response.body == b""
     assert response.header(b"content-length") is None
@@ -756,9 +769,7 @@ def test_no_body_statuses(server: RunningServer, code: int) -> None:
 
 
 def test_server_and_date_headers(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/fixed"))
-        response = connection.response()
+    response = exchange(server, request("/fixed"))
     assert response.values(b"server") == [b"monoceros"]
     (date,) = response.values(b"date")
     # RFC 7231 section 7.1.1.1: IMF-fixdate.
@@ -772,9 +783,7 @@ def test_server_and_date_headers(server: RunningServer) -> None:
 
 
 def test_app_server_and_date_headers_replace_the_defaults(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/own-headers"))
-        response = connection.response()
+    response = exchange(server, request("/own-headers"))
     assert response.values(b"server") == [b"custom/1.0"]
     assert response.values(b"date") == [b"Tue, 01 Jan 2030 00:00:00 GMT"]
 
@@ -836,9 +845,7 @@ def test_head_and_small_body_go_out_in_one_write(
         connection_made(self, CountingTransport(transport))
 
     monkeypatch.setattr(HttpProtocol, "connection_made", counting_connection_made)
-    with wire(server) as connection:
-        connection.send(request("/fixed"))
-        response = connection.response()
+    response = exchange(server, request("/fixed"))
     assert response.body == FIXED_BODY
     assert len(writes) == 1
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
@@ -857,19 +864,13 @@ def test_keep_alive_reuses_the_connection(server: RunningServer) -> None:
 
 
 def test_client_connection_close(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/fixed", "Connection: close"))
-        response = connection.response()
-        assert connection.closed_by_server()
+    response = exchange_then_closed(server, request("/fixed", "Connection: close"))
     assert response.body == FIXED_BODY
     assert response.header(b"connection") == b"close"
 
 
 def test_http_10_closes_by_default(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/fixed", version="1.0", host=False))
-        response = connection.response()
-        assert connection.closed_by_server()
+    response = exchange_then_closed(server, request("/fixed", version="1.0", host=False))
     assert response.body == FIXED_BODY
     assert response.header(b"content-length") == b"%d" % len(FIXED_BODY)
     assert response.header(b"connection") == b"close"
@@ -1093,29 +1094,20 @@ def test_limit_concurrency() -> None:
 
 
 def test_app_connection_close_header(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/framing?kind=connection-close"))
-        response = connection.response()
-        assert connection.closed_by_server()
+    response = exchange_then_closed(server, request("/framing?kind=connection-close"))
     assert response.body == b"bye"
     assert response.values(b"connection") == [b"close"]
 
 
 def test_app_transfer_encoding_header_is_framed_by_the_server(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/framing?kind=transfer-encoding"))
-        response = connection.response()
+    response = exchange(server, request("/framing?kind=transfer-encoding"))
     assert response.values(b"transfer-encoding") == [b"chunked"]
     assert response.body == b"onetwo"
     assert response.chunks == 2
 
 
 def test_app_content_length_on_a_stream(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/framing?kind=content-length-stream"))
-        response = connection.response()
-        connection.send(request("/fixed"))
-        assert connection.response().body == FIXED_BODY
+    response = exchange_then_fixed(server, request("/framing?kind=content-length-stream"))
     assert response.values(b"content-length") == [b"6"]
     assert response.header(b"transfer-encoding") is None
     assert response.body == b"onetwo"
@@ -1123,21 +1115,16 @@ def test_app_content_length_on_a_stream(server: RunningServer) -> None:
 
 @pytest.mark.parametrize("kind", ["bad-content-length", "status-out-of-range"])
 def test_app_invalid_head_is_500(server: RunningServer, kind: str) -> None:
-    with wire(server) as connection:
-        connection.send(request(f"/framing?kind={kind}"))
-        response = connection.response()
+    response = exchange(server, request(f"/framing?kind={kind}"))
     assert response.status == 500
     assert response.body == b"Internal Server Error"
 
 
 def test_app_connection_keep_alive_header_is_not_repeated(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(
-            request("/framing?kind=connection-keep-alive", "Connection: keep-alive", version="1.0")
-        )
-        response = connection.response()
-        connection.send(request("/fixed"))
-        assert connection.response().body == FIXED_BODY
+    response = exchange_then_fixed(
+        server,
+        request("/framing?kind=connection-keep-alive", "Connection: keep-alive", version="1.0"),
+    )
     assert response.values(b"connection") == [b"keep-alive"]
     assert response.body == b"kept"
 
@@ -1146,10 +1133,12 @@ def test_app_body_shorter_than_its_content_length(
     server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The client would wait for the missing bytes: closing is the only way to end it."""
-    with caplog.at_level(logging.ERROR, logger="monoceros.error"):
-        data = raw_request(server.port, request("/framing?kind=shorter-than-content-length"))
-        wait_for_log(caplog, "Response content is shorter than its Content-Length.")
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, body = raw_exchange_logging(
+        server,
+        caplog,
+        "/framing?kind=shorter-than-content-length",
+        "Response content is shorter than its Content-Length.",
+    )
     assert b"content-length: 10" in head.split(b"\r\n")
     assert body == b"abc"
 
@@ -1166,10 +1155,12 @@ def test_app_returning_a_value_is_logged(
 def test_app_returning_mid_response_cuts_the_connection(
     server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="monoceros.error"):
-        data = raw_request(server.port, request("/framing?kind=incomplete"))
-        wait_for_log(caplog, "ASGI callable returned without completing the response.")
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, body = raw_exchange_logging(
+        server,
+        caplog,
+        "/framing?kind=incomplete",
+        "ASGI callable returned without completing the response.",
+    )
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert body == b"7\r\npartial\r\n"  # and no terminating chunk
 
@@ -1266,10 +1257,9 @@ def test_next_request_head_arrives_during_a_response(server: RunningServer) -> N
 
 
 def test_upgrade_request_is_answered_as_http_and_closed(server: RunningServer) -> None:
-    with wire(server) as connection:
-        connection.send(request("/fixed", "Connection: Upgrade", "Upgrade: websocket"))
-        response = connection.response()
-        assert connection.closed_by_server()
+    response = exchange_then_closed(
+        server, request("/fixed", "Connection: Upgrade", "Upgrade: websocket")
+    )
     assert response.status == 200
     assert response.body == FIXED_BODY
 

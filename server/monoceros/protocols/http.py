@@ -27,6 +27,8 @@ from monoceros.types import ASGIApp, Scope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
 TICK = 0.25
+# How long a connection accepted just before a graceful shutdown may take to send its request.
+FRESH_CONNECTION_GRACE = 0.5
 FILE_CHUNK = 256 * 1024
 _METHODS = {
     method.encode(): method
@@ -388,10 +390,16 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
 
     def shutdown(self) -> None:
-        """Graceful shutdown: idle connections close now, busy ones after their response."""
+        """Graceful shutdown: idle keep-alive connections close now, busy ones after their
+        response. A connection that has not yet sent its first request was accepted a moment
+        ago and its request is likely on the way: it gets FRESH_CONNECTION_GRACE to arrive
+        (and is answered with `connection: close`) instead of a reset."""
         self.closing = True
         if self.conn_state is ConnectionState.IDLE:
-            self.close()
+            if self._served:
+                self.close()
+            else:
+                self.deadline = min(self.deadline, self.state.now + FRESH_CONNECTION_GRACE + TICK)
 
     def close(self) -> None:
         if self.conn_state is not ConnectionState.CLOSED:
