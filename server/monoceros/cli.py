@@ -22,6 +22,8 @@ from monoceros.config import (
     ObserveSettings,
     ProxySettings,
     TLSSettings,
+    WebSocketMode,
+    WebSocketSettings,
 )
 from monoceros.errors import StartupError
 from monoceros.observe.logging import configure_logging, resolve_log_format
@@ -175,6 +177,48 @@ def _default(settings: type, name: str) -> Any:
     is_flag=True,
     default=_default(ProxySettings, "forwarded_prefix"),
     help="Let X-Forwarded-Prefix from a trusted proxy set root_path (instead of --root-path).",
+)
+@click.option(
+    "--ws",
+    type=click.Choice(list(get_args(WebSocketMode))),
+    default=_default(WebSocketSettings, "mode"),
+    show_default=True,
+    help="WebSocket protocol implementation; none answers upgrade requests as plain HTTP.",
+)
+@click.option(
+    "--ws-max-size",
+    type=click.IntRange(min=1),
+    default=_default(WebSocketSettings, "max_size"),
+    show_default=True,
+    help="Largest WebSocket message in bytes; a larger one closes the session with 1009.",
+)
+@click.option(
+    "--ws-max-queue",
+    type=click.IntRange(min=1),
+    default=_default(WebSocketSettings, "max_queue"),
+    show_default=True,
+    help="Received WebSocket messages held for the app before reading pauses.",
+)
+@click.option(
+    "--ws-ping-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_default(WebSocketSettings, "ping_interval"),
+    show_default=True,
+    help="Seconds between WebSocket keepalive pings.",
+)
+@click.option(
+    "--ws-ping-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_default(WebSocketSettings, "ping_timeout"),
+    show_default=True,
+    help="Seconds to wait for a pong before the peer is considered gone.",
+)
+@click.option(
+    "--ws-per-message-deflate",
+    type=bool,
+    default=_default(WebSocketSettings, "per_message_deflate"),
+    show_default=True,
+    help="Offer the permessage-deflate extension.",
 )
 @click.option(
     "--limit-concurrency",

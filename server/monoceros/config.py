@@ -16,6 +16,7 @@ from monoceros.types import ASGIApp
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LifespanMode = Literal["auto", "on", "off"]
 ForwardedFamily = Literal["x-forwarded", "forwarded", "both"]
+WebSocketMode = Literal["auto", "none", "websockets"]
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -88,6 +89,35 @@ class HttpLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketSettings:
+    """WebSockets (protocols/websocket.py), with uvicorn's option names and defaults; the
+    16 MiB message limit is uvicorn's too. `mode="none"` answers upgrades as plain HTTP."""
+
+    mode: WebSocketMode = "auto"
+    max_size: int = 16 * 1024 * 1024
+    max_queue: int = 32
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    per_message_deflate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "none", "websockets"):
+            raise ValueError(f"--ws must be auto, none or websockets, not {self.mode!r}")
+        if self.max_size < 1:
+            raise ValueError(f"--ws-max-size must be positive, not {self.max_size}")
+        if self.max_queue < 1:
+            raise ValueError(f"--ws-max-queue must be positive, not {self.max_queue}")
+        for name in ("ping_interval", "ping_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--ws-{name.replace('_', '-')} must be positive, not {value}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+
+@dataclass(frozen=True, slots=True)
 class ObserveSettings:
     """Logs, metrics and the admin listener (`/metrics`, `/healthz`, `/readyz`)."""
 
@@ -152,6 +182,7 @@ class Config:
     limits: HttpLimits = field(default_factory=HttpLimits)
     observe: ObserveSettings = field(default_factory=ObserveSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    ws: WebSocketSettings = field(default_factory=WebSocketSettings)
     loop: LoopName = "auto"
     http: Literal["auto", "httptools"] = "auto"
     lifespan: LifespanMode = "auto"
@@ -221,6 +252,7 @@ class Config:
             "limits": {},
             "observe": {},
             "proxy": {},
+            "ws": {},
         }
         top: dict[str, Any] = {}
         for name, value in options.items():
@@ -240,6 +272,7 @@ class Config:
             limits=HttpLimits(**groups["limits"]),
             observe=ObserveSettings(**groups["observe"]),
             proxy=ProxySettings(**groups["proxy"]),
+            ws=WebSocketSettings(**groups["ws"]),
             **top,
         )
 
@@ -303,6 +336,12 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "proxy_forwarded_host": ("proxy", "forwarded_host"),
     "proxy_forwarded_port": ("proxy", "forwarded_port"),
     "proxy_forwarded_prefix": ("proxy", "forwarded_prefix"),
+    "ws": ("ws", "mode"),
+    "ws_max_size": ("ws", "max_size"),
+    "ws_max_queue": ("ws", "max_queue"),
+    "ws_ping_interval": ("ws", "ping_interval"),
+    "ws_ping_timeout": ("ws", "ping_timeout"),
+    "ws_per_message_deflate": ("ws", "per_message_deflate"),
 }
 # HttpLimits attribute -> the option that sets it, so errors name what the user typed.
 _LIMIT_OPTIONS = {
@@ -313,5 +352,5 @@ _LIMIT_OPTIONS = {
 _TOP_LEVEL_OPTIONS = frozenset(
     item.name
     for item in fields(Config)
-    if item.name not in ("app", "listen", "tls", "limits", "observe", "proxy")
+    if item.name not in ("app", "listen", "tls", "limits", "observe", "proxy", "ws")
 )

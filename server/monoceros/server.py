@@ -44,6 +44,7 @@ class Server:
                 limit_max_requests=config.limit_max_requests,
                 request_id_header=config.observe.request_id_header.lower().encode("ascii"),
                 proxy=config.proxy,
+                ws=config.ws if config.ws.enabled else None,
             ),
             default_headers=DefaultHeaders(
                 server=config.server_header, date=config.date_header, extra=config.headers

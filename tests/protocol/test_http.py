@@ -1256,9 +1256,10 @@ def test_next_request_head_arrives_during_a_response(server: RunningServer) -> N
         assert connection.response().body == FIXED_BODY
 
 
-def test_upgrade_request_is_answered_as_http_and_closed(server: RunningServer) -> None:
+def test_non_websocket_upgrade_is_answered_as_http_and_closed(server: RunningServer) -> None:
+    # WebSocket upgrades: tests/protocol/test_websocket.py.
     response = exchange_then_closed(
-        server, request("/fixed", "Connection: Upgrade", "Upgrade: websocket")
+        server, request("/fixed", "Connection: Upgrade", "Upgrade: h2c")
     )
     assert response.status == 200
     assert response.body == FIXED_BODY

@@ -356,3 +356,22 @@ def test_invalid_env_value_is_a_usage_error(configs: list[Config]) -> None:
     assert result.exit_code == 2
     assert "Error:" in result.output and "--port" in result.output
     assert "Traceback" not in result.output
+
+
+def test_websocket_options_from_flags_and_env(configs: list[Config]) -> None:
+    config = configured(
+        configs,
+        "examples.app:app",
+        "--ws-max-size",
+        "1024",
+        "--ws-ping-interval",
+        "2.5",
+        "--ws-per-message-deflate",
+        "false",
+        env={"MONOCEROS_WS": "none", "MONOCEROS_WS_MAX_QUEUE": "8"},
+    )
+    assert config.ws.mode == "none" and not config.ws.enabled
+    assert (config.ws.max_size, config.ws.max_queue) == (1024, 8)
+    assert (config.ws.ping_interval, config.ws.ping_timeout) == (2.5, 20.0)
+    assert config.ws.per_message_deflate is False
+    assert invoke("examples.app:app", "--ws", "wsproto").exit_code == 2

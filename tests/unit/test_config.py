@@ -67,6 +67,12 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "proxy_forwarded_host": (True, "proxy.forwarded_host", True),
     "proxy_forwarded_port": (True, "proxy.forwarded_port", True),
     "proxy_forwarded_prefix": (True, "proxy.forwarded_prefix", True),
+    "ws": ("none", "ws.mode", "none"),
+    "ws_max_size": (1024, "ws.max_size", 1024),
+    "ws_max_queue": (4, "ws.max_queue", 4),
+    "ws_ping_interval": (5.0, "ws.ping_interval", 5.0),
+    "ws_ping_timeout": (3.0, "ws.ping_timeout", 3.0),
+    "ws_per_message_deflate": (False, "ws.per_message_deflate", False),
 }
 
 
@@ -162,6 +168,11 @@ def test_replace() -> None:
         pytest.param({"headers": [("X-A", "a\r\nb")]}, "--header", id="header-crlf"),
         pytest.param({"forwarded_allow_ips": "nope"}, "--forwarded-allow-ips", id="trust"),
         pytest.param({"forwarded_headers": "x-real-ip"}, "--forwarded-headers", id="family"),
+        pytest.param({"ws": "wsproto"}, "--ws", id="ws"),
+        pytest.param({"ws_max_size": 0}, "--ws-max-size", id="ws-max-size"),
+        pytest.param({"ws_max_queue": 0}, "--ws-max-queue", id="ws-max-queue"),
+        pytest.param({"ws_ping_interval": 0}, "--ws-ping-interval", id="ws-ping-interval"),
+        pytest.param({"ws_ping_timeout": -1}, "--ws-ping-timeout", id="ws-ping-timeout"),
     ],
 )
 def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> None:

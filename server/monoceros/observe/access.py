@@ -17,7 +17,7 @@ import orjson
 import structlog
 
 from monoceros.observe.output import LineBuffer
-from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.events import RequestFinished, SessionFinished
 
 # A response the client did not wait for, as nginx records it.
 CLIENT_CLOSED_REQUEST = 499
@@ -97,6 +97,39 @@ def access_line(
     }
 
 
+def session_line(
+    record: SessionFinished, timestamp: str, pid: int, addresses: dict[Any, str | None]
+) -> dict[str, Any]:
+    """The access-log line of one WebSocket session (not a hot path: once per session)."""
+    scope = record.scope
+    headers = dict(scope["headers"])
+    host = headers.get(b"host")
+    user_agent = headers.get(b"user-agent")
+    client = scope.get("client")
+    return {
+        "timestamp": timestamp,
+        "level": "info",
+        "logger": "monoceros.access",
+        "event": "websocket",
+        "path": scope["path"],
+        "query": scope["query_string"].decode("latin-1"),
+        "status": record.status,
+        "close_code": record.close_code,
+        "duration": round(record.duration, 6),
+        "messages_received": record.messages_received,
+        "messages_sent": record.messages_sent,
+        "bytes_received": record.bytes_received,
+        "bytes_sent": record.bytes_sent,
+        "client": addresses.get(client) or _remember(addresses, client),
+        "peer": addresses.get(record.peer) or _remember(addresses, record.peer),
+        "scheme": scope["scheme"],
+        "host": host.decode("latin-1") if host is not None else None,
+        "http_version": scope["http_version"],
+        "user_agent": user_agent.decode("latin-1") if user_agent is not None else None,
+        "pid": pid,
+    }
+
+
 def _remember(addresses: dict[Any, str | None], address: tuple[str, int] | None) -> str | None:
     if address is None:
         return None
@@ -123,7 +156,16 @@ class AccessLog:
         if self._json:
             self._output.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
             return
-        level = line["level"]
+        self._write(line)
+
+    def session(self, record: SessionFinished) -> None:
+        self._write(session_line(record, self._timestamps.now(), self._pid, self._addresses))
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._json:
+            self._output.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            return
+        level, event = line["level"], line["event"]
         for key in _LINE_META:
             del line[key]
-        getattr(self._logger, level)("request", logger="monoceros.access", **line)
+        getattr(self._logger, level)(event, logger="monoceros.access", **line)

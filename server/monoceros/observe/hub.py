@@ -30,6 +30,7 @@ class Observability:
         state.on_request_finished = combine(
             self.metrics.observe if self.metrics else None, self.access_log
         )
+        state.on_session_finished = self.access_log.session if self.access_log else None
         self.admin: AdminApp | None = None
         if self.metrics is not None:
             collector = MetricsCollector(self.metrics, state, lifespan_phase)

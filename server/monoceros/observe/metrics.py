@@ -144,9 +144,11 @@ class MetricsSnapshot:
     connections_accepted: int = 0
     keepalive_reuses: int = 0
     rejections: dict[int, int] = field(default_factory=dict)  # status -> count
+    websocket_closes: dict[int, int] = field(default_factory=dict)  # close code -> sessions
     # Gauges: only live processes contribute (`add(..., gauges=False)` for exited ones).
     active_requests: int = 0
     connections_open: int = 0
+    websocket_sessions: int = 0
 
     def add(self, other: MetricsSnapshot, *, gauges: bool = True) -> None:
         for key, theirs in other.series.items():
@@ -159,9 +161,12 @@ class MetricsSnapshot:
         self.keepalive_reuses += other.keepalive_reuses
         for status, count in other.rejections.items():
             self.rejections[status] = self.rejections.get(status, 0) + count
+        for code, count in other.websocket_closes.items():
+            self.websocket_closes[code] = self.websocket_closes.get(code, 0) + count
         if gauges:
             self.active_requests += other.active_requests
             self.connections_open += other.connections_open
+            self.websocket_sessions += other.websocket_sessions
 
 
 def snapshot_of(http: HttpMetrics, state: ServerState) -> MetricsSnapshot:
@@ -174,6 +179,8 @@ def snapshot_of(http: HttpMetrics, state: ServerState) -> MetricsSnapshot:
         rejections=state.rejections,
         active_requests=state.active_requests,
         connections_open=len(state.connections),
+        websocket_closes=state.websocket_closes,
+        websocket_sessions=state.websocket_sessions,
     )
 
 
@@ -222,6 +229,19 @@ def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
         "Requests whose app raised or failed to respond.",
         value=snapshot.app_exceptions,
     )
+    yield GaugeMetricFamily(
+        "monoceros_websocket_sessions_active",
+        "Open WebSocket sessions.",
+        value=snapshot.websocket_sessions,
+    )
+    sessions = CounterMetricFamily(
+        "monoceros_websocket_sessions",
+        "Finished WebSocket sessions, by close code (0: answered with HTTP instead).",
+        labels=["close_code"],
+    )
+    for code, count in sorted(snapshot.websocket_closes.items()):
+        sessions.add_metric([str(code)], count)
+    yield sessions
     lifespan = GaugeMetricFamily(
         "monoceros_lifespan_state", "1 for the current lifespan state.", labels=["state"]
     )

@@ -25,6 +25,20 @@ class RequestFinished(NamedTuple):
     request_id: str | None
 
 
+class SessionFinished(NamedTuple):
+    """One WebSocket session, written once its connection is closed."""
+
+    scope: Scope
+    status: int  # 101 once accepted; else the HTTP status sent instead (400, 403, a denial)
+    close_code: int  # the close code received (or sent, if the peer never answered); 1006: none
+    duration: float  # seconds from the upgrade request to the connection's end
+    messages_received: int
+    messages_sent: int
+    bytes_received: int  # message payload bytes
+    bytes_sent: int
+    peer: tuple[str, int] | None
+
+
 # The id of the request being served, set in each request's own context; log records emitted
 # while it runs (the app's included) carry it.
 request_id: ContextVar[str | None] = ContextVar("monoceros_request_id", default=None)

@@ -22,6 +22,7 @@ from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.flow_control import HIGH_WATER, FlowControl
 from monoceros.protocols.head import error_response
 from monoceros.protocols.state import ServerState
+from monoceros.protocols.websocket import WebSocketProtocol
 from monoceros.proxy import resolve_scope
 from monoceros.types import ASGIApp, Scope
 
@@ -81,6 +82,11 @@ class HttpProtocol(asyncio.Protocol):
         self._peer_extension: dict[str, object] = {}
         self._served = 0  # requests started on this connection
         self._limit_concurrency = state.settings.limit_concurrency
+        # Set by on_header only for `Upgrade: websocket` (when --ws allows it), so other
+        # requests pay one attribute test; the scope waits here for HttpParserUpgrade.
+        self._upgrade: bytes | None = None
+        self._upgrade_scope: Scope | None = None
+        self._ws = state.settings.ws
         self._reset_head(parsing=False)
 
     def _reset_head(self, parsing: bool = True) -> None:
@@ -132,9 +138,12 @@ class HttpProtocol(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # No WebSocket support in this protocol yet: the request was answered as plain
-            # HTTP; whatever follows the upgrade request is not HTTP, so stop here.
+        except httptools.HttpParserUpgrade as exc:
+            if self._upgrade_scope is not None:
+                self._switch_to_websocket(self._upgrade_scope, data[exc.args[0] :])
+                return
+            # Not a WebSocket we serve (--ws none, or another protocol): the request was
+            # answered as plain HTTP; what follows it is not HTTP, so stop here.
             self.closing = True
             self.flow.pause_reading()
         except httptools.HttpParserCallbackError as exc:
@@ -179,6 +188,8 @@ class HttpProtocol(asyncio.Protocol):
             self._expect_continue = True
         elif name == self._request_id_header:
             self._request_id = value
+        elif name == b"upgrade" and self._ws is not None and value.lower() == b"websocket":
+            self._upgrade = value
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
         if len(self._headers) > self.limits.max_header_count:
@@ -224,6 +235,19 @@ class HttpProtocol(asyncio.Protocol):
             "state": self.state.app_state.copy(),
             "extensions": {"http.response.pathsend": {}, "monoceros.peer": self._peer_extension},
         }
+        if self._upgrade is not None:
+            self._upgrade = None
+            # should_upgrade(): `Connection: upgrade` too, so HttpParserUpgrade will follow.
+            if (
+                method == "GET"
+                and parser.should_upgrade()
+                and self.cycle is None
+                and not self.state.draining
+            ):
+                self._upgrade_scope = _websocket_scope(scope)
+                if self.peer_trusted:
+                    resolve_scope(self._upgrade_scope, self._proxy)
+                return
         if self.peer_trusted:
             resolve_scope(scope, self._proxy)
         cycle = RequestCycle(scope, self, parser.should_keep_alive(), self._expect_continue)
@@ -260,7 +284,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         cycle = self._message
-        assert cycle is not None
+        if cycle is None:
+            return  # a WebSocket upgrade: HttpParserUpgrade follows
         self._message = None
         if cycle.more_body:
             cycle.message_complete()
@@ -303,6 +328,16 @@ class HttpProtocol(asyncio.Protocol):
                 self.deadline = self.state.now + self.limits.header_timeout + TICK
             else:
                 self._wait_for_request(self.limits.keep_alive_timeout)
+
+    def _switch_to_websocket(self, scope: Scope, rest: bytes) -> None:
+        """Hand the transport to a WebSocket session; this connection object is done."""
+        assert self._ws is not None
+        session = WebSocketProtocol(self.app, self.state, self._ws, scope, self.transport)
+        self.transport.set_protocol(session)
+        self.conn_state = ConnectionState.CLOSED
+        self.deadline = math.inf
+        session.start(rest)
+        self.state.connection_closed(self)
 
     def _wait_for_request(self, timeout: float) -> None:
         self.conn_state = ConnectionState.IDLE
@@ -412,6 +447,18 @@ class HttpProtocol(asyncio.Protocol):
 
     def _head_budget(self) -> int:
         return self.limits.max_request_line + self.limits.max_header_bytes + 4096
+
+
+def _websocket_scope(scope: Scope) -> Scope:
+    """An upgrade request's HTTP scope, as ASGI's websocket scope."""
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    scope["extensions"] = {
+        "websocket.http.response": {},
+        "monoceros.peer": scope["extensions"]["monoceros.peer"],
+    }
+    return scope
 
 
 def _valid_request_id(value: bytes) -> bool:

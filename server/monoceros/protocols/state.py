@@ -6,14 +6,24 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from monoceros.config import HttpLimits, ProxySettings
-from monoceros.protocols.events import RequestFinished
+from monoceros.config import HttpLimits, ProxySettings, WebSocketSettings
+from monoceros.protocols.events import RequestFinished, SessionFinished
 from monoceros.protocols.head import DefaultHeaders
 
-if TYPE_CHECKING:
-    from monoceros.protocols.http import HttpProtocol
+
+class Connection(Protocol):
+    """What the server's housekeeping and shutdown steps need of a connection (HTTP or
+    WebSocket)."""
+
+    deadline: float
+
+    def check_deadline(self, now: float) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +39,8 @@ class ProtocolSettings:
     # Proxy headers: off unless the server passes --proxy-headers settings (the admin listener
     # never resolves them).
     proxy: ProxySettings = field(default_factory=lambda: ProxySettings(enabled=False))
+    # WebSockets: None answers upgrade requests as plain HTTP (--ws none, the admin listener).
+    ws: WebSocketSettings | None = None
 
 
 class RequestIds:
@@ -54,7 +66,7 @@ class ServerState:
     default_headers: DefaultHeaders
     # Lifespan state: each request scope gets a shallow copy (ASGI lifespan "state").
     app_state: dict[str, Any] = field(default_factory=dict)
-    connections: set[HttpProtocol] = field(default_factory=set)
+    connections: set[Connection] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     total_requests: int = 0
     # Counters read by the metrics collector at scrape time: plain ints, no locks.
@@ -69,6 +81,10 @@ class ServerState:
     # the hot path never reads the clock just to arm a timer.
     now: float = 0.0
     on_request_finished: Callable[[RequestFinished], None] | None = None
+    # WebSocket sessions: open now, and finished ones by close code (read at scrape time).
+    websocket_sessions: int = 0
+    websocket_closes: dict[int, int] = field(default_factory=dict)
+    on_session_finished: Callable[[SessionFinished], None] | None = None
     # Called once `limit_max_requests` requests have been received.
     on_request_limit: Callable[[], None] | None = None
     _all_closed: asyncio.Event | None = None
@@ -85,7 +101,7 @@ class ServerState:
         limit = self.settings.limit_concurrency
         return limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit)
 
-    def connection_closed(self, connection: HttpProtocol) -> None:
+    def connection_closed(self, connection: Connection) -> None:
         self.connections.discard(connection)
         if not self.connections and self._all_closed is not None:
             self._all_closed.set()

@@ -1,0 +1,386 @@
+"""WebSockets against a real server, with the `websockets` package's asyncio client.
+
+The app runs in the server's thread and reports what it saw through `RECORDS`; each test runs
+its client in a fresh event loop (`asyncio.run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from monoceros.observe.access import session_line
+from monoceros.protocols.events import SessionFinished
+from monoceros.types import Receive, Scope, Send
+from tests.integration.helpers import TLSFiles
+from tests.utils import RunningServer, run_server
+
+MiB = 1024 * 1024
+RECORDS: list[tuple[str, Any]] = []
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "websocket":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["type"].encode()})
+        return
+    path = scope["path"]
+    assert (await receive())["type"] == "websocket.connect"
+    if path == "/reject":
+        await send({"type": "websocket.close"})
+        return
+    if path == "/boom":
+        raise RuntimeError("before accept")
+    if path == "/split":
+        await send({"type": "websocket.accept", "headers": [(b"x-a", b"1\r\nx-b: 2")]})
+    if path == "/deny":
+        headers = [(b"content-type", b"text/plain"), (b"x-why", b"no")]
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": b"go away", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"!"})
+        return
+    subprotocol = scope["subprotocols"][0] if scope["subprotocols"] else None
+    await send(
+        {"type": "websocket.accept", "subprotocol": subprotocol, "headers": [(b"x-hello", b"1")]}
+    )
+    if path == "/stall":
+        await asyncio.sleep(0.3)  # messages pile up meanwhile: reading must pause
+    if path == "/scope":
+        fields = ("path", "raw_path", "query_string", "scheme", "root_path", "subprotocols")
+        seen = {name: scope[name] for name in fields}
+        seen["raw_path"] = seen["raw_path"].decode()
+        seen["query_string"] = seen["query_string"].decode()
+        seen["client"] = list(scope["client"])
+        seen["extensions"] = sorted(scope["extensions"])
+        await send({"type": "websocket.send", "text": json.dumps(seen)})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            RECORDS.append((path, (message["code"], message.get("reason", ""))))
+            return
+        text = message.get("text")
+        if text is not None and text.startswith("close:"):
+            await send({"type": "websocket.close", "code": int(text[6:]), "reason": "bye"})
+            continue
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    with run_server(app, ws_max_size=2 * MiB, lifespan="off") as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def clear_records() -> None:
+    RECORDS.clear()
+
+
+def ws_url(server: RunningServer, path: str = "/echo") -> str:
+    return f"ws://{server.host}:{server.port}{path}"
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, 10))
+
+
+def wait_for_record(path: str, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, value in RECORDS:
+            if name == path:
+                RECORDS.remove((name, value))
+                return value
+        time.sleep(0.01)
+    raise AssertionError(f"no record for {path}")
+
+
+def test_echo_text_and_binary(server: RunningServer) -> None:
+    async def client() -> None:
+        async with connect(ws_url(server)) as ws:
+            assert ws.response.headers["x-hello"] == "1"
+            assert ws.response.headers["server"] == "monoceros"
+            await ws.send("héllo")
+            assert await ws.recv() == "héllo"
+            await ws.send(b"\x00\x01")
+            assert await ws.recv() == b"\x00\x01"
+
+    run(client())
+    assert wait_for_record("/echo") == (1000, "")
+
+
+def test_large_and_fragmented_messages(server: RunningServer) -> None:
+    big = bytes(range(256)) * (MiB // 256)
+
+    async def client() -> None:
+        async with connect(ws_url(server), max_size=4 * MiB) as ws:
+            await ws.send(big)
+            assert await ws.recv() == big
+            await ws.send(["frag", "men", "ted"])
+            assert await ws.recv() == "fragmented"
+            await ws.send([b"a" * 1000, b"b" * 1000])
+            assert await ws.recv() == b"a" * 1000 + b"b" * 1000
+
+    run(client())
+
+
+def test_without_compression(server: RunningServer) -> None:
+    async def client() -> None:
+        async with connect(ws_url(server), compression=None) as ws:
+            await ws.send("plain")
+            assert await ws.recv() == "plain"
+
+    run(client())
+
+
+def test_scope_and_subprotocol(server: RunningServer) -> None:
+    async def client() -> dict[str, Any]:
+        async with connect(ws_url(server, "/scope?a=1"), subprotocols=["chat", "x"]) as ws:  # type: ignore[list-item]
+            assert ws.subprotocol == "chat"
+            return json.loads(await ws.recv())  # type: ignore[no-any-return]
+
+    seen = run(client())
+    assert seen["path"] == "/scope"
+    assert seen["raw_path"] == "/scope"
+    assert seen["query_string"] == "a=1"
+    assert seen["scheme"] == "ws"
+    assert seen["subprotocols"] == ["chat", "x"]
+    assert seen["client"][0] == "127.0.0.1"
+    assert "websocket.http.response" in seen["extensions"]
+
+
+def test_close_before_accept_is_403(server: RunningServer) -> None:
+    async def client() -> None:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(ws_url(server, "/reject")):
+                pass
+        assert caught.value.response.status_code == 403
+
+    run(client())
+
+
+def test_denial_response(server: RunningServer) -> None:
+    async def client() -> None:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(ws_url(server, "/deny")):
+                pass
+        response = caught.value.response
+        assert response.status_code == 401
+        assert response.headers["x-why"] == "no"
+        assert response.body == b"go away!"
+
+    run(client())
+
+
+def test_malformed_handshake_is_400(server: RunningServer) -> None:
+    headers = {"upgrade": "websocket", "connection": "upgrade", "sec-websocket-version": "13"}
+    response = httpx.get(f"{server.url}/echo", headers=headers)  # no Sec-WebSocket-Key
+    assert response.status_code == 400
+
+
+def test_close_codes_both_ways(server: RunningServer) -> None:
+    async def client_closes() -> None:
+        async with connect(ws_url(server)) as ws:
+            await ws.close(4000, "client done")
+
+    run(client_closes())
+    assert wait_for_record("/echo") == (4000, "client done")
+
+    async def server_closes() -> None:
+        async with connect(ws_url(server)) as ws:
+            await ws.send("close:4001")
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.recv()
+            assert caught.value.rcvd is not None
+            assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (4001, "bye")
+
+    run(server_closes())
+    assert wait_for_record("/echo")[0] == 4001
+
+
+def test_oversize_message_closes_1009(server: RunningServer) -> None:
+    async def client() -> None:
+        async with connect(ws_url(server), compression=None) as ws:
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.send(b"x" * (3 * MiB))
+                await ws.recv()
+            # The server closes TCP right after its close frame (RFC 6455 7.1.7); while the
+            # client is still sending, the close frame may be lost to a reset.
+            assert caught.value.rcvd is None or caught.value.rcvd.code == 1009
+
+    run(client())
+    assert wait_for_record("/echo")[0] == 1009
+
+
+def test_oversize_fragmented_message_closes_1009(server: RunningServer) -> None:
+    async def client() -> None:
+        async with connect(ws_url(server), compression=None) as ws:
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.send([b"x" * MiB, b"y" * MiB, b"z" * MiB])
+                await ws.recv()
+            # The server closes TCP right after its close frame (RFC 6455 7.1.7); while the
+            # client is still sending, the close frame may be lost to a reset.
+            assert caught.value.rcvd is None or caught.value.rcvd.code == 1009
+
+    run(client())
+    assert wait_for_record("/echo")[0] == 1009
+
+
+def test_many_concurrent_sessions(server: RunningServer) -> None:
+    async def one(number: int) -> None:
+        async with connect(ws_url(server)) as ws:
+            for round_ in range(3):
+                await ws.send(f"{number}-{round_}")
+                assert await ws.recv() == f"{number}-{round_}"
+
+    async def client() -> None:
+        await asyncio.gather(*(one(n) for n in range(50)))
+
+    run(client())
+    for _ in range(50):
+        assert wait_for_record("/echo") == (1000, "")
+
+
+def test_plain_http_still_works(server: RunningServer) -> None:
+    assert httpx.get(server.url).text == "http"
+
+
+def test_ping_timeout_against_a_silent_peer() -> None:
+    options = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.2, "lifespan": "off"}
+    with (
+        run_server(app, **options) as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(
+            b"GET /silent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101")
+        # Never answer the pings: the server gives up and tells the app.
+        assert wait_for_record("/silent") == (1011, "")
+
+
+def test_ws_none_answers_as_http() -> None:
+    with run_server(app, ws="none", lifespan="off") as running:
+        headers = {
+            "upgrade": "websocket",
+            "connection": "upgrade",
+            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "sec-websocket-version": "13",
+        }
+        response = httpx.get(running.url, headers=headers)
+        assert response.status_code == 200
+        assert response.text == "http"
+
+
+def test_graceful_shutdown_closes_1012() -> None:
+    with run_server(app, lifespan="off") as running:
+
+        async def client() -> None:
+            async with connect(ws_url(running)) as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+                stopping = asyncio.get_running_loop().run_in_executor(None, running.stop)
+                with pytest.raises(ConnectionClosed) as caught:
+                    await ws.recv()
+                assert caught.value.rcvd is not None and caught.value.rcvd.code == 1012
+                assert await stopping == 0
+
+        run(client())
+    assert wait_for_record("/echo")[0] == 1012
+
+
+def test_session_observation_access_line_and_metrics() -> None:
+    with run_server(app, lifespan="off") as running:
+        finished: list[SessionFinished] = []
+        running.server.state.on_session_finished = finished.append
+
+        async def client() -> None:
+            async with connect(ws_url(running, "/echo?x=1"), compression=None) as ws:
+                await ws.send("abc")
+                assert await ws.recv() == "abc"
+                await ws.send(b"12345")
+                assert await ws.recv() == b"12345"
+                await ws.close(4002)
+
+        run(client())
+        assert wait_for_record("/echo")[0] == 4002
+        deadline = time.monotonic() + 5
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.01)
+        line = session_line(finished[0], "now", 1, {})
+        assert line["event"] == "websocket"
+        assert line["path"] == "/echo"
+        assert line["query"] == "x=1"
+        assert line["status"] == 101
+        assert line["close_code"] == 4002
+        assert (line["messages_received"], line["messages_sent"]) == (2, 2)
+        assert (line["bytes_received"], line["bytes_sent"]) == (8, 8)
+        assert line["client"].startswith("127.0.0.1:")
+        assert line["scheme"] == "ws"
+        assert line["duration"] >= 0
+        admin = running.server.admin_sockets[0].getsockname()
+        text = httpx.get(f"http://{admin[0]}:{admin[1]}/metrics").text
+        assert 'monoceros_websocket_sessions_total{close_code="4002"} 1.0' in text
+        assert "monoceros_websocket_sessions_active 0.0" in text
+
+
+def test_upgrade_header_without_connection_upgrade_is_plain_http(server: RunningServer) -> None:
+    response = httpx.get(server.url, headers={"upgrade": "websocket", "connection": "keep-alive"})
+    assert response.status_code == 200
+    assert response.text == "http"
+
+
+def test_tls_gives_wss(tmp_path: Path) -> None:
+    tls = TLSFiles(tmp_path)
+    with run_server(app, lifespan="off", ssl_certfile=tls.cert, ssl_keyfile=tls.key) as running:
+
+        async def client() -> dict[str, Any]:
+            url = f"wss://{running.host}:{running.port}/scope"
+            async with connect(url, ssl=tls.client_context()) as ws:
+                return json.loads(await ws.recv())  # type: ignore[no-any-return]
+
+        assert run(client())["scheme"] == "wss"
+
+
+@pytest.mark.parametrize("path", ["/boom", "/split"])
+def test_app_error_before_accept_is_500(server: RunningServer, path: str) -> None:
+    async def client() -> None:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(ws_url(server, path)):
+                pass
+        assert caught.value.response.status_code == 500
+
+    run(client())
+
+
+def test_reading_pauses_while_the_app_does_not_receive() -> None:
+    with run_server(app, ws_max_queue=2, lifespan="off") as running:
+        paused: list[bool] = []
+
+        async def client() -> None:
+            async with connect(ws_url(running, "/stall"), compression=None) as ws:
+                for n in range(20):
+                    await ws.send(f"m{n}" * 1000)
+                await asyncio.sleep(0.15)
+                sessions = [c for c in running.server.state.connections if hasattr(c, "session")]
+                paused.extend(c.flow.reading_paused for c in sessions)  # type: ignore[attr-defined]
+                for n in range(20):
+                    assert await ws.recv() == f"m{n}" * 1000
+
+        run(client())
+        assert paused == [True]
