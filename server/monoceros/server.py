@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from monoceros.config import Config, ListenSettings
+from monoceros.config import Config
 from monoceros.envfile import load_env_file
 from monoceros.errors import StartupError
 from monoceros.importer import load_app
 from monoceros.lifespan import Lifespan
-from monoceros.observe.admin import Readiness
+from monoceros.observe.admin import AdminListener, Readiness
 from monoceros.observe.hub import Observability
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.http import TICK, HttpProtocol
@@ -34,8 +34,6 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Server:
     def __init__(self, config: Config, *, admin_listener: bool = True) -> None:
         self.config = config
-        # A supervised worker (worker.py) serves no admin listener: its supervisor does.
-        self.admin_listener = admin_listener
         self.state = ServerState(
             settings=ProtocolSettings(
                 limits=config.limits,
@@ -52,12 +50,11 @@ class Server:
         )
         self.lifespan: Lifespan | None = None
         self.observability = Observability(config, self.state, self._lifespan_phase)
-        # The admin listener's connections: kept apart so they are never counted as traffic.
-        self.admin_state = ServerState(
-            settings=ProtocolSettings(request_id_header=b""),
-            default_headers=self.state.default_headers,
+        admin_app = self.observability.admin
+        # A supervised worker (worker.py) serves no admin listener: its supervisor does.
+        self.admin = (
+            AdminListener(admin_app, config) if admin_app is not None and admin_listener else None
         )
-        self.admin_sockets: list[socket.socket] = []
         self.sockets: list[socket.socket] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = False
@@ -65,10 +62,8 @@ class Server:
         self._exit_requested: asyncio.Event | None = None
         self._listeners: list[asyncio.Server] = []
         self._tick: asyncio.TimerHandle | None = None
-        self._second = 0
         self._drain_waiter: asyncio.Task[None] | None = None
         self._force_exit_requested: asyncio.Event | None = None
-        self._admin_listener: asyncio.Server | None = None
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -120,7 +115,8 @@ class Server:
         self.sockets = sockets if sockets is not None else [bind_socket(config.listen)]
         loop = asyncio.get_running_loop()
         # The admin listener comes up first: /readyz answers 503 while the app starts.
-        await self._start_admin(loop)
+        if self.admin is not None:
+            await self.admin.start()
         self._housekeeping()
         lifespan = self.lifespan = Lifespan(app, config.lifespan, self.state.app_state)
         await lifespan.startup()
@@ -140,43 +136,22 @@ class Server:
         self.started = True
         return lifespan
 
-    async def _start_admin(self, loop: asyncio.AbstractEventLoop) -> None:
-        admin = self.observability.admin
-        if admin is None or not self.admin_listener:
-            return
-        settings = self.config.observe
-        listen = ListenSettings(
-            host=settings.metrics_host or self.config.listen.host, port=settings.metrics_port
-        )
-        try:
-            sock = bind_socket(listen)
-        except StartupError as exc:
-            # Name the flag: "address in use" alone reads as the application port.
-            raise StartupError(f"Admin listener (--metrics-port): {exc}") from exc
-        self.admin_sockets.append(sock)
-
-        def admin_protocol() -> HttpProtocol:
-            return HttpProtocol(admin, self.admin_state)
-
-        self._admin_listener = await loop.create_server(admin_protocol, sock=sock)
-        logger.info("Admin listener on %s (/metrics, /healthz, /readyz)", describe(sock, "http"))
+    @property
+    def admin_sockets(self) -> list[socket.socket]:
+        """The admin listener's socket once bound (none with --no-metrics or in a worker)."""
+        sock = self.admin.socket if self.admin is not None else None
+        return [sock] if sock is not None else []
 
     def _lifespan_phase(self) -> str:
         return self.lifespan.phase if self.lifespan is not None else "starting"
 
     def _housekeeping(self) -> None:
-        """Every TICK: advance the coarse clock, refresh the Date header once a second, and
-        expire connections whose keep-alive or header deadline has passed."""
+        """Every TICK: the application's and the admin listener's ServerState.tick."""
         loop = asyncio.get_running_loop()
-        state = self.state
-        now = state.now = self.admin_state.now = loop.time()
-        second = int(time.time())
-        if second != self._second:
-            self._second = second
-            state.default_headers.refresh(second)
-        for connection in [*state.connections, *self.admin_state.connections]:
-            if connection.deadline <= now:
-                connection.check_deadline(now)
+        now, second = loop.time(), int(time.time())
+        self.state.tick(now, second)
+        if self.admin is not None:
+            self.admin.state.tick(now, second)
         self._tick = loop.call_later(TICK, self._housekeeping)
 
     # -- shutdown ------------------------------------------------------------------------------
@@ -222,11 +197,7 @@ class Server:
             await lifespan.shutdown()
         for listener in self._listeners:
             await listener.wait_closed()
-        # 8. The admin listener goes last: /healthz answers until the process exits.
-        if self._admin_listener is not None:
-            self._admin_listener.close()
-            for connection in list(self.admin_state.connections):
-                connection.abort()
+        # 8. The sockets, and the admin listener last: /healthz answers until the very end.
         self._close_sockets()
         logger.info("Finished server process [%d]", os.getpid())
 
@@ -254,8 +225,8 @@ class Server:
                 with contextlib.suppress(OSError):
                     os.unlink(self.config.listen.uds)
             sock.close()
-        for sock in self.admin_sockets:
-            sock.close()
+        if self.admin is not None:
+            self.admin.close()
 
     # -- signals -------------------------------------------------------------------------------
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from monoceros.config import Config
 from monoceros.errors import StartupError
-from monoceros.observe.admin import AdminApp, Readiness
-from monoceros.observe.group import AdminListener, GroupCollector, GroupStatus
+from monoceros.observe.admin import AdminApp, AdminListener, Readiness
+from monoceros.observe.group import GroupCollector, GroupStatus
 from monoceros.observe.logging import current_output
 from monoceros.observe.metrics import MetricsSnapshot, build_registry
 from monoceros.server import _loop_factory

@@ -6,13 +6,25 @@ ServerState, so its requests are neither logged nor counted as application traff
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
+import socket
+import time
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from monoceros.config import Config, ListenSettings
+from monoceros.errors import StartupError
+from monoceros.protocols.head import DefaultHeaders
+from monoceros.protocols.http import HttpProtocol
+from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.sockets import bind_socket, describe
 from monoceros.types import Receive, Scope, Send
+
+logger = logging.getLogger("monoceros.error")
 
 
 class Readiness(enum.Enum):
@@ -62,3 +74,50 @@ async def _respond(send: Send, status: int, content_type: bytes, body: bytes) ->
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class AdminListener:
+    """The admin app on its own socket, with its own connections (never counted as traffic),
+    clock and Date header: used by a Server and by the supervisor of a worker group."""
+
+    def __init__(self, app: AdminApp, config: Config) -> None:
+        self.app = app
+        self.config = config
+        self.state = ServerState(
+            settings=ProtocolSettings(request_id_header=b""),
+            default_headers=DefaultHeaders(
+                server=config.server_header, date=config.date_header, extra=config.headers
+            ),
+        )
+        self._listener: asyncio.Server | None = None
+        self.socket: socket.socket | None = None
+
+    async def start(self) -> None:
+        settings = self.config.observe
+        listen = ListenSettings(
+            host=settings.metrics_host or self.config.listen.host, port=settings.metrics_port
+        )
+        try:
+            sock = self.socket = bind_socket(listen)
+        except StartupError as exc:
+            # Name the flag: "address in use" alone reads as the application port.
+            raise StartupError(f"Admin listener (--metrics-port): {exc}") from exc
+
+        def protocol() -> HttpProtocol:
+            return HttpProtocol(self.app, self.state)
+
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(protocol, sock=sock)
+        logger.info("Admin listener on %s (/metrics, /healthz, /readyz)", describe(sock, "http"))
+
+    def housekeeping(self, now: float) -> None:
+        """The connections' clock, Date header and deadlines (see ServerState.tick)."""
+        self.state.tick(now, int(time.time()))
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        for connection in list(self.state.connections):
+            connection.abort()
+        if self.socket is not None:
+            self.socket.close()

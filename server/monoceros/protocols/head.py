@@ -48,7 +48,15 @@ def no_body_allowed(status: int) -> bool:
 class DefaultHeaders:
     """`server`, `date` and `--header` lines every response carries, re-encoded once a second."""
 
-    __slots__ = ("_date_enabled", "_date_line", "_extra", "_server_line", "block", "block_lines")
+    __slots__ = (
+        "_date_enabled",
+        "_date_line",
+        "_extra",
+        "_second",
+        "_server_line",
+        "block",
+        "block_lines",
+    )
 
     def __init__(self, *, server: bool, date: bool, extra: Iterable[tuple[str, str]] = ()) -> None:
         self._server_line = b"server: monoceros\r\n" if server else b""
@@ -60,6 +68,7 @@ class DefaultHeaders:
         self.block = b""
         self.block_lines = 0
         self._date_enabled = date
+        self._second = -1
         self.refresh()
 
     def refresh(self, now: float | None = None) -> None:
@@ -67,6 +76,13 @@ class DefaultHeaders:
             self._date_line = b"date: %s\r\n" % formatdate(now, usegmt=True).encode("ascii")
         self.block = self._server_line + self._date_line + self._extra
         self.block_lines = self.block.count(b"\n")
+
+    def at_second(self, second: int) -> None:
+        """Re-encode the Date line if the wall-clock second has moved on (idempotent within
+        one second, so states that share these headers may each call it)."""
+        if second != self._second:
+            self._second = second
+            self.refresh(second)
 
     def without(self, *, server: bool, date: bool) -> bytes:
         """The block minus the lines the app set itself."""

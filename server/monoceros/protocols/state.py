@@ -94,6 +94,16 @@ class ServerState:
         if self.on_request_limit is not None:
             self.on_request_limit()
 
+    def tick(self, now: float, second: int) -> None:
+        """The housekeeping step (every TICK for a server, every heartbeat for a supervisor's
+        admin listener): advance the coarse clock, refresh the Date header once a second, and
+        expire connections whose keep-alive or header deadline has passed."""
+        self.now = now
+        self.default_headers.at_second(second)
+        for connection in list(self.connections):
+            if connection.deadline <= now:
+                connection.check_deadline(now)
+
     def count_rejection(self, status: int) -> None:
         self.rejections[status] = self.rejections.get(status, 0) + 1
 
