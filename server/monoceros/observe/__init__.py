@@ -1,7 +1,8 @@
 """Observability: logs, metrics and the admin listener, fed from one place.
 
-The protocol hands each finished request to `Observer` as one `RequestFinished` record; the
-observer updates the metrics and writes the access-log line. Nothing else logs requests.
+The protocol hands each finished request, as one `RequestFinished` record, to the single
+callable `combine()` builds (ServerState.on_request_finished): it updates the metrics and
+writes the access-log line. Nothing else logs requests.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ full chain ~7 us). The line has the same shape as every other JSON line the proc
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Any
@@ -17,10 +16,7 @@ import orjson
 import structlog
 
 from monoceros.observe.output import LineBuffer
-from monoceros.protocols.events import RequestFinished, SessionFinished
-
-# A response the client did not wait for, as nginx records it.
-CLIENT_CLOSED_REQUEST = 499
+from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
 
 
 class Timestamps:
@@ -62,10 +58,8 @@ def access_line(
             referer = value.decode("latin-1")
     client = scope.get("client")
     peer = record.peer
-    status = record.status
+    status = reported_status(record)
     outcome = record.outcome
-    if outcome == "disconnected" and status == 0:
-        status = CLIENT_CLOSED_REQUEST
     client_text = addresses.get(client)
     if client_text is None:
         client_text = _remember(addresses, client)
@@ -149,14 +143,9 @@ class AccessLog:
         self._pid = os.getpid()
         self._addresses: dict[Any, str | None] = {}
         self._logger = structlog.get_logger("monoceros.access")
-        self.enabled = logging.getLogger("monoceros.access").isEnabledFor(logging.INFO)
 
     def __call__(self, record: RequestFinished) -> None:
-        line = access_line(record, self._timestamps.now(), self._pid, self._addresses)
-        if self._json:
-            self._output.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
-            return
-        self._write(line)
+        self._write(access_line(record, self._timestamps.now(), self._pid, self._addresses))
 
     def session(self, record: SessionFinished) -> None:
         self._write(session_line(record, self._timestamps.now(), self._pid, self._addresses))

@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from monoceros import __version__
-from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.events import RequestFinished, reported_status
 from monoceros.protocols.state import ServerState
 
 # OpenTelemetry's default buckets for http.server.request.duration (seconds).
@@ -110,10 +110,8 @@ class HttpMetrics:
         method = scope["method"]
         if method not in KNOWN_METHODS:
             method = "_OTHER"
-        status = record.status
-        if record.outcome == "disconnected" and status == 0:
-            status = 499
-        elif record.outcome == "error":
+        status = reported_status(record)
+        if record.outcome == "error":
             self.app_exceptions += 1
         key = (method, status, route_of(scope), scope["scheme"])
         series = self.series.get(key)
@@ -159,14 +157,17 @@ class MetricsSnapshot:
         self.app_exceptions += other.app_exceptions
         self.connections_accepted += other.connections_accepted
         self.keepalive_reuses += other.keepalive_reuses
-        for status, count in other.rejections.items():
-            self.rejections[status] = self.rejections.get(status, 0) + count
-        for code, count in other.websocket_closes.items():
-            self.websocket_closes[code] = self.websocket_closes.get(code, 0) + count
+        _add_counts(self.rejections, other.rejections)
+        _add_counts(self.websocket_closes, other.websocket_closes)
         if gauges:
             self.active_requests += other.active_requests
             self.connections_open += other.connections_open
             self.websocket_sessions += other.websocket_sessions
+
+
+def _add_counts(into: dict[int, int], other: dict[int, int]) -> None:
+    for key, count in other.items():
+        into[key] = into.get(key, 0) + count
 
 
 def snapshot_of(http: HttpMetrics, state: ServerState) -> MetricsSnapshot:

@@ -39,6 +39,18 @@ class SessionFinished(NamedTuple):
     peer: tuple[str, int] | None
 
 
+# A response the client did not wait for, as nginx records it.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def reported_status(record: RequestFinished) -> int:
+    """The status the access log and the metrics report: 499 when the client left before any
+    response started, else the status sent."""
+    if record.status == 0 and record.outcome == "disconnected":
+        return CLIENT_CLOSED_REQUEST
+    return record.status
+
+
 # The id of the request being served, set in each request's own context; log records emitted
 # while it runs (the app's included) carry it.
 request_id: ContextVar[str | None] = ContextVar("monoceros_request_id", default=None)
