@@ -10,7 +10,20 @@ from monoceros.config import Config
 from monoceros.server import Server
 from monoceros.types import ASGIApp
 
-__all__ = ["Config", "Server", "__version__", "run"]
+__all__ = ["Config", "Server", "__version__", "run", "serve"]
+
+
+def serve(config: Config) -> int:
+    """Configure logging, then run one server or (with --workers) a supervisor until it
+    stops; return the exit code. Both `run()` and the command line come through here."""
+    from monoceros.observe.logging import configure_logging_for
+
+    configure_logging_for(config)
+    if config.supervised:
+        from monoceros.supervisor import Supervisor
+
+        return Supervisor(config).run()
+    return Server(config).run()
 
 
 def run(app: str | ASGIApp, **options: Any) -> None:
@@ -18,15 +31,6 @@ def run(app: str | ASGIApp, **options: Any) -> None:
 
     Raises SystemExit with a non-zero code when the server cannot start, as uvicorn.run does.
     """
-    from monoceros.observe.logging import configure_logging, resolve_log_format
-
-    config = Config.from_options(app, **options)
-    configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
-    if config.supervised:
-        from monoceros.supervisor import Supervisor
-
-        code = Supervisor(config).run()
-    else:
-        code = Server(config).run()
+    code = serve(Config.from_options(app, **options))
     if code:
         raise SystemExit(code)

@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 import click
 
-from monoceros import __version__
+from monoceros import __version__, serve
 from monoceros.config import (
     LOG_LEVELS,
     Config,
@@ -26,8 +26,6 @@ from monoceros.config import (
     WebSocketSettings,
 )
 from monoceros.errors import StartupError
-from monoceros.observe.logging import configure_logging, resolve_log_format
-from monoceros.server import Server
 
 
 def _default(settings: type, name: str) -> Any:
@@ -397,13 +395,7 @@ def main(app: str, **options: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
-        if config.supervised:
-            from monoceros.supervisor import Supervisor
-
-            code = Supervisor(config).run()
-        else:
-            code = Server(config).run()
+        code = serve(config)
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)
         code = exc.exit_code

@@ -28,7 +28,7 @@ from typing import Any
 from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.lifespan import Lifespan
-from monoceros.observe.logging import configure_logging, resolve_log_format
+from monoceros.observe.logging import configure_logging_for
 from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
 from monoceros.server import Server
 
@@ -108,7 +108,7 @@ class Worker:
 
 def run_worker(config: Config, sockets: list[socket.socket] | None, channel: Connection) -> None:
     """The spawned process's entry point (picklable: a module-level function)."""
-    configure_logging(config.log_level, resolve_log_format(config), config.observe.log_config)
+    configure_logging_for(config)
     limit = config.limit_max_requests
     if limit is not None and config.limit_max_requests_jitter:
         # Each worker its own limit, so workers started together do not retire together.

@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner, Result
 
+import monoceros
 from monoceros import cli, supervisor
 from monoceros.config import Config
+from monoceros.observe import logging as observe_logging
 
 UVICORN_OPTIONS = [
     *("--host", "--port", "--uds", "--fd", "--workers", "--loop", "--lifespan", "--env-file"),
@@ -46,8 +48,9 @@ class FakeServer:
 def configs(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     recorded: list[Config] = []
     monkeypatch.setattr(FakeServer, "configs", recorded)
-    monkeypatch.setattr(cli, "Server", FakeServer)
-    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
+    # monoceros.serve() is what the CLI calls: it configures logging, then runs a Server.
+    monkeypatch.setattr(monoceros, "Server", FakeServer)
+    monkeypatch.setattr(observe_logging, "configure_logging_for", lambda *args, **kwargs: None)
     # Whatever the developer's shell exports must not leak into these tests.
     for name in list(os.environ):
         if name.startswith("MONOCEROS_") or name in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY"):

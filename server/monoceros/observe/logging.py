@@ -105,6 +105,13 @@ def current_output() -> LineBuffer:
     return _output
 
 
+def configure_logging_for(config: Config) -> LineBuffer:
+    """`configure_logging` with the config's --log-level, --log-format and --log-config."""
+    return configure_logging(
+        config.log_level, resolve_log_format(config), config.observe.log_config
+    )
+
+
 def configure_logging(
     level: str = "info",
     log_format: LogFormat = "json",

@@ -21,7 +21,8 @@ STATUS_LINES: dict[int, bytes] = {
 _FRAMING_HEADERS = frozenset(
     (b"content-length", b"transfer-encoding", b"connection", b"server", b"date")
 )
-_CONTROL_BYTES = b"\r\n\0"
+# Bytes that must never come from an app into a header: they would split the response.
+CONTROL_BYTES = b"\r\n\0"
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Header names an app sends repeat endlessly; remember the valid ones (bounded).
 _VALID_NAMES: set[bytes] = set()
@@ -170,7 +171,7 @@ def encode_head(
     except TypeError:
         raise InvalidResponseHead("header names and values must be bytes") from None
     # Our own lines end in CRLF; any further CR, LF or NUL came from the app.
-    if len(head) - len(head.translate(None, _CONTROL_BYTES)) != 2 * lines:
+    if len(head) - len(head.translate(None, CONTROL_BYTES)) != 2 * lines:
         raise InvalidResponseHead("CR, LF or NUL in a response header")
     return head, content_length, chunked, keep_alive
 

@@ -29,6 +29,7 @@ from monoceros.config import WebSocketSettings
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.events import SessionFinished
 from monoceros.protocols.flow_control import FlowControl
+from monoceros.protocols.head import CONTROL_BYTES
 from monoceros.protocols.state import ServerState
 from monoceros.types import ASGIApp, Message, Scope
 
@@ -451,4 +452,4 @@ def _app_headers(message: Message) -> list[tuple[str, str]]:
 
 
 _STATUSES = frozenset(HTTPStatus)
-_UNSAFE = frozenset(b"\r\n\0")
+_UNSAFE = frozenset(CONTROL_BYTES)
