@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from examples.app import JSON_DOCUMENT, PLAINTEXT, STREAM_CHUNK, STREAM_CHUNKS
 
+from bench.ws_load import MESSAGE as WS_MESSAGE
+
 ECHO_BODY_BYTES = 16 * 1024  # must match the body in bench/post_16k.lua
 
 
@@ -19,6 +21,7 @@ class Endpoint:
     description: str
     expected_bytes: int
     script: str | None = None  # a wrk Lua script in bench/, for anything but a plain GET
+    websocket: bool = False  # driven by bench/ws_load.py (messages), not wrk (requests)
 
     @property
     def method(self) -> str:
@@ -30,6 +33,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("json", "/json", "1 KB JSON", len(JSON_DOCUMENT)),
     Endpoint("echo", "/echo", "16 KiB body echoed", ECHO_BODY_BYTES, script="post_16k.lua"),
     Endpoint("stream", "/stream", "1 MiB streamed", len(STREAM_CHUNK) * STREAM_CHUNKS),
+    Endpoint("ws-echo", "/ws", "WebSocket 32-byte echo", len(WS_MESSAGE), websocket=True),
 )
 
 
@@ -39,6 +43,8 @@ def smoke_check(host: str, port: int, endpoint: Endpoint) -> str | None:
     wrk checks neither bodies nor lengths, and a fast server that answers wrongly must not look
     like a win, so each start checks status and body size once.
     """
+    if endpoint.websocket:
+        return _websocket_check(host, port, endpoint)
     body = b"x" * ECHO_BODY_BYTES if endpoint.method == "POST" else None
     connection = http.client.HTTPConnection(host, port, timeout=10)
     try:
@@ -53,4 +59,22 @@ def smoke_check(host: str, port: int, endpoint: Endpoint) -> str | None:
         return f"check got status {response.status}"
     if len(data) != endpoint.expected_bytes:
         return f"check got {len(data)} body bytes, expected {endpoint.expected_bytes}"
+    return None
+
+
+def _websocket_check(host: str, port: int, endpoint: Endpoint) -> str | None:
+    """One message echoed over a real handshake (the `websockets` sync client)."""
+    from websockets.exceptions import InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    try:
+        with connect(f"ws://{host}:{port}{endpoint.path}", open_timeout=10) as ws:
+            ws.send(WS_MESSAGE.decode())
+            echoed = ws.recv(timeout=10)
+    except InvalidStatus as exc:
+        return f"no WebSocket here (HTTP {exc.response.status_code})"
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        return f"check session failed: {exc!r}"
+    if echoed != WS_MESSAGE.decode():
+        return f"check got {echoed!r} back"
     return None

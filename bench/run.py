@@ -40,7 +40,7 @@ from bench.servers import (
     ServerSpec,
     running_server,
 )
-from bench.wrk import WrkFailed, WrkResult, run_wrk
+from bench.wrk import WrkFailed, WrkResult, run_wrk, run_ws_load
 
 BUSY_MACHINE = 0.10  # background CPU use (all cores) above which the report warns
 
@@ -63,6 +63,15 @@ class Settings:
 
 
 def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration: int) -> WrkResult:
+    if endpoint.websocket:
+        return run_ws_load(
+            HOST,
+            server.port,
+            endpoint.path,
+            connections=settings.connections,
+            duration=duration,
+            cpus=settings.wrk_cpus,
+        )
     script = str(REPO_ROOT / "bench" / endpoint.script) if endpoint.script else None
     return run_wrk(
         f"http://{HOST}:{server.port}{endpoint.path}",
@@ -114,7 +123,12 @@ def measure_server(
         checks = {endpoint.name: smoke_check(HOST, server.port, endpoint) for endpoint in endpoints}
         warm_up(server, settings)
         for endpoint in endpoints:
-            yield measure(server, endpoint, settings, round_no, checks[endpoint.name])
+            check = checks[endpoint.name]
+            if endpoint.websocket and check is not None:
+                # Not served at all (the ceiling speaks no WebSocket): nothing to load.
+                yield Measurement(round_no, spec.name, endpoint.name, None, None, None, [check])
+                continue
+            yield measure(server, endpoint, settings, round_no, check)
 
 
 def run_rounds(

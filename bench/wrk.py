@@ -1,4 +1,5 @@
-"""Drive wrk and read its report: the only load generator the harness uses.
+"""Drive the load generators and read their reports: wrk for HTTP, bench/ws_load.py for
+WebSocket echo.
 
 wrk's text report is the interface, so parsing is tolerant: only `Requests/sec` is required; the
 socket-error and non-2xx lines appear only when there were some, the latency distribution only
@@ -7,9 +8,12 @@ with `--latency`.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Seconds wrk may overrun its own duration (connect, teardown) before we call it hung.
 OVERRUN_SECONDS = 30
@@ -36,10 +40,12 @@ class WrkResult:
     socket_errors: dict[str, int]
     non_2xx: int
     output: str = field(repr=False)
+    failures: tuple[str, ...] = ()  # what ws_load saw go wrong, in its words
 
     @property
     def problems(self) -> list[str]:
         found = [f"{count} {kind} errors" for kind, count in self.socket_errors.items() if count]
+        found += self.failures
         if self.non_2xx:
             found.append(f"{self.non_2xx} non-2xx")
         if self.requests == 0:
@@ -95,3 +101,36 @@ def run_wrk(
     if done.returncode != 0:
         raise WrkFailed(f"wrk exited with {done.returncode}: {done.stderr.strip()[-200:]}")
     return parse_wrk(done.stdout)
+
+
+def run_ws_load(
+    host: str, port: int, path: str, *, connections: int, duration: int, cpus: str
+) -> WrkResult:
+    """bench/ws_load.py in wrk's place for WebSocket endpoints: one message is one "request"."""
+    command = [
+        *pinned(cpus),
+        sys.executable,
+        str(Path(__file__).resolve().parent / "ws_load.py"),
+        f"--host={host}",
+        f"--port={port}",
+        f"--path={path}",
+        f"--connections={connections}",
+        f"--duration={duration}",
+    ]
+    limit = duration + OVERRUN_SECONDS
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise WrkFailed(f"ws_load did not finish within {limit} s") from exc
+    if done.returncode != 0:
+        raise WrkFailed(f"ws_load exited with {done.returncode}: {done.stderr.strip()[-200:]}")
+    report = json.loads(done.stdout)
+    return WrkResult(
+        requests_per_sec=report["messages_per_sec"],
+        p99_ms=report["p99_ms"],
+        requests=report["messages"],
+        socket_errors={},
+        non_2xx=0,
+        output=done.stdout,
+        failures=tuple(report["problems"]),
+    )

@@ -5,6 +5,7 @@
 /echo          POST: echoes the request body
 /stream        a 1 MiB response streamed in 64 KiB chunks
 /slow?seconds= sleeps, then answers (graceful-shutdown demos)
+/ws            WebSocket: echoes every message back
 """
 
 import asyncio
@@ -26,6 +27,9 @@ STREAM_CHUNKS = 16
 async def app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
+        return
+    if scope["type"] == "websocket":
+        await _echo_messages(receive, send)
         return
     path = scope["path"]
     if path == "/" or path == "/plaintext":
@@ -68,6 +72,18 @@ async def _respond(send: Any, status: int, content_type: bytes, body: bytes) -> 
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _echo_messages(receive: Any, send: Any) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        reply = {"type": "websocket.send", "text": message.get("text")}
+        reply["bytes"] = message.get("bytes")
+        await send(reply)
 
 
 async def _lifespan(receive: Any, send: Any) -> None:

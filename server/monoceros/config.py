@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ssl
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from monoceros.proxy import TrustedProxies
 from monoceros.types import ASGIApp
@@ -16,7 +17,7 @@ from monoceros.types import ASGIApp
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LifespanMode = Literal["auto", "on", "off"]
 ForwardedFamily = Literal["x-forwarded", "forwarded", "both"]
-WebSocketMode = Literal["auto", "none", "websockets"]
+WebSocketMode = Literal["auto", "none", "websockets", "wsproto"]
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -101,8 +102,10 @@ class WebSocketSettings:
     per_message_deflate: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in ("auto", "none", "websockets"):
-            raise ValueError(f"--ws must be auto, none or websockets, not {self.mode!r}")
+        if self.mode not in get_args(WebSocketMode):
+            raise ValueError(f"--ws must be auto, none, websockets or wsproto, not {self.mode!r}")
+        if self.mode == "wsproto" and importlib.util.find_spec("wsproto") is None:
+            raise ValueError("--ws wsproto needs wsproto: pip install 'monoceros[wsproto]'")
         if self.max_size < 1:
             raise ValueError(f"--ws-max-size must be positive, not {self.max_size}")
         if self.max_queue < 1:

@@ -1,7 +1,7 @@
 """WebSockets against a real server, with the `websockets` package's asyncio client.
 
-The app runs in the server's thread and reports what it saw through `RECORDS`; each test runs
-its client in a fresh event loop (`asyncio.run`).
+The app (`tests.apps.websocket_echo`) runs in the server's thread and reports how each session
+ended through `WEBSOCKET_CLOSES`; each test runs its client in a fresh event loop (`asyncio.run`).
 """
 
 from __future__ import annotations
@@ -21,72 +21,33 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from monoceros.observe.access import session_line
 from monoceros.protocols.events import SessionFinished
-from monoceros.types import Receive, Scope, Send
+from tests.apps import FLOOD_SENT, WEBSOCKET_CLOSES, wait_for_close, websocket_echo
 from tests.integration.helpers import TLSFiles
 from tests.utils import RunningServer, run_server
 
 MiB = 1024 * 1024
-RECORDS: list[tuple[str, Any]] = []
+# An upgrade request from a raw socket (no extensions: frames arrive uncompressed).
+UPGRADE_REQUEST = (
+    b"GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] != "websocket":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": scope["type"].encode()})
-        return
-    path = scope["path"]
-    assert (await receive())["type"] == "websocket.connect"
-    if path == "/reject":
-        await send({"type": "websocket.close"})
-        return
-    if path == "/boom":
-        raise RuntimeError("before accept")
-    if path == "/split":
-        await send({"type": "websocket.accept", "headers": [(b"x-a", b"1\r\nx-b: 2")]})
-    if path == "/deny":
-        headers = [(b"content-type", b"text/plain"), (b"x-why", b"no")]
-        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": b"go away", "more_body": True})
-        await send({"type": "websocket.http.response.body", "body": b"!"})
-        return
-    subprotocol = scope["subprotocols"][0] if scope["subprotocols"] else None
-    await send(
-        {"type": "websocket.accept", "subprotocol": subprotocol, "headers": [(b"x-hello", b"1")]}
-    )
-    if path == "/stall":
-        await asyncio.sleep(0.3)  # messages pile up meanwhile: reading must pause
-    if path == "/scope":
-        fields = ("path", "raw_path", "query_string", "scheme", "root_path", "subprotocols")
-        seen = {name: scope[name] for name in fields}
-        seen["raw_path"] = seen["raw_path"].decode()
-        seen["query_string"] = seen["query_string"].decode()
-        seen["client"] = list(scope["client"])
-        seen["extensions"] = sorted(scope["extensions"])
-        await send({"type": "websocket.send", "text": json.dumps(seen)})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            RECORDS.append((path, (message["code"], message.get("reason", ""))))
-            return
-        text = message.get("text")
-        if text is not None and text.startswith("close:"):
-            await send({"type": "websocket.close", "code": int(text[6:]), "reason": "bye"})
-            continue
-        if text is not None:
-            await send({"type": "websocket.send", "text": text})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
+@pytest.fixture(scope="module", params=["websockets", "wsproto"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test runs on each `--ws` engine."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with run_server(app, ws_max_size=2 * MiB, lifespan="off") as running:
+def server(engine: str) -> Iterator[RunningServer]:
+    with run_server(websocket_echo, ws=engine, ws_max_size=2 * MiB, lifespan="off") as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
 def clear_records() -> None:
-    RECORDS.clear()
+    WEBSOCKET_CLOSES.clear()
 
 
 def ws_url(server: RunningServer, path: str = "/echo") -> str:
@@ -95,17 +56,6 @@ def ws_url(server: RunningServer, path: str = "/echo") -> str:
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, 10))
-
-
-def wait_for_record(path: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, value in RECORDS:
-            if name == path:
-                RECORDS.remove((name, value))
-                return value
-        time.sleep(0.01)
-    raise AssertionError(f"no record for {path}")
 
 
 def test_echo_text_and_binary(server: RunningServer) -> None:
@@ -119,7 +69,7 @@ def test_echo_text_and_binary(server: RunningServer) -> None:
             assert await ws.recv() == b"\x00\x01"
 
     run(client())
-    assert wait_for_record("/echo") == (1000, "")
+    assert wait_for_close("/echo") == (1000, "")
 
 
 def test_large_and_fragmented_messages(server: RunningServer) -> None:
@@ -197,7 +147,7 @@ def test_close_codes_both_ways(server: RunningServer) -> None:
             await ws.close(4000, "client done")
 
     run(client_closes())
-    assert wait_for_record("/echo") == (4000, "client done")
+    assert wait_for_close("/echo") == (4000, "client done")
 
     async def server_closes() -> None:
         async with connect(ws_url(server)) as ws:
@@ -208,7 +158,7 @@ def test_close_codes_both_ways(server: RunningServer) -> None:
             assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (4001, "bye")
 
     run(server_closes())
-    assert wait_for_record("/echo")[0] == 4001
+    assert wait_for_close("/echo")[0] == 4001
 
 
 def test_oversize_message_closes_1009(server: RunningServer) -> None:
@@ -222,7 +172,7 @@ def test_oversize_message_closes_1009(server: RunningServer) -> None:
             assert caught.value.rcvd is None or caught.value.rcvd.code == 1009
 
     run(client())
-    assert wait_for_record("/echo")[0] == 1009
+    assert wait_for_close("/echo")[0] == 1009
 
 
 def test_oversize_fragmented_message_closes_1009(server: RunningServer) -> None:
@@ -236,7 +186,7 @@ def test_oversize_fragmented_message_closes_1009(server: RunningServer) -> None:
             assert caught.value.rcvd is None or caught.value.rcvd.code == 1009
 
     run(client())
-    assert wait_for_record("/echo")[0] == 1009
+    assert wait_for_close("/echo")[0] == 1009
 
 
 def test_many_concurrent_sessions(server: RunningServer) -> None:
@@ -251,31 +201,28 @@ def test_many_concurrent_sessions(server: RunningServer) -> None:
 
     run(client())
     for _ in range(50):
-        assert wait_for_record("/echo") == (1000, "")
+        assert wait_for_close("/echo") == (1000, "")
 
 
 def test_plain_http_still_works(server: RunningServer) -> None:
     assert httpx.get(server.url).text == "http"
 
 
-def test_ping_timeout_against_a_silent_peer() -> None:
+def test_ping_timeout_against_a_silent_peer(engine: str) -> None:
     options = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.2, "lifespan": "off"}
     with (
-        run_server(app, **options) as running,
+        run_server(websocket_echo, ws=engine, **options) as running,
         socket.create_connection((running.host, running.port), timeout=5) as sock,
     ):
-        sock.sendall(
-            b"GET /silent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        sock.sendall(UPGRADE_REQUEST % b"/silent")
         head = sock.recv(4096)
         assert head.startswith(b"HTTP/1.1 101")
         # Never answer the pings: the server gives up and tells the app.
-        assert wait_for_record("/silent") == (1011, "")
+        assert wait_for_close("/silent") == (1011, "")
 
 
 def test_ws_none_answers_as_http() -> None:
-    with run_server(app, ws="none", lifespan="off") as running:
+    with run_server(websocket_echo, ws="none", lifespan="off") as running:
         headers = {
             "upgrade": "websocket",
             "connection": "upgrade",
@@ -287,8 +234,8 @@ def test_ws_none_answers_as_http() -> None:
         assert response.text == "http"
 
 
-def test_graceful_shutdown_closes_1012() -> None:
-    with run_server(app, lifespan="off") as running:
+def test_graceful_shutdown_closes_1012(engine: str) -> None:
+    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
 
         async def client() -> None:
             async with connect(ws_url(running)) as ws:
@@ -301,11 +248,11 @@ def test_graceful_shutdown_closes_1012() -> None:
                 assert await stopping == 0
 
         run(client())
-    assert wait_for_record("/echo")[0] == 1012
+    assert wait_for_close("/echo")[0] == 1012
 
 
-def test_session_observation_access_line_and_metrics() -> None:
-    with run_server(app, lifespan="off") as running:
+def test_session_observation_access_line_and_metrics(engine: str) -> None:
+    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
         finished: list[SessionFinished] = []
         running.server.state.on_session_finished = finished.append
 
@@ -318,7 +265,7 @@ def test_session_observation_access_line_and_metrics() -> None:
                 await ws.close(4002)
 
         run(client())
-        assert wait_for_record("/echo")[0] == 4002
+        assert wait_for_close("/echo")[0] == 4002
         deadline = time.monotonic() + 5
         while not finished and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -345,9 +292,10 @@ def test_upgrade_header_without_connection_upgrade_is_plain_http(server: Running
     assert response.text == "http"
 
 
-def test_tls_gives_wss(tmp_path: Path) -> None:
+def test_tls_gives_wss(tmp_path: Path, engine: str) -> None:
     tls = TLSFiles(tmp_path)
-    with run_server(app, lifespan="off", ssl_certfile=tls.cert, ssl_keyfile=tls.key) as running:
+    options = {"ssl_certfile": tls.cert, "ssl_keyfile": tls.key}
+    with run_server(websocket_echo, ws=engine, lifespan="off", **options) as running:
 
         async def client() -> dict[str, Any]:
             url = f"wss://{running.host}:{running.port}/scope"
@@ -368,8 +316,8 @@ def test_app_error_before_accept_is_500(server: RunningServer, path: str) -> Non
     run(client())
 
 
-def test_reading_pauses_while_the_app_does_not_receive() -> None:
-    with run_server(app, ws_max_queue=2, lifespan="off") as running:
+def test_reading_pauses_while_the_app_does_not_receive(engine: str) -> None:
+    with run_server(websocket_echo, ws=engine, ws_max_queue=2, lifespan="off") as running:
         paused: list[bool] = []
 
         async def client() -> None:
@@ -384,3 +332,83 @@ def test_reading_pauses_while_the_app_does_not_receive() -> None:
 
         run(client())
         assert paused == [True]
+
+
+def test_request_id_in_response_scope_and_session_record(engine: str) -> None:
+    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
+        finished: list[SessionFinished] = []
+        running.server.state.on_session_finished = finished.append
+
+        async def client() -> tuple[str, dict[str, Any]]:
+            async with connect(ws_url(running, "/scope")) as ws:
+                given = ws.response.headers["x-request-id"]
+                return given, json.loads(await ws.recv())
+
+        given, seen = run(client())
+        wait_for_close("/scope")
+        deadline = time.monotonic() + 5
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(given) == 32
+    assert seen["request_id"] == given  # the app's log records carry it
+    assert finished[0].request_id == given
+    assert session_line(finished[0], "now", 1, {})["request_id"] == given
+
+
+def test_upgrade_beyond_limit_concurrency_is_503(engine: str) -> None:
+    with run_server(websocket_echo, ws=engine, limit_concurrency=1, lifespan="off") as running:
+
+        async def client() -> None:
+            async with connect(ws_url(running)) as first:
+                await first.send("one")
+                assert await first.recv() == "one"
+                with pytest.raises(InvalidStatus) as caught:
+                    async with connect(ws_url(running)):
+                        pass
+                assert caught.value.response.status_code == 503
+                await first.send("still here")
+                assert await first.recv() == "still here"
+
+        run(client())
+        assert running.server.state.rejections.get(503) == 1
+
+
+def test_session_accepted_during_shutdown_gets_1012(engine: str) -> None:
+    """A session still in its handshake when SIGTERM comes is closed 1012 once accepted."""
+    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
+
+        async def client() -> None:
+            loop = asyncio.get_running_loop()
+            connecting = asyncio.ensure_future(connect(ws_url(running, "/slow-accept")))
+            await asyncio.sleep(0.1)  # the app is sleeping before websocket.accept
+            stopping = loop.run_in_executor(None, running.stop)
+            ws = await connecting
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.recv()
+            assert caught.value.rcvd is not None and caught.value.rcvd.code == 1012
+            assert await stopping == 0
+
+        run(client())
+    assert wait_for_close("/slow-accept")[0] == 1012
+
+
+def test_slow_reader_pauses_the_sender(engine: str) -> None:
+    """The app's `send` waits while the client reads nothing: the server holds a bounded
+    amount (the kernel's socket buffers plus our write high-water mark), not 64 MiB."""
+    FLOOD_SENT.clear()
+    with (
+        run_server(websocket_echo, ws=engine, lifespan="off") as running,
+        socket.create_connection((running.host, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(UPGRADE_REQUEST % b"/flood")
+        head, _, frames = sock.recv(4096).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        time.sleep(0.5)  # reading nothing
+        stalled = len(FLOOD_SENT)
+        received = len(frames)
+        while received < 64 * (MiB + 10):  # then everything arrives (10: a frame's header)
+            chunk = sock.recv(MiB)
+            assert chunk, f"closed after {received} bytes"
+            received += len(chunk)
+    assert stalled < 16, f"{stalled} MiB sent to a client that read nothing"
+    assert len(FLOOD_SENT) == 64

@@ -377,4 +377,5 @@ def test_websocket_options_from_flags_and_env(configs: list[Config]) -> None:
     assert (config.ws.max_size, config.ws.max_queue) == (1024, 8)
     assert (config.ws.ping_interval, config.ws.ping_timeout) == (2.5, 20.0)
     assert config.ws.per_message_deflate is False
-    assert invoke("examples.app:app", "--ws", "wsproto").exit_code == 2
+    assert configured(configs, "examples.app:app", "--ws", "wsproto").ws.mode == "wsproto"
+    assert invoke("examples.app:app", "--ws", "h2").exit_code == 2

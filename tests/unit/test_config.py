@@ -3,6 +3,7 @@ invalid value is refused with a ValueError that names the option."""
 
 from __future__ import annotations
 
+import importlib.util
 import ssl
 from typing import Any
 
@@ -168,7 +169,7 @@ def test_replace() -> None:
         pytest.param({"headers": [("X-A", "a\r\nb")]}, "--header", id="header-crlf"),
         pytest.param({"forwarded_allow_ips": "nope"}, "--forwarded-allow-ips", id="trust"),
         pytest.param({"forwarded_headers": "x-real-ip"}, "--forwarded-headers", id="family"),
-        pytest.param({"ws": "wsproto"}, "--ws", id="ws"),
+        pytest.param({"ws": "h2"}, "--ws", id="ws"),
         pytest.param({"ws_max_size": 0}, "--ws-max-size", id="ws-max-size"),
         pytest.param({"ws_max_queue": 0}, "--ws-max-queue", id="ws-max-queue"),
         pytest.param({"ws_ping_interval": 0}, "--ws-ping-interval", id="ws-ping-interval"),
@@ -179,6 +180,19 @@ def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> 
     with pytest.raises(ValueError) as info:
         Config.from_options("mod:app", **options)
     assert named in str(info.value)
+
+
+def test_ws_wsproto_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--ws wsproto` is an optional extra: without it, a startup error that says what to do."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "wsproto" else real_find_spec(name, *args),
+    )
+    with pytest.raises(ValueError, match=r"pip install 'monoceros\[wsproto\]'"):
+        Config.from_options("mod:app", ws="wsproto")
+    assert Config.from_options("mod:app", ws="websockets").ws.mode == "websockets"
 
 
 def test_unknown_option() -> None:

@@ -120,6 +120,7 @@ def session_line(
         "host": host.decode("latin-1") if host is not None else None,
         "http_version": scope["http_version"],
         "user_agent": user_agent.decode("latin-1") if user_agent is not None else None,
+        "request_id": record.request_id,
         "pid": pid,
     }
 

@@ -37,6 +37,7 @@ class SessionFinished(NamedTuple):
     bytes_received: int  # message payload bytes
     bytes_sent: int
     peer: tuple[str, int] | None
+    request_id: str | None
 
 
 # A response the client did not wait for, as nginx records it.

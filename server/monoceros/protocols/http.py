@@ -332,12 +332,15 @@ class HttpProtocol(asyncio.Protocol):
     def _switch_to_websocket(self, scope: Scope, rest: bytes) -> None:
         """Hand the transport to a WebSocket session; this connection object is done."""
         assert self._ws is not None
-        session = WebSocketProtocol(self.app, self.state, self._ws, scope, self.transport)
+        ws_request_id = self._choose_request_id() if self._request_id_header else None
+        session = WebSocketProtocol(
+            self.app, self.state, self._ws, scope, self.transport, ws_request_id
+        )
         self.transport.set_protocol(session)
         self.conn_state = ConnectionState.CLOSED
         self.deadline = math.inf
+        self.state.connection_closed(self)  # first: the session counts as this connection
         session.start(rest)
-        self.state.connection_closed(self)
 
     def _wait_for_request(self, timeout: float) -> None:
         self.conn_state = ConnectionState.IDLE

@@ -1,10 +1,11 @@
 """RFC 6455 over the HTTP/1.1 connection's transport, after an upgrade: one
-`WebSocketProtocol` per session, on the `websockets` package's sans-I/O `ServerProtocol`.
+`WebSocketProtocol` per session.
 
 `HttpProtocol` parses the upgrade request and builds the scope (proxy resolution included),
-then hands over the transport and the bytes that followed the request. The library does the
-handshake checks and framing; this class runs the ASGI websocket conversation, flow control,
-keepalive pings and the session's one observation.
+then hands over the transport and the bytes that followed the request. An engine (the sans-I/O
+library chosen by `--ws`, ws_engine.py) checks the handshake and does the framing; this class
+runs the ASGI websocket conversation, flow control, keepalive pings and the session's one
+observation.
 """
 
 from __future__ import annotations
@@ -15,36 +16,29 @@ import logging
 import math
 import time
 from collections import deque
-from http import HTTPStatus
-
-from websockets.datastructures import Headers
-from websockets.extensions.base import ServerExtensionFactory
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import CloseCode, Frame, Opcode
-from websockets.http11 import Request, Response
-from websockets.protocol import State
-from websockets.server import ServerProtocol
 
 from monoceros.config import WebSocketSettings
 from monoceros.errors import ClientDisconnected
-from monoceros.protocols.events import SessionFinished
+from monoceros.protocols.events import SessionFinished, request_id
 from monoceros.protocols.flow_control import FlowControl
-from monoceros.protocols.head import CONTROL_BYTES
+from monoceros.protocols.head import CONTROL_BYTES, InvalidResponseHead, encode_head
 from monoceros.protocols.state import ServerState
+from monoceros.protocols.ws_engine import Closed, Headers, Part, Pong, engine_for
 from monoceros.types import ASGIApp, Message, Scope
 
 logger = logging.getLogger("monoceros.error")
-# The library's own log: its INFO lines ("connection open") repeat what the access log says
-# once per session, so only its warnings and errors are shown unless a log config asks.
-library_logger = logging.getLogger("monoceros.websocket")
-library_logger.setLevel(logging.WARNING)
 
 # How long the peer has to answer our close frame before the connection is cut (websockets'
 # own default close_timeout is 10 s).
 CLOSE_TIMEOUT = 10.0
 # Close code when the server goes away (RFC 6455 registry: "Service Restart").
 SERVICE_RESTART = 1012
-_ABNORMAL = 1006
+# RFC 6455 section 7.4.1
+NORMAL_CLOSURE = 1000
+ABNORMAL_CLOSURE = 1006  # no close frame: the connection just ended
+INVALID_DATA = 1007
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
 
 
 class Session(enum.Enum):
@@ -52,19 +46,6 @@ class Session(enum.Enum):
     RESPONDING = "sending an HTTP denial response (websocket.http.response)"
     OPEN = "accepted: messages flow both ways"
     CLOSED = "closed, or answered with HTTP"
-
-
-def extensions_for(settings: WebSocketSettings) -> list[ServerExtensionFactory]:
-    if settings.per_message_deflate:
-        # uvicorn's settings: 4 KiB windows and memLevel 5 keep a session's zlib state small.
-        return [
-            ServerPerMessageDeflateFactory(
-                server_max_window_bits=12,
-                client_max_window_bits=12,
-                compress_settings={"memLevel": 5},
-            )
-        ]
-    return []
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -75,65 +56,53 @@ class WebSocketProtocol(asyncio.Protocol):
         settings: WebSocketSettings,
         scope: Scope,
         transport: asyncio.Transport,
+        request_id: str | None = None,
     ) -> None:
         self.app = app
         self.state = state
         self.settings = settings
         self.scope = scope
         self.transport = transport
+        self.request_id = request_id
         self.loop = asyncio.get_running_loop()
         self.flow = FlowControl(transport)
         self.peer: tuple[str, int] | None = scope.get("client")
         self.deadline = math.inf
         self.session = Session.HANDSHAKE
-        self.conn = ServerProtocol(
-            extensions=extensions_for(settings), max_size=settings.max_size, logger=library_logger
-        )
+        self.engine = engine_for(settings)
         self._started = time.monotonic()
         self._lost = False
         self._queue: deque[Message] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._early: list[bytes] = []  # bytes the client sent before we accepted
-        self._fragments: list[bytes | bytearray | memoryview] = []
-        self._fragment_size = 0
-        self._fragment_text = False
+        self._message = MessageAssembler(settings.max_size)
+        self._closing = False  # a close frame sent or received: no more messages out
         self._ping: asyncio.TimerHandle | None = None
         self._pong: asyncio.TimerHandle | None = None
         self._ping_payload = b""
         self._status = 0
         self._close_code = 0
+        self._close_reason = ""
         self._denial: list[bytes] = []
-        self._denial_head: Message | None = None
+        self._denial_head: Message = {}
         self.messages_received = self.messages_sent = 0
         self.bytes_received = self.bytes_sent = 0
-        self._response = self.conn.accept(self._handshake_request(scope))
-
-    def _handshake_request(self, scope: Scope) -> Request:
-        """The upgrade request, fed to the library as bytes: its parser then moves on to
-        frames (httptools has already checked the request's syntax and limits)."""
-        target = scope["raw_path"]
-        if scope["query_string"]:
-            target += b"?" + scope["query_string"]
-        head = [b"GET ", target, b" HTTP/1.1\r\n"]
-        for name, value in scope["headers"]:
-            head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n")
-        self.conn.receive_data(b"".join(head))
-        for event in self.conn.events_received():
-            if isinstance(event, Request):
-                return event
-        return Request(target.decode("latin-1"), Headers())  # the library says why: 400
 
     # -- taking over the connection ------------------------------------------------------------
 
     def start(self, data: bytes) -> None:
         """Called by HttpProtocol right after `transport.set_protocol(self)`."""
-        self.state.connections.add(self)
-        self.state.websocket_sessions += 1
-        if self._response.status_code != 101:
-            # Malformed handshake: the library's 400 (or 426), and the app never hears of it.
-            self._status = self._response.status_code
-            self._send_response(self._response)
+        state = self.state
+        state.connections.add(self)
+        state.websocket_sessions += 1
+        rejection = self.engine.handshake(_request_head(self.scope))
+        if rejection is not None:
+            # A malformed handshake: the engine's 400 (or 426), and the app never hears of it.
+            self._respond(rejection.status, rejection.headers, rejection.body)
+            return
+        if state.settings.limit_concurrency is not None and state.over_capacity():
+            state.count_rejection(503)
+            self._respond(503, [(b"content-type", b"text/plain; charset=utf-8")], _PHRASE_503)
             return
         offered = [v for n, v in self.scope["headers"] if n == b"sec-websocket-protocol"]
         self.scope["subprotocols"] = [
@@ -143,8 +112,8 @@ class WebSocketProtocol(asyncio.Protocol):
         if data:
             self.data_received(data)
         task = self.loop.create_task(self._run())
-        self.state.tasks.add(task)
-        task.add_done_callback(self.state.tasks.discard)
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -153,16 +122,27 @@ class WebSocketProtocol(asyncio.Protocol):
             self._early.append(data)
             self.flow.pause_reading()
             return
-        self.conn.receive_data(data)
-        self._handle_events()
+        for event in self.engine.receive(data):
+            if type(event) is Part:
+                self._part(event)
+            elif type(event) is Closed:
+                self._close_reason = event.reason
+                self._disconnected(event.code)
+                self._closing = True
+            elif type(event) is Pong:
+                self._pong_received(event.payload)
+        self._flush()
+        if len(self._queue) >= self.settings.max_queue:
+            self.flow.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._closing = True
         self.session = Session.CLOSED
         self.deadline = math.inf
         self.flow.connection_lost()
         self._cancel_timers()
-        self._disconnected(self._received_code() or _ABNORMAL)
+        self._disconnected(ABNORMAL_CLOSURE)
         state = self.state
         state.websocket_sessions -= 1
         code = self._close_code if self._status == 101 else 0
@@ -180,6 +160,7 @@ class WebSocketProtocol(asyncio.Protocol):
                     self.bytes_received,
                     self.bytes_sent,
                     self.peer,
+                    self.request_id,
                 )
             )
 
@@ -189,60 +170,27 @@ class WebSocketProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.flow.resume_writing()
 
-    # -- frames in -----------------------------------------------------------------------------
+    # -- messages in ---------------------------------------------------------------------------
 
-    def _handle_events(self) -> None:
-        for event in self.conn.events_received():
-            if isinstance(event, Frame):
-                self._frame(event)
-        self._flush()
-        received = self._received_code()
-        if received:
-            self._disconnected(received)
-        if len(self._queue) >= self.settings.max_queue:
-            self.flow.pause_reading()
-
-    def _frame(self, frame: Frame) -> None:
-        opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
-            if opcode is not Opcode.CONT:
-                self._fragment_text = opcode is Opcode.TEXT
-            self._fragment_size += len(frame.data)
-            if self._fragment_size > self.settings.max_size:
-                self.conn.fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
-                self._close_code = CloseCode.MESSAGE_TOO_BIG
-                return
-            self._fragments.append(frame.data)
-            if frame.fin:
-                data = b"".join(self._fragments)
-                self._fragments.clear()
-                self._fragment_size = 0
+    def _part(self, part: Part) -> None:
+        if self._closing:
+            return  # after a close frame, data is discarded (RFC 6455 section 5.5.1)
+        try:
+            message = self._message.add(part)
+        except MessageTooBig:
+            self._fail(MESSAGE_TOO_BIG, "message too big")
+        except UnicodeDecodeError:
+            self._fail(INVALID_DATA, "invalid UTF-8")
+        else:
+            if message is not None:
                 self.messages_received += 1
-                self.bytes_received += len(data)
-                if self._fragment_text:
-                    try:
-                        text = data.decode()
-                    except UnicodeDecodeError:
-                        self.conn.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
-                        self._close_code = CloseCode.INVALID_DATA
-                        return
-                    message: Message = {"type": "websocket.receive", "text": text}
-                else:
-                    message = {"type": "websocket.receive", "bytes": data}
+                self.bytes_received += self._message.size
                 self._deliver(message)
-        elif opcode is Opcode.PONG and self._pong is not None and frame.data == self._ping_payload:
-            self._pong.cancel()
-            self._pong = None
-            self._schedule_ping()
 
-    def _received_code(self) -> int:
-        received = self.conn.close_rcvd
-        if received is not None:
-            return received.code
-        sent = self.conn.close_sent
-        if sent is not None and (self.conn.state is State.CLOSED or self.conn.eof_sent):
-            return sent.code  # we failed the connection (1009, 1007, 1002): no answer comes
-        return 0
+    def _fail(self, code: int, reason: str) -> None:
+        self.engine.fail(code, reason)
+        self._closing = True
+        self._disconnected(code)
 
     def _deliver(self, message: Message) -> None:
         self._queue.append(message)
@@ -251,15 +199,17 @@ class WebSocketProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def _disconnected(self, code: int) -> None:
-        if self._close_code == 0 or self._close_code == _ABNORMAL:
+        if self._close_code == 0 or self._close_code == ABNORMAL_CLOSURE:
             self._close_code = code
         if not any(m["type"] == "websocket.disconnect" for m in self._queue):
-            reason = self.conn.close_rcvd.reason if self.conn.close_rcvd is not None else ""
+            reason = self._close_reason
             self._deliver({"type": "websocket.disconnect", "code": code, "reason": reason})
 
     # -- the ASGI side -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        if self.request_id is not None:
+            request_id.set(self.request_id)  # this Task's own context: app logs carry it
         try:
             await self.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
@@ -271,14 +221,14 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.session is Session.HANDSHAKE or self.session is Session.RESPONDING:
             logger.error("ASGI callable returned without accepting or closing the WebSocket.")
             self._fail_app()
-        elif self.session is Session.OPEN and self.conn.close_sent is None:
-            self._close(CloseCode.NORMAL_CLOSURE, "")
+        elif self.session is Session.OPEN:
+            self._close(NORMAL_CLOSURE, "")
 
     def _fail_app(self) -> None:
         if self.session is Session.HANDSHAKE or self.session is Session.RESPONDING:
-            self._reject(500)
+            self._respond(500, [], b"")
         elif self.session is Session.OPEN:
-            self._close(CloseCode.INTERNAL_ERROR, "")
+            self._close(INTERNAL_ERROR, "")
 
     async def receive(self) -> Message:
         while not self._queue:
@@ -297,7 +247,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if kind == "websocket.accept":
                 self._accept(message)
             elif kind == "websocket.close":
-                self._reject(403)
+                self._respond(403, [(b"content-type", b"text/plain; charset=utf-8")], _PHRASE_403)
             elif kind == "websocket.http.response.start":
                 self._denial_head = message
                 self.session = Session.RESPONDING
@@ -308,87 +258,75 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise RuntimeError(f"Expected websocket.http.response.body, got {kind!r}")
             self._denial.append(message.get("body", b""))
             if not message.get("more_body", False):
-                self._send_denial()
-        elif self.session is Session.OPEN and self.conn.close_sent is None:
+                head = self._denial_head
+                body = b"".join(self._denial)
+                self._respond(int(head.get("status", 500)), head.get("headers", ()), body)
+        elif self.session is Session.OPEN and not self._closing:
             if kind == "websocket.send":
-                text = message.get("text")
-                if text is not None:
-                    data = text.encode()
-                    self.conn.send_text(data)
-                else:
+                data = message.get("text")
+                if data is None:
                     data = message["bytes"]
-                    self.conn.send_binary(data)
+                self.engine.send_message(data)
                 self.messages_sent += 1
                 self.bytes_sent += len(data)
                 self._flush()
                 await self.flow.drain()
             elif kind == "websocket.close":
-                code = message.get("code") or CloseCode.NORMAL_CLOSURE
-                self._close(code, message.get("reason") or "")
+                self._close(message.get("code") or NORMAL_CLOSURE, message.get("reason") or "")
             else:
                 raise RuntimeError(f"Expected websocket.send or websocket.close, got {kind!r}")
         else:
             raise ClientDisconnected("WebSocket closed")
 
     def _accept(self, message: Message) -> None:
-        response = self._response
-        headers = response.headers
         subprotocol = message.get("subprotocol")
-        if subprotocol:
-            headers["Sec-WebSocket-Protocol"] = subprotocol
-        # Our Server and Date headers (and --header ones), not the library's.
-        for name in ("Server", "Date"):
-            if name in headers:
-                del headers[name]
-        for line in self.state.default_headers.block.decode("latin-1").split("\r\n"):
-            name, sep, value = line.partition(": ")
-            if sep:
-                headers[name] = value
-        for name, value in _app_headers(message):
-            headers[name] = value
+        if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
+            raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client")
+        headers = _default_headers(self.state) + _app_headers(message)
+        if self.request_id is not None:
+            headers.append((self.state.settings.request_id_header, self.request_id.encode()))
+        self.engine.accept(subprotocol, headers)
         self._status = 101
-        self._send_response(response)
         self.session = Session.OPEN
+        self._flush()
         self._schedule_ping()
+        if self.state.draining:
+            # Accepted after shutdown began (shutdown() found it mid-handshake): say goodbye.
+            self._close(SERVICE_RESTART, "server shutting down")
         early, self._early = self._early, []
         self.flow.resume_reading()
         for data in early:
             self.data_received(data)
 
-    def _reject(self, status: int) -> None:
-        self._status = status
-        self.session = Session.CLOSED
-        self._send_response(self.conn.reject(status, "Forbidden\n" if status == 403 else ""))
-
-    def _send_denial(self) -> None:
-        head = self._denial_head or {}
-        body = b"".join(self._denial)
-        headers = Headers(_app_headers(head))
-        if "Content-Length" not in headers:
-            headers["Content-Length"] = str(len(body))
-        status = int(head.get("status", 500))
+    def _respond(self, status: int, headers: Headers, body: bytes) -> None:
+        """Answer the upgrade request with plain HTTP (a rejection or the app's denial) and
+        close: the engine is not involved once the session is refused."""
+        try:
+            head = encode_head(
+                status, headers, self.state.default_headers, False, False, len(body), True
+            )[0]
+        except InvalidResponseHead:
+            logger.error("Invalid WebSocket denial response from the ASGI application")
+            status, body = 500, b""
+            head = encode_head(500, [], self.state.default_headers, False, False, 0, True)[0]
         self._status = status
         self.session = Session.CLOSED
         self.bytes_sent += len(body)
-        reason = HTTPStatus(status).phrase if status in _STATUSES else ""
-        self._send_response(Response(status, reason, headers, body))
-
-    def _send_response(self, response: Response) -> None:
-        self.conn.send_response(response)
-        self._flush()
+        self.transport.write(head + body)
+        self.transport.close()
 
     def _close(self, code: int, reason: str) -> None:
-        if self.conn.state is State.OPEN:
-            self.conn.send_close(code, reason)
+        if self.engine.close(code, reason):
+            self._closing = True
             self._close_code = code
             self._flush()
             self.deadline = self.state.now + CLOSE_TIMEOUT
 
     def _flush(self) -> None:
-        for data in self.conn.data_to_send():
+        for data in self.engine.data_to_send():
             if data:
                 self.transport.write(data)
-            else:  # the library's end of stream: the server closes TCP first (RFC 6455 7.1.1)
+            else:  # the engine's end of stream: the server closes TCP first (RFC 6455 7.1.1)
                 self.transport.close()
 
     # -- keepalive -----------------------------------------------------------------------------
@@ -400,10 +338,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _send_ping(self) -> None:
         self._ping = None
-        if self.session is not Session.OPEN or self.conn.state is not State.OPEN:
+        if self.session is not Session.OPEN or self._closing:
             return
         self._ping_payload = self.loop.time().hex().encode()
-        self.conn.send_ping(self._ping_payload)
+        self.engine.ping(self._ping_payload)
         self._flush()
         timeout = self.settings.ping_timeout
         if timeout is not None:
@@ -411,11 +349,17 @@ class WebSocketProtocol(asyncio.Protocol):
         else:
             self._schedule_ping()
 
+    def _pong_received(self, payload: bytes) -> None:
+        if self._pong is not None and payload == self._ping_payload:
+            self._pong.cancel()
+            self._pong = None
+            self._schedule_ping()
+
     def _ping_timed_out(self) -> None:
         self._pong = None
-        self._close_code = CloseCode.INTERNAL_ERROR
-        self._disconnected(CloseCode.INTERNAL_ERROR)
-        self.conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._close_code = INTERNAL_ERROR
+        self._disconnected(INTERNAL_ERROR)
+        self.engine.fail(INTERNAL_ERROR, "keepalive ping timeout")
         self._flush()
         self.transport.abort()
 
@@ -432,7 +376,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.abort()
 
     def shutdown(self) -> None:
-        """Graceful shutdown: close an open session with 1012 (service restart)."""
+        """Graceful shutdown: close an open session with 1012 (service restart); one still in
+        its handshake gets the same as soon as the app accepts it (see `_accept`)."""
         if self.session is Session.OPEN:
             self._close(SERVICE_RESTART, "server shutting down")
 
@@ -441,15 +386,81 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-def _app_headers(message: Message) -> list[tuple[str, str]]:
-    """The app's headers, refusing CR, LF and NUL (a split response) as HTTP responses do."""
+class MessageTooBig(Exception):
+    pass
+
+
+class MessageAssembler:
+    """Joins a message's parts, enforcing `--ws-max-size` on the whole message (an engine sees
+    frames) and decoding text once, at the end."""
+
+    __slots__ = ("_max_size", "_parts", "_text", "size")
+
+    def __init__(self, max_size: int) -> None:
+        self._max_size = max_size
+        self._parts: list[bytes | str] = []
+        self._text = False
+        self.size = 0
+
+    def add(self, part: Part) -> Message | None:
+        """The complete message once `part` is its last, else None."""
+        data = part.data
+        if not self._parts:
+            self._text = part.text
+            self.size = 0
+        self.size += len(data) if type(data) is not str else len(data.encode())
+        if self.size > self._max_size:
+            raise MessageTooBig
+        if part.fin and not self._parts:  # unfragmented: nearly every message
+            whole = data
+        else:
+            self._parts.append(data)
+            if not part.fin:
+                return None
+            parts, self._parts = self._parts, []
+            if isinstance(data, str):
+                whole = "".join(p for p in parts if isinstance(p, str))
+            else:
+                whole = b"".join(p for p in parts if not isinstance(p, str))
+        if not self._text:
+            return {"type": "websocket.receive", "bytes": whole}
+        if not isinstance(whole, str):
+            whole = whole.decode()
+        return {"type": "websocket.receive", "text": whole}
+
+
+def _request_head(scope: Scope) -> bytes:
+    """The upgrade request as bytes, for the engine's own handshake checks (httptools has
+    already checked its syntax and limits)."""
+    target = scope["raw_path"]
+    if scope["query_string"]:
+        target += b"?" + scope["query_string"]
+    head = [b"GET ", target, b" HTTP/1.1\r\n"]
+    for name, value in scope["headers"]:
+        head += (name, b": ", value, b"\r\n")
+    head.append(b"\r\n")
+    return b"".join(head)
+
+
+def _default_headers(state: ServerState) -> Headers:
+    """`server`, `date` and `--header` lines, as pairs for the 101 response."""
     pairs = []
-    for name, value in message.get("headers", ()):
-        if _UNSAFE.intersection(name) or _UNSAFE.intersection(value):
-            raise RuntimeError(f"Invalid response header {name!r}")
-        pairs.append((name.decode("latin-1"), value.decode("latin-1")))
+    for line in state.default_headers.block.split(b"\r\n"):
+        name, sep, value = line.partition(b": ")
+        if sep:
+            pairs.append((name, value))
     return pairs
 
 
-_STATUSES = frozenset(HTTPStatus)
+def _app_headers(message: Message) -> Headers:
+    """The app's headers, refusing CR, LF and NUL (a split response) as HTTP responses do."""
+    pairs = list(message.get("headers", ()))
+    for name, value in pairs:
+        if _UNSAFE.intersection(name) or _UNSAFE.intersection(value):
+            raise RuntimeError(f"Invalid response header {name!r}")
+    return pairs
+
+
 _UNSAFE = frozenset(CONTROL_BYTES)
+_PHRASE_403 = b"Forbidden\n"
+_PHRASE_503 = b"Service Unavailable\n"

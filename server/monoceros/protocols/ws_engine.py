@@ -1,0 +1,82 @@
+"""The interface between `WebSocketProtocol` and the sans-I/O library behind `--ws`.
+
+`WebSocketProtocol` (websocket.py) runs the ASGI conversation, the transport, flow control and
+keepalive; an engine does the RFC 6455 part: it checks the opening handshake, writes the 101
+response, parses frames into `Part`, `Pong` and `Closed` events, and frames what we send.
+Output collects in the engine until `data_to_send()`; an empty chunk there means "close TCP".
+
+`websockets` (ws_websockets.py) is the default for `--ws auto`: echoing a message through its
+`ServerProtocol` costs 4.2 µs for 16 bytes and 12.6 µs for 64 KiB, through wsproto 13.0 µs and
+101 µs (3-8x more; bench/README.md). wsproto (ws_wsproto.py) stays available for uvicorn users
+who chose it, as the optional extra `monoceros[wsproto]`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from monoceros.config import WebSocketSettings
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Part(NamedTuple):
+    """A piece of a data message, in order; `fin` on the last one."""
+
+    data: bytes | str  # str from engines that decode text themselves (wsproto)
+    text: bool
+    fin: bool
+
+
+class Pong(NamedTuple):
+    payload: bytes
+
+
+class Closed(NamedTuple):
+    """The closing handshake, reported once: the peer's close frame (already answered), or
+    the code with which the engine failed the connection over a protocol error."""
+
+    code: int
+    reason: str
+
+
+class Rejection(NamedTuple):
+    """Why an opening handshake is refused: the HTTP status and the headers that explain it."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+Event = Part | Pong | Closed
+
+
+class Engine(Protocol):
+    def handshake(self, head: bytes) -> Rejection | None:
+        """Check the upgrade request (its head as bytes); None when it can be accepted."""
+
+    def accept(self, subprotocol: str | None, headers: Headers) -> None: ...
+
+    def receive(self, data: bytes) -> list[Event]: ...
+
+    def send_message(self, data: bytes | str) -> None: ...
+
+    def ping(self, payload: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> bool:
+        """Start the closing handshake; False if it has already started."""
+
+    def fail(self, code: int, reason: str) -> None:
+        """Close at once over a violation the engine cannot see itself (size, UTF-8)."""
+
+    def data_to_send(self) -> list[bytes]: ...
+
+
+def engine_for(settings: WebSocketSettings) -> Engine:
+    if settings.mode == "wsproto":
+        from monoceros.protocols.ws_wsproto import WsprotoEngine
+
+        return WsprotoEngine(settings)
+    from monoceros.protocols.ws_websockets import WebsocketsEngine
+
+    return WebsocketsEngine(settings)
