@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
+from monoceros.types import ASGIApp
 from tests.apps import echo_scope
 from tests.integration.helpers import TIMEOUT, TLSFiles
-from tests.utils import REPO, RunningServer, ServerProcess, free_port, run_server
+from tests.utils import REPO, ServerProcess, free_port, run_server
 
 NGINX_DIR = Path(REPO) / "docker" / "nginx"
 CLIENT = "127.0.0.3"  # where the test's requests to nginx come from
@@ -202,10 +203,10 @@ def run_nginx(conf: Path, port: int) -> Iterator[None]:
         log.close()
 
 
-def nginx_server(listen: str, app: RunningServer, location: str = "") -> str:
+def nginx_server(listen: str, upstream_port: int, location: str = "") -> str:
     return f"""
     upstream monoceros {{
-        server 127.0.0.1:{app.port};
+        server 127.0.0.1:{upstream_port};
         keepalive 8;
     }}
     server {{
@@ -219,14 +220,36 @@ def nginx_server(listen: str, app: RunningServer, location: str = "") -> str:
 
 
 @contextlib.contextmanager
-def behind_nginx(tmp_path: Path, location: str = "", **options: Any) -> Iterator[str]:
-    """monoceros (echo_scope) behind nginx; yields nginx's URL."""
-    nginx_binary()
+def nginx_in_front(
+    tmp_path: Path, upstream_port: int, location: str = "", tls: TLSFiles | None = None
+) -> Iterator[str]:
+    """nginx proxying to monoceros on `upstream_port`; yields nginx's URL (https when it
+    terminates TLS with `tls`)."""
     port = free_port()
-    with run_server(echo_scope, **options) as app:
-        conf = render_nginx_conf(tmp_path, nginx_server(f"127.0.0.1:{port}", app, location))
-        with run_nginx(conf, port):
-            yield f"http://127.0.0.1:{port}"
+    listen = f"127.0.0.1:{port}"
+    if tls is not None:
+        listen += f" ssl;\n        ssl_certificate {tls.cert};\n"
+        listen += f"        ssl_certificate_key {tls.key}"
+    conf = render_nginx_conf(tmp_path, nginx_server(listen, upstream_port, location))
+    with run_nginx(conf, port):
+        yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def behind_nginx(
+    tmp_path: Path,
+    location: str = "",
+    tls: TLSFiles | None = None,
+    app: ASGIApp = echo_scope,
+    **options: Any,
+) -> Iterator[str]:
+    """monoceros (serving `app`) behind nginx; yields nginx's URL."""
+    nginx_binary()
+    with (
+        run_server(app, **options) as server,
+        nginx_in_front(tmp_path, server.port, location, tls) as url,
+    ):
+        yield url
 
 
 def from_client() -> dict[str, Any]:
@@ -269,7 +292,7 @@ SPOOFED = {
 @pytest.mark.parametrize("family", ["x-forwarded", "forwarded", "both"])
 def test_a_client_cannot_spoof_through_nginx(tmp_path: Path, family: str) -> None:
     """Every opt-in on, every header forged: nginx appends to or overwrites each one."""
-    options = {"proxy_forwarded_host": True, "proxy_forwarded_port": True}
+    options: dict[str, Any] = {"proxy_forwarded_host": True, "proxy_forwarded_port": True}
     with behind_nginx(
         tmp_path, forwarded_headers=family, proxy_forwarded_prefix=True, **options
     ) as url:
@@ -302,14 +325,9 @@ def test_trust_decides_how_far_the_walk_goes(tmp_path: Path, trust: str, client:
 
 def test_nginx_tls_gives_https(tmp_path: Path) -> None:
     tls = TLSFiles(tmp_path)
-    port = free_port()
-    listen = f"127.0.0.1:{port} ssl;\n        ssl_certificate {tls.cert};\n"
-    listen += f"        ssl_certificate_key {tls.key}"
-    with run_server(echo_scope) as app:
-        conf = render_nginx_conf(tmp_path, nginx_server(listen, app))
-        with run_nginx(conf, port):
-            transport = httpx.HTTPTransport(local_address=CLIENT, verify=tls.client_context())
-            scope = get_scope(f"https://127.0.0.1:{port}/", transport=transport)
+    with behind_nginx(tmp_path, tls=tls) as url:
+        transport = httpx.HTTPTransport(local_address=CLIENT, verify=tls.client_context())
+        scope = get_scope(url + "/", transport=transport)
     assert scope["client"][0] == CLIENT
     assert scope["scheme"] == "https"
 

@@ -334,7 +334,7 @@ class HttpProtocol(asyncio.Protocol):
         assert self._ws is not None
         ws_request_id = self._choose_request_id() if self._request_id_header else None
         session = WebSocketProtocol(
-            self.app, self.state, self._ws, scope, self.transport, ws_request_id
+            self.app, self.state, self._ws, scope, self.transport, self.peer, ws_request_id
         )
         self.transport.set_protocol(session)
         self.conn_state = ConnectionState.CLOSED

@@ -56,6 +56,7 @@ class WebSocketProtocol(asyncio.Protocol):
         settings: WebSocketSettings,
         scope: Scope,
         transport: asyncio.Transport,
+        peer: tuple[str, int] | None,
         request_id: str | None = None,
     ) -> None:
         self.app = app
@@ -66,7 +67,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.request_id = request_id
         self.loop = asyncio.get_running_loop()
         self.flow = FlowControl(transport)
-        self.peer: tuple[str, int] | None = scope.get("client")
+        self.peer = peer  # the direct TCP peer (scope["client"] may come from proxy headers)
         self.deadline = math.inf
         self.session = Session.HANDSHAKE
         self.engine = engine_for(settings)
