@@ -93,14 +93,7 @@ def run_wrk(
     if script:
         command += ["-s", script]
     command.append(url)
-    limit = duration + OVERRUN_SECONDS
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise WrkFailed(f"wrk did not finish within {limit} s") from exc
-    if done.returncode != 0:
-        raise WrkFailed(f"wrk exited with {done.returncode}: {done.stderr.strip()[-200:]}")
-    return parse_wrk(done.stdout)
+    return parse_wrk(_run_bounded("wrk", command, duration + OVERRUN_SECONDS))
 
 
 def run_ws_load(
@@ -117,20 +110,25 @@ def run_ws_load(
         f"--connections={connections}",
         f"--duration={duration}",
     ]
-    limit = duration + OVERRUN_SECONDS
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise WrkFailed(f"ws_load did not finish within {limit} s") from exc
-    if done.returncode != 0:
-        raise WrkFailed(f"ws_load exited with {done.returncode}: {done.stderr.strip()[-200:]}")
-    report = json.loads(done.stdout)
+    output = _run_bounded("ws_load", command, duration + OVERRUN_SECONDS)
+    report = json.loads(output)
     return WrkResult(
         requests_per_sec=report["messages_per_sec"],
         p99_ms=report["p99_ms"],
         requests=report["messages"],
         socket_errors={},
         non_2xx=0,
-        output=done.stdout,
+        output=output,
         failures=tuple(report["problems"]),
     )
+
+
+def _run_bounded(name: str, command: list[str], limit: int) -> str:
+    """Run a load generator to completion within `limit` seconds; its stdout."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise WrkFailed(f"{name} did not finish within {limit} s") from exc
+    if done.returncode != 0:
+        raise WrkFailed(f"{name} exited with {done.returncode}: {done.stderr.strip()[-200:]}")
+    return done.stdout

@@ -7,6 +7,7 @@ different question (one every server has).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.integration.helpers import TIMEOUT
 from tests.utils import ServerProcess
@@ -249,3 +251,31 @@ def test_a_second_sigint_kills_workers_still_draining() -> None:
         with pytest.raises(httpx.TransportError):
             slow.result(TIMEOUT)
     assert "Killing 1 workers" in group.process.output
+
+
+def test_websocket_sessions_are_counted_for_the_whole_group() -> None:
+    """Sessions on either worker show up in the supervisor's /metrics, open and closed."""
+    with workers(app="examples.app:app") as group:
+        url = group.url.replace("http://", "ws://") + "/ws"
+
+        async def sessions() -> None:
+            opened = [await connect(url, open_timeout=TIMEOUT) for _ in range(20)]
+            for ws in opened:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+            await asyncio.to_thread(
+                wait_until,
+                lambda: group.sample("monoceros_websocket_sessions_active") == 20,
+                TIMEOUT,
+                "20 open sessions in the group's metrics",
+            )
+            for ws in opened:
+                await ws.close(4000)
+
+        asyncio.run(asyncio.wait_for(sessions(), 3 * TIMEOUT))
+        wait_until(
+            lambda: group.sample("monoceros_websocket_sessions_total", 'close_code="4000"') == 20,
+            TIMEOUT,
+            "20 sessions closed with 4000 in the group's metrics",
+        )
+        assert group.sample("monoceros_websocket_sessions_active") == 0

@@ -271,7 +271,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.messages_sent += 1
                 self.bytes_sent += len(data)
                 self._flush()
-                await self.flow.drain()
+                if self.flow.writing_paused:  # a slow reader: wait for the buffer to drain
+                    await self.flow.drain()
             elif kind == "websocket.close":
                 self._close(message.get("code") or NORMAL_CLOSURE, message.get("reason") or "")
             else:
