@@ -23,7 +23,15 @@ from monoceros.protocols.events import SessionFinished, request_id
 from monoceros.protocols.flow_control import FlowControl
 from monoceros.protocols.head import CONTROL_BYTES, InvalidResponseHead, encode_head
 from monoceros.protocols.state import ServerState
-from monoceros.protocols.ws_engine import Closed, Headers, Part, Pong, engine_for
+from monoceros.protocols.ws_engine import (
+    Closed,
+    Headers,
+    MessageAssembler,
+    MessageTooBig,
+    Part,
+    Pong,
+    engine_for,
+)
 from monoceros.types import ASGIApp, Message, Scope
 
 logger = logging.getLogger("monoceros.error")
@@ -386,49 +394,6 @@ class WebSocketProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if not self._lost:
             self.transport.abort()
-
-
-class MessageTooBig(Exception):
-    pass
-
-
-class MessageAssembler:
-    """Joins a message's parts, enforcing `--ws-max-size` on the whole message (an engine sees
-    frames) and decoding text once, at the end."""
-
-    __slots__ = ("_max_size", "_parts", "_text", "size")
-
-    def __init__(self, max_size: int) -> None:
-        self._max_size = max_size
-        self._parts: list[bytes | str] = []
-        self._text = False
-        self.size = 0
-
-    def add(self, part: Part) -> Message | None:
-        """The complete message once `part` is its last, else None."""
-        data = part.data
-        if not self._parts:
-            self._text = part.text
-            self.size = 0
-        self.size += len(data) if type(data) is not str else len(data.encode())
-        if self.size > self._max_size:
-            raise MessageTooBig
-        if part.fin and not self._parts:  # unfragmented: nearly every message
-            whole = data
-        else:
-            self._parts.append(data)
-            if not part.fin:
-                return None
-            parts, self._parts = self._parts, []
-            if isinstance(data, str):
-                whole = "".join(p for p in parts if isinstance(p, str))
-            else:
-                whole = b"".join(p for p in parts if not isinstance(p, str))
-        if not self._text:
-            return {"type": "websocket.receive", "bytes": whole}
-        if not isinstance(whole, str):
-            whole = whole.decode()
-        return {"type": "websocket.receive", "text": whole}
 
 
 def _request_head(scope: Scope) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 from monoceros.config import WebSocketSettings
+from monoceros.types import Message
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -80,3 +81,46 @@ def engine_for(settings: WebSocketSettings) -> Engine:
     from monoceros.protocols.ws_websockets import WebsocketsEngine
 
     return WebsocketsEngine(settings)
+
+
+class MessageTooBig(Exception):
+    pass
+
+
+class MessageAssembler:
+    """Joins a message's parts, enforcing `--ws-max-size` on the whole message (an engine sees
+    frames) and decoding text once, at the end."""
+
+    __slots__ = ("_max_size", "_parts", "_text", "size")
+
+    def __init__(self, max_size: int) -> None:
+        self._max_size = max_size
+        self._parts: list[bytes | str] = []
+        self._text = False
+        self.size = 0
+
+    def add(self, part: Part) -> Message | None:
+        """The complete message once `part` is its last, else None."""
+        data = part.data
+        if not self._parts:
+            self._text = part.text
+            self.size = 0
+        self.size += len(data) if type(data) is not str else len(data.encode())
+        if self.size > self._max_size:
+            raise MessageTooBig
+        if part.fin and not self._parts:  # unfragmented: nearly every message
+            whole = data
+        else:
+            self._parts.append(data)
+            if not part.fin:
+                return None
+            parts, self._parts = self._parts, []
+            if isinstance(data, str):
+                whole = "".join(p for p in parts if isinstance(p, str))
+            else:
+                whole = b"".join(p for p in parts if not isinstance(p, str))
+        if not self._text:
+            return {"type": "websocket.receive", "bytes": whole}
+        if not isinstance(whole, str):
+            whole = whole.decode()
+        return {"type": "websocket.receive", "text": whole}
