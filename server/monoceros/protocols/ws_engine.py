@@ -7,7 +7,7 @@ Output collects in the engine until `data_to_send()`; an empty chunk there means
 
 `websockets` (ws_websockets.py) is the default for `--ws auto`: echoing a message through its
 `ServerProtocol` costs 4.2 µs for 16 bytes and 12.6 µs for 64 KiB, through wsproto 13.0 µs and
-101 µs (3-8x more; bench/README.md). wsproto (ws_wsproto.py) stays available for uvicorn users
+101 µs (3-9x more; bench/ws_engines.py). wsproto (ws_wsproto.py) stays available for uvicorn users
 who chose it, as the optional extra `monoceros[wsproto]`.
 """
 
