@@ -412,3 +412,67 @@ def test_slow_reader_pauses_the_sender(engine: str) -> None:
             received += len(chunk)
     assert stalled < 16, f"{stalled} MiB sent to a client that read nothing"
     assert len(FLOOD_SENT) == 64
+
+
+# -- hostile frames from a raw socket ----------------------------------------------------------
+
+TEXT, CONTINUATION, CLOSE = 0x1, 0x0, 0x8
+
+
+def masked_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """A client frame (RFC 6455 5.2) with a fixed mask; payloads under 126 bytes."""
+    mask = b"\x0f\x1e\x2d\x3c"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+def server_close_code(sock: socket.socket, received: bytes) -> int:
+    """Read the server's frames (unmasked, short) until its close frame; its code."""
+    data = received
+    while True:
+        while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F):
+            opcode, length = data[0] & 0x0F, data[1] & 0x7F
+            payload, data = data[2 : 2 + length], data[2 + length :]
+            if opcode == CLOSE:
+                return int.from_bytes(payload[:2], "big")
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed without a close frame"
+        data += chunk
+
+
+@pytest.fixture
+def raw_session(server: RunningServer) -> Iterator[tuple[socket.socket, bytes]]:
+    """An accepted /echo session on a raw socket, and the bytes read after the 101 head."""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(UPGRADE_REQUEST % b"/echo")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        status, _, rest = head.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 101")
+        yield sock, rest
+
+
+def test_close_between_fragments_is_echoed(raw_session: tuple[socket.socket, bytes]) -> None:
+    """RFC 6455 5.4: control frames, close included, may come between a message's fragments;
+    the close is answered with the peer's code (Autobahn case 7.1.5)."""
+    sock, rest = raw_session
+    sock.sendall(
+        masked_frame(TEXT, b"fragment1", fin=False)
+        + masked_frame(CLOSE, (1000).to_bytes(2, "big"))
+        + masked_frame(CONTINUATION, b"fragment2")
+    )
+    assert server_close_code(sock, rest) == 1000
+    assert wait_for_close("/echo") == (1000, "")
+
+
+def test_invalid_utf8_in_a_fragment_fails_at_once(
+    raw_session: tuple[socket.socket, bytes],
+) -> None:
+    """A fragmented text message is decoded as it comes: bad UTF-8 closes with 1007 before
+    the message's last fragment (Autobahn cases 6.4.1 and 6.4.2)."""
+    sock, rest = raw_session
+    sock.sendall(masked_frame(TEXT, "κόσμε".encode(), fin=False))
+    sock.sendall(masked_frame(CONTINUATION, b"\xce\xbc\xed\xa0\x80", fin=False))  # a surrogate
+    assert server_close_code(sock, rest) == 1007
+    assert wait_for_close("/echo")[0] == 1007

@@ -13,6 +13,7 @@ who chose it, as the optional extra `monoceros[wsproto]`.
 
 from __future__ import annotations
 
+import codecs
 from typing import NamedTuple, Protocol
 
 from monoceros.config import WebSocketSettings
@@ -89,14 +90,16 @@ class MessageTooBig(Exception):
 
 class MessageAssembler:
     """Joins a message's parts, enforcing `--ws-max-size` on the whole message (an engine sees
-    frames) and decoding text once, at the end."""
+    frames). Text is decoded once when it comes whole; a fragmented text message is decoded
+    part by part, so invalid UTF-8 ends the session (1007) as soon as it arrives."""
 
-    __slots__ = ("_max_size", "_parts", "_text", "size")
+    __slots__ = ("_decoder", "_max_size", "_parts", "_text", "size")
 
     def __init__(self, max_size: int) -> None:
         self._max_size = max_size
         self._parts: list[bytes | str] = []
         self._text = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.size = 0
 
     def add(self, part: Part) -> Message | None:
@@ -111,6 +114,10 @@ class MessageAssembler:
         if part.fin and not self._parts:  # unfragmented: nearly every message
             whole = data
         else:
+            if self._text and not isinstance(data, str):
+                if not self._parts:
+                    self._decoder.reset()
+                data = self._decoder.decode(data, part.fin)  # UnicodeDecodeError: 1007
             self._parts.append(data)
             if not part.fin:
                 return None

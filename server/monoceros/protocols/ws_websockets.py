@@ -23,6 +23,18 @@ library_logger.setLevel(logging.WARNING)
 _OURS = frozenset({"server", "date", "content-length", "connection"})
 
 
+class _ServerProtocol(ServerProtocol):
+    """websockets answers a close frame that arrives in the middle of a fragmented message
+    with 1002 (protocol error). RFC 6455 5.4 lets control frames, close among them, come
+    between fragments, and the closing handshake then ends the session: so the unfinished
+    message is dropped and the close is echoed as usual (Autobahn case 7.1.5)."""
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE and self.cur_size is not None:
+            self.cur_size = None  # websockets' own bookkeeping of the unfinished message
+        super().recv_frame(frame)
+
+
 class WebsocketsEngine:
     def __init__(self, settings: WebSocketSettings) -> None:
         extensions: list[ServerExtensionFactory] = []
@@ -35,7 +47,7 @@ class WebsocketsEngine:
                     compress_settings={"memLevel": 5},
                 )
             )
-        self.conn = ServerProtocol(
+        self.conn = _ServerProtocol(
             extensions=extensions, max_size=settings.max_size, logger=library_logger
         )
         self._text = False  # the type of the message being received (CONT frames don't say)
