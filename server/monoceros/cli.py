@@ -181,7 +181,8 @@ def _default(settings: type, name: str) -> Any:
     type=click.Choice(list(get_args(WebSocketMode))),
     default=_default(WebSocketSettings, "mode"),
     show_default=True,
-    help="WebSocket protocol implementation; none answers upgrade requests as plain HTTP.",
+    help="WebSocket library: auto (= websockets) or wsproto (pip install 'monoceros[wsproto]');"
+    " none answers upgrade requests as plain HTTP.",
 )
 @click.option(
     "--ws-max-size",
