@@ -32,7 +32,7 @@ class _ServerProtocol(ServerProtocol):
     def recv_frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.CLOSE and self.cur_size is not None:
             self.cur_size = None  # websockets' own bookkeeping of the unfinished message
-        super().recv_frame(frame)
+        ServerProtocol.recv_frame(self, frame)
 
 
 class WebsocketsEngine:
@@ -94,7 +94,7 @@ class WebsocketsEngine:
                 events.append(Part(bytes(frame.data), self._text, frame.fin))
             elif opcode is Opcode.PONG:
                 events.append(Pong(bytes(frame.data)))
-        if not self._closed:
+        if not self._closed and (conn.close_rcvd is not None or conn.close_sent is not None):
             closed = self._closing_handshake()
             if closed is not None:
                 self._closed = True
