@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from monoceros.observe.access import session_line
@@ -242,13 +242,18 @@ def test_graceful_shutdown_closes_1012(engine: str) -> None:
                 await ws.send("hi")
                 assert await ws.recv() == "hi"
                 stopping = asyncio.get_running_loop().run_in_executor(None, running.stop)
-                with pytest.raises(ConnectionClosed) as caught:
-                    await ws.recv()
-                assert caught.value.rcvd is not None and caught.value.rcvd.code == 1012
-                assert await stopping == 0
+                await expect_service_restart(ws, stopping)
 
         run(client())
     assert wait_for_close("/echo")[0] == 1012
+
+
+async def expect_service_restart(ws: ClientConnection, stopping: asyncio.Future[int]) -> None:
+    """The server, stopping, closes the session with 1012 and then exits 0."""
+    with pytest.raises(ConnectionClosed) as caught:
+        await ws.recv()
+    assert caught.value.rcvd is not None and caught.value.rcvd.code == 1012
+    assert await stopping == 0
 
 
 def test_session_observation_access_line_and_metrics(engine: str) -> None:
@@ -382,11 +387,7 @@ def test_session_accepted_during_shutdown_gets_1012(engine: str) -> None:
             connecting = asyncio.ensure_future(connect(ws_url(running, "/slow-accept")))
             await asyncio.sleep(0.1)  # the app is sleeping before websocket.accept
             stopping = loop.run_in_executor(None, running.stop)
-            ws = await connecting
-            with pytest.raises(ConnectionClosed) as caught:
-                await ws.recv()
-            assert caught.value.rcvd is not None and caught.value.rcvd.code == 1012
-            assert await stopping == 0
+            await expect_service_restart(await connecting, stopping)
 
         run(client())
     assert wait_for_close("/slow-accept")[0] == 1012
