@@ -125,7 +125,9 @@ def server_env() -> dict[str, str]:
     env = dict(os.environ)
     paths = [str(REPO_ROOT / "server"), str(REPO_ROOT)]
     if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
+        # First: `make bench` points it at the compiled build (setup.py), which then wins
+        # over the plain-Python source in server/.
+        paths.insert(0, env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 

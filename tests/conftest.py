@@ -3,3 +3,14 @@ import sys
 
 # The example apps live at the repository root (`examples.app:app`).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# `make pytest-compiled` runs tests against build/compiled: make sure they really do, rather
+# than passing on the plain-Python source because the compiled build is missing.
+if os.environ.get("MONOCEROS_EXPECT_COMPILED") == "1":
+    import monoceros.protocols.http
+
+    if not monoceros.protocols.http.__file__.endswith(".so"):
+        raise SystemExit(
+            f"MONOCEROS_EXPECT_COMPILED=1 but {monoceros.protocols.http.__file__} is not compiled"
+            " (is a C compiler installed? see setup.py)"
+        )

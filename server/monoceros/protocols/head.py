@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
 
 STATUS_LINES: dict[int, bytes] = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii"))
@@ -96,7 +97,7 @@ class DefaultHeaders:
 
 def encode_head(
     status: int,
-    headers: Iterable[tuple[bytes, bytes]],
+    headers: Iterable[Any],  # the app's (name, value) pairs: checked below, not by type
     defaults: DefaultHeaders,
     http10: bool,
     keep_alive: bool,
@@ -182,7 +183,7 @@ def _parse_content_length(value: bytes) -> int:
     return int(value)
 
 
-def _check_name(name: bytes) -> None:
+def _check_name(name: object) -> None:  # object: the app may have sent anything
     if type(name) is not bytes or _TOKEN.fullmatch(name) is None:
         raise InvalidResponseHead(f"invalid header name {name!r}")
     if len(_VALID_NAMES) < _VALID_NAMES_LIMIT:
