@@ -306,10 +306,7 @@ class HttpProtocol(asyncio.Protocol):
         # context. The Task starts on this loop iteration's ready queue: running the first
         # step outside a Task is faster but breaks those libraries, and 3.12's
         # eager_start=True measured 10-25% slower per request than this on 3.12 and 3.13.
-        task = self.loop.create_task(cycle.run(app))
-        tasks = state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        state.track(self.loop.create_task(cycle.run(app)))
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The cycle's last byte is written: reuse the connection, or close it."""

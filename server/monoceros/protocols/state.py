@@ -89,6 +89,12 @@ class ServerState:
     on_request_limit: Callable[[], None] | None = None
     _all_closed: asyncio.Event | None = None
 
+    def track(self, task: asyncio.Task[None]) -> None:
+        """An app's Task (a request's or a WebSocket session's): graceful shutdown waits for it
+        and, past its timeout, cancels it."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def request_limit_reached(self) -> None:
         """`--limit-max-requests` requests have been received (connections count them)."""
         if self.on_request_limit is not None:

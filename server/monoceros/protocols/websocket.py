@@ -120,9 +120,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._queue.append({"type": "websocket.connect"})
         if data:
             self.data_received(data)
-        task = self.loop.create_task(self._run())
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        state.track(self.loop.create_task(self._run()))
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
