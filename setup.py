@@ -25,6 +25,7 @@ HOT_PATH = [
     "server/monoceros/protocols/state.py",
     "server/monoceros/protocols/cycle.py",
     "server/monoceros/protocols/http.py",
+    "server/monoceros/observe/__init__.py",
     "server/monoceros/observe/output.py",
     "server/monoceros/observe/access.py",
     "server/monoceros/observe/metrics.py",

@@ -298,7 +298,7 @@ class Resolved(NamedTuple):
     peer: Client | None  # the direct TCP peer, unchanged
 
 
-_PROXY_HEADERS = frozenset(
+PROXY_HEADERS = frozenset(
     (
         b"forwarded",
         b"x-forwarded-for",
@@ -339,7 +339,7 @@ def _resolve_trusted(
     found: dict[bytes, list[str]] = {}
     received_host = b""
     for name, value in headers:
-        if name in _PROXY_HEADERS:
+        if name in PROXY_HEADERS:
             found.setdefault(name, []).append(value.decode("latin-1"))
         elif name == b"host":
             received_host = value

@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from monoceros.observe.access import session_line
+from monoceros.observe.access import Literals, render_session
 from monoceros.protocols.events import SessionFinished
 from tests.apps import FLOOD_SENT, WEBSOCKET_CLOSES, wait_for_close, websocket_echo
 from tests.integration.helpers import TLSFiles
@@ -48,6 +48,14 @@ def server(engine: str) -> Iterator[RunningServer]:
 @pytest.fixture(autouse=True)
 def clear_records() -> None:
     WEBSOCKET_CLOSES.clear()
+
+
+def session_line(record: SessionFinished) -> dict[str, Any]:
+    """The access-log line the server writes for `record`, parsed."""
+    rendered = render_session(record, b"now", 1, Literals())
+    assert rendered.count(b"\n") == 1
+    line: dict[str, Any] = json.loads(rendered)
+    return line
 
 
 def ws_url(server: RunningServer, path: str = "/echo") -> str:
@@ -274,7 +282,7 @@ def test_session_observation_access_line_and_metrics(engine: str) -> None:
         deadline = time.monotonic() + 5
         while not finished and time.monotonic() < deadline:
             time.sleep(0.01)
-        line = session_line(finished[0], "now", 1, {})
+        line = session_line(finished[0])
         assert line["event"] == "websocket"
         assert line["path"] == "/echo"
         assert line["query"] == "x=1"
@@ -357,7 +365,7 @@ def test_request_id_in_response_scope_and_session_record(engine: str) -> None:
     assert len(given) == 32
     assert seen["request_id"] == given  # the app's log records carry it
     assert finished[0].request_id == given
-    assert session_line(finished[0], "now", 1, {})["request_id"] == given
+    assert session_line(finished[0])["request_id"] == given
 
 
 def test_upgrade_beyond_limit_concurrency_is_503(engine: str) -> None:

@@ -17,7 +17,15 @@ import pytest
 import structlog
 
 from monoceros.observe import logging as observe_logging
-from monoceros.observe.access import AccessLog, Timestamps, access_line
+from monoceros.observe.access import (
+    MAX_LITERAL_LENGTH,
+    MAX_LITERALS,
+    AccessLog,
+    Literals,
+    Timestamps,
+    render_request,
+    seconds_text,
+)
 from monoceros.observe.logging import add_request_id, configure_logging
 from monoceros.observe.output import FLUSH_THRESHOLD, LineBuffer
 from monoceros.protocols.events import RequestFinished, request_id
@@ -53,7 +61,9 @@ def record(
 
 def request_fields(record: Any) -> dict[str, Any]:
     """The request's own fields: the line minus what every log line carries."""
-    line = access_line(record, "2026-01-01T00:00:00.000000Z", 4242, {})
+    rendered = render_request(record, b"2026-01-01T00:00:00.000000Z", 4242, Literals())
+    assert rendered.count(b"\n") == 1 and rendered.endswith(b"\n")
+    line = json.loads(rendered)
     assert (line.pop("timestamp"), line.pop("logger"), line.pop("event"), line.pop("pid")) == (
         "2026-01-01T00:00:00.000000Z",
         "monoceros.access",
@@ -141,6 +151,54 @@ def test_access_log_writes_one_escaped_json_line() -> None:
     assert isinstance(line["pid"], int)
 
 
+def test_repeated_values_come_out_the_same_each_time() -> None:
+    """Literals of repeating values are cached: a hostile one must stay escaped on reuse."""
+    literals = Literals()
+    hostile = b'"}\n{"forged": 1, "\xff'
+    rec = record(headers=[(b"host", b"a.example"), (b"user-agent", hostile)], query_string=hostile)
+    first, second = (render_request(rec, b"t", 1, literals) for _ in range(2))
+    assert first == second
+    line = json.loads(first)
+    assert line["user_agent"] == line["query"] == hostile.decode("latin-1")
+    assert line["host"] == "a.example"
+
+
+def test_unicode_and_long_values_round_trip() -> None:
+    literals = Literals()
+    long_agent = b"x" * (MAX_LITERAL_LENGTH * 4)
+    rec = record(headers=[(b"user-agent", long_agent)], path="/caf\u00e9/\u2603")
+    for _ in range(2):
+        line = json.loads(render_request(rec, b"t", 1, literals))
+        assert line["path"] == "/caf\u00e9/\u2603"
+        assert line["user_agent"] == long_agent.decode()
+
+
+def test_literals_are_bounded() -> None:
+    literals = Literals()
+    for number in range(MAX_LITERALS + 10):
+        assert literals.of(b"agent-%d" % number) == b'"agent-%d"' % number
+        assert literals.address(("10.0.0.1", number)) == b'"10.0.0.1:%d"' % number
+    assert len(literals._values) <= MAX_LITERALS
+    assert len(literals._addresses) <= MAX_LITERALS
+    assert literals.of(None) == literals.address(None) == b"null"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, b"0.000000"),
+        (0.0123456789, b"0.012346"),
+        (0.0000004, b"0.000000"),
+        (0.0000005, b"0.000001"),
+        (0.9999996, b"1.000000"),
+        (61.25, b"61.250000"),
+    ],
+)
+def test_durations_have_six_decimals(seconds: float, text: bytes) -> None:
+    assert seconds_text(seconds) == text
+    assert json.loads(text) == pytest.approx(seconds, abs=5e-7)
+
+
 def test_an_error_is_logged_at_level_error() -> None:
     stream = io.BytesIO()
     AccessLog(LineBuffer(stream), "json")(record(status=500, outcome="error"))
@@ -149,8 +207,8 @@ def test_an_error_is_logged_at_level_error() -> None:
 
 def test_timestamps_are_rfc3339_utc() -> None:
     stamps = Timestamps()
-    first = stamps.now()
-    second = stamps.now()
+    first = stamps.now().decode()
+    second = stamps.now().decode()
     for stamp in (first, second):
         assert TIMESTAMP.fullmatch(stamp), stamp
         parsed = datetime.fromisoformat(stamp)

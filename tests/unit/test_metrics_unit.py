@@ -3,6 +3,8 @@ registry's samples out (`get_sample_value`), never the global REGISTRY."""
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from typing import Any
 
 import pytest
@@ -14,10 +16,13 @@ from monoceros.observe.metrics import (
     DURATION_BUCKETS,
     MAX_SERIES,
     OVERFLOW_ROUTE,
+    SIZE_BUCKETS,
     HttpMetrics,
     MetricsCollector,
     build_registry,
+    duration_bucket,
     route_of,
+    size_bucket,
 )
 from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.head import DefaultHeaders
@@ -182,6 +187,20 @@ def test_duration_buckets(setup: Setup, duration: float, first_bucket: str) -> N
     index = bounds.index(first_bucket)
     assert counts == [0.0] * index + [1.0] * (len(bounds) - index)
     assert setup.value(DURATION + "_sum", **labels) == pytest.approx(duration)
+
+
+def test_bucket_of_every_edge_matches_bisect() -> None:
+    """The hot path finds buckets by comparing numbers; `bisect_left` is the definition."""
+    for bound in DURATION_BUCKETS:
+        for seconds in (bound, math.nextafter(bound, 0), math.nextafter(bound, math.inf)):
+            assert duration_bucket(seconds) == bisect_left(DURATION_BUCKETS, seconds), seconds
+    assert duration_bucket(0.0) == 0
+    assert duration_bucket(math.inf) == len(DURATION_BUCKETS)
+    for bound in SIZE_BUCKETS:
+        for size in (int(bound) - 1, int(bound), int(bound) + 1):
+            assert size_bucket(size) == bisect_left(SIZE_BUCKETS, size), size
+    assert size_bucket(0) == 0
+    assert size_bucket(2**62) == len(SIZE_BUCKETS)
 
 
 def test_body_size_histograms(setup: Setup) -> None:

@@ -30,10 +30,12 @@ class LineBuffer:
 
     def write(self, line: bytes) -> None:
         self._pending += line
+        if self._scheduled and len(self._pending) <= FLUSH_THRESHOLD:
+            return  # the common case under load: a flush is already due this turn
         loop = self._loop
         if loop is None or len(self._pending) > FLUSH_THRESHOLD or loop.is_closed():
             self.flush()
-        elif not self._scheduled:
+        else:
             self._scheduled = True
             loop.call_soon(self.flush)
 

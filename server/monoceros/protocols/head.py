@@ -11,23 +11,36 @@ import re
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii"))
     for status in HTTPStatus
 }
 
-# Headers whose presence changes how the server frames or decorates the response.
-_FRAMING_HEADERS = frozenset(
-    (b"content-length", b"transfer-encoding", b"connection", b"server", b"date")
-)
 # Bytes that must never come from an app into a header: they would split the response.
-CONTROL_BYTES = b"\r\n\0"
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Header names an app sends repeat endlessly; remember the valid ones (bounded).
-_VALID_NAMES: set[bytes] = set()
-_VALID_NAMES_LIMIT = 4096
+CONTROL_BYTES: Final = b"\r\n\0"
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# What a header name means to the server: nothing (PLAIN), or it changes how the response is
+# framed or decorated.
+PLAIN: Final = 0
+CONTENT_LENGTH: Final = 1
+CONNECTION: Final = 2
+TRANSFER_ENCODING: Final = 3
+SERVER: Final = 4
+DATE: Final = 5
+_FRAMING_HEADERS: Final = {
+    b"content-length": CONTENT_LENGTH,
+    b"connection": CONNECTION,
+    b"transfer-encoding": TRANSFER_ENCODING,
+    b"server": SERVER,
+    b"date": DATE,
+}
+# The names an app sends repeat endlessly: each valid one is lowered, checked and classified
+# once, then found by one dict lookup (bounded: past the limit, names are checked each time).
+_NAME_KINDS: Final[dict[bytes, int]] = {}
+_NAME_KINDS_LIMIT: Final = 4096
 
 
 class InvalidResponseHead(ValueError):
@@ -116,24 +129,27 @@ def encode_head(
     content_length: int | None = None
     app_chunked = has_server = has_date = False
     for name, value in headers:
-        lowered = name.lower()
-        if lowered in _FRAMING_HEADERS:
-            if lowered == b"content-length":
+        kind = _NAME_KINDS.get(name, -1) if type(name) is bytes else -1
+        if kind < 0:
+            kind = _kind_of(name)
+        if kind != PLAIN:
+            if kind == CONTENT_LENGTH:
                 content_length = _parse_content_length(value)
-            elif lowered == b"connection":
+            elif kind == CONNECTION:
                 if b"close" in value.lower():
                     keep_alive = False
                 continue  # we write the one connection line ourselves, below
-            elif lowered == b"transfer-encoding":
+            elif kind == TRANSFER_ENCODING:
                 app_chunked = True
                 continue  # we frame chunked bodies ourselves
-            elif lowered == b"server":
+            elif kind == SERVER:
                 has_server = True
             else:
                 has_date = True
-        elif lowered not in _VALID_NAMES:
-            _check_name(lowered)
-        parts += (name, b": ", value, b"\r\n")
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+        parts.append(b"\r\n")
     lines = 1 + (len(parts) - 1) // 4
     if has_server or has_date:
         block = defaults.without(server=has_server, date=has_date)
@@ -183,11 +199,14 @@ def _parse_content_length(value: bytes) -> int:
     return int(value)
 
 
-def _check_name(name: object) -> None:  # object: the app may have sent anything
+def _kind_of(name: object) -> int:  # object: the app may have sent anything
+    """Check a header name not seen before, and say what it means (PLAIN, CONTENT_LENGTH...)."""
     if type(name) is not bytes or _TOKEN.fullmatch(name) is None:
         raise InvalidResponseHead(f"invalid header name {name!r}")
-    if len(_VALID_NAMES) < _VALID_NAMES_LIMIT:
-        _VALID_NAMES.add(name)
+    kind = _FRAMING_HEADERS.get(name.lower(), PLAIN)
+    if len(_NAME_KINDS) < _NAME_KINDS_LIMIT:
+        _NAME_KINDS[name] = kind
+    return kind
 
 
 def error_response(status: int, defaults: DefaultHeaders) -> bytes:

