@@ -29,6 +29,7 @@ HOT_PATH = [
     "server/monoceros/observe/output.py",
     "server/monoceros/observe/access.py",
     "server/monoceros/observe/metrics.py",
+    "server/monoceros/proxy.py",
 ]
 
 

@@ -171,6 +171,11 @@ class ProxySettings:
                 f"--forwarded-headers must be x-forwarded, forwarded or both, not {self.family!r}"
             )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent to --workers as its options and parsed again there: `trusted` is derived, and
+        # an instance of a compiled class (proxy.py), which pickle cannot rebuild frozen.
+        return ProxySettings, tuple(getattr(self, item.name) for item in fields(self) if item.init)
+
 
 @dataclass(frozen=True, slots=True)
 class Config:

@@ -57,7 +57,12 @@ def test_invalid_worker_options_are_refused(
 
 def test_the_config_survives_pickling_for_spawned_workers() -> None:
     config = Config.from_options(APP, workers=2, forwarded_allow_ips="10.0.0.0/8,unix:")
-    assert pickle.loads(pickle.dumps(config)) == config
+    copy = pickle.loads(pickle.dumps(config))
+    assert copy == config
+    # The parsed trust list (derived, and compiled in a compiled build) is rebuilt too.
+    trusted = copy.proxy.trusted
+    assert trusted.trusts_peer(("10.1.2.3", 1)) and trusted.trusts_peer(None)
+    assert not trusted.trusts_peer(("192.0.2.1", 1))
 
 
 def worker_snapshot(requests: int, open_connections: int) -> MetricsSnapshot:
