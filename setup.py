@@ -1,7 +1,7 @@
 """Compiles the request hot path to C with mypyc, when it can; everything else is in
 pyproject.toml.
 
-The modules below run for every request. Compiled by mypyc (mypy's compiler: the same type
+The modules below run for every request (and every WebSocket message). Compiled by mypyc (mypy's compiler: the same type
 annotations `make typecheck` checks), they make monoceros 1.57x uvicorn on plaintext instead
 of 1.26x, with the same source (README, "Performance"). They stay plain Python where no C
 compiler is found, or with MONOCEROS_COMPILE=0 (what the development virtualenv uses, so that
@@ -25,6 +25,8 @@ HOT_PATH = [
     "server/monoceros/protocols/state.py",
     "server/monoceros/protocols/cycle.py",
     "server/monoceros/protocols/http.py",
+    "server/monoceros/protocols/websocket.py",
+    "server/monoceros/protocols/ws_engine.py",
     "server/monoceros/observe/__init__.py",
     "server/monoceros/observe/output.py",
     "server/monoceros/observe/access.py",
@@ -51,7 +53,11 @@ def compiled_modules() -> list[Any]:
     # may be missing: mypyc then treats them as Any, and the project's strict settings, which
     # would flag that, are left out (an empty --config-file). `make typecheck` checks in full.
     options = ["--config-file=", "--ignore-missing-imports"]
-    return list(mypycify(options + HOT_PATH, opt_level="3", target_dir="build/mypyc"))
+    try:
+        return list(mypycify(options + HOT_PATH, opt_level="3", target_dir="build/mypyc"))
+    except SystemExit:  # mypyc printed why; an install that works beats one that fails
+        print("monoceros: mypyc failed (above), installing plain Python", file=sys.stderr)
+        return []
 
 
 # Intermediate files under build/ in folders of their own, which `make compiled` starts afresh.

@@ -25,7 +25,8 @@ from monoceros.errors import StartupError
 from monoceros.observe.admin import AdminApp, AdminListener, Readiness
 from monoceros.observe.group import GroupCollector, GroupStatus
 from monoceros.observe.logging import current_output
-from monoceros.observe.metrics import MetricsSnapshot, build_registry
+from monoceros.observe.metrics import MetricsSnapshot
+from monoceros.observe.scrape import build_registry
 from monoceros.server import _loop_factory
 from monoceros.signals import captured_signals
 from monoceros.sockets import bind_socket, describe

@@ -18,12 +18,11 @@ from monoceros.observe.metrics import (
     OVERFLOW_ROUTE,
     SIZE_BUCKETS,
     HttpMetrics,
-    MetricsCollector,
-    build_registry,
     duration_bucket,
     route_of,
     size_bucket,
 )
+from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.state import ProtocolSettings, ServerState

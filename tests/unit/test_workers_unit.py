@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from monoceros.config import Config
 from monoceros.observe.group import GroupCollector, GroupStatus
-from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, build_registry, snapshot_of
+from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
+from monoceros.observe.scrape import build_registry
 from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.state import ProtocolSettings, ServerState

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monoceros.observe.metrics import MetricsSnapshot, render
+from monoceros.observe.metrics import MetricsSnapshot
+from monoceros.observe.scrape import render
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ from monoceros.observe import combine
 from monoceros.observe.access import AccessLog
 from monoceros.observe.admin import AdminApp, Readiness
 from monoceros.observe.logging import current_output
-from monoceros.observe.metrics import HttpMetrics, MetricsCollector, build_registry
+from monoceros.observe.metrics import HttpMetrics
+from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.state import ServerState
 
 

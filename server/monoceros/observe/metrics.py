@@ -1,35 +1,22 @@
-"""Prometheus metrics: HTTP server metrics under OpenTelemetry's names, and `monoceros_*`.
+"""Per-request metric tallies: what every request adds to `/metrics`, on the hot path.
 
-Why not prometheus-client's Histogram on the hot path: `.labels(...).observe()` costs
-~1.7 us (a lock and a label lookup) and a request feeds three histograms and a gauge, ~6 us,
-more than the rest of our per-request work. Requests are instead tallied into plain lists
-(each bucket found by comparing native numbers, not `bisect`) and turned into metric
-families only when scraped, by `MetricsCollector`. Connection and rejection counts are plain
-ints the protocol already keeps in `ServerState`, read at scrape time.
+Why not prometheus-client's Histogram here: `.labels(...).observe()` costs ~1.7 us (a lock
+and a label lookup) and a request feeds three histograms and a gauge, ~6 us, more than the
+rest of our per-request work. Requests are instead tallied into plain lists (each bucket
+found by comparing native numbers, not `bisect`); connection and rejection counts are plain
+ints the protocol already keeps in `ServerState`. `observe/scrape.py` turns a
+`MetricsSnapshot` of them into metric families when `/metrics` is scraped.
 
-Every metric is defined once, in `render()`, from a `MetricsSnapshot`: one process's own
-tallies, or (with --workers) the supervisor's sum of its workers' snapshots.
+This module is compiled (setup.py), so its classes derive from nothing outside monoceros:
+mypyc may build it where the dependencies cannot be seen, and a compiled class with an
+unseen base crashes. The prometheus-client side lives in the plain `scrape.py`.
 """
 
 from __future__ import annotations
 
-import platform
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-
-from monoceros import __version__
 from monoceros.protocols.events import RequestFinished, reported_status
 from monoceros.protocols.state import ServerState
 
@@ -46,21 +33,12 @@ SIZE_BUCKETS = tuple(float(SMALLEST_SIZE_BUCKET * 4**i) for i in range(SIZE_BUCK
 KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )
-HTTP_LABELS = ("http_request_method", "http_response_status_code", "http_route", "url_scheme")
 # Beyond this many label sets, new ones are folded into one overflow series per status.
 MAX_SERIES = 2000
 OVERFLOW_ROUTE = "_overflow"
-REJECTION_REASONS = {
-    400: "bad_request",
-    408: "header_timeout",
-    413: "body_too_large",
-    414: "uri_too_long",
-    431: "headers_too_large",
-    503: "overload",
-}
 
 
-class _Series:
+class Series:
     """Non-cumulative bucket counts (+Inf last) and sums for one label set."""
 
     __slots__ = (
@@ -80,7 +58,7 @@ class _Series:
         self.request_sum = 0
         self.response_sum = 0
 
-    def add(self, other: _Series) -> None:
+    def add(self, other: Series) -> None:
         for mine, theirs in (
             (self.duration, other.duration),
             (self.request_size, other.request_size),
@@ -125,7 +103,7 @@ class HttpMetrics:
     """Per-request tallies, fed one RequestFinished at a time."""
 
     def __init__(self) -> None:
-        self.series: dict[tuple[str, int, str, str], _Series] = {}
+        self.series: dict[tuple[str, int, str, str], Series] = {}
         self.app_exceptions = 0
 
     def observe(self, record: RequestFinished) -> None:
@@ -145,7 +123,7 @@ class HttpMetrics:
                 key = (method, status, OVERFLOW_ROUTE, scope["scheme"])
                 series = self.series.get(key)
             if series is None:
-                series = self.series[key] = _Series()
+                series = self.series[key] = Series()
         duration = record.duration
         series.duration[duration_bucket(duration)] += 1
         series.duration_sum += duration
@@ -162,7 +140,7 @@ class MetricsSnapshot:
     """Everything `/metrics` shows from one process's traffic, as plain picklable data: what a
     worker sends its supervisor, and what the supervisor sums over workers (`add`)."""
 
-    series: dict[tuple[str, int, str, str], _Series] = field(default_factory=dict)
+    series: dict[tuple[str, int, str, str], Series] = field(default_factory=dict)
     app_exceptions: int = 0
     connections_accepted: int = 0
     keepalive_reuses: int = 0
@@ -177,7 +155,7 @@ class MetricsSnapshot:
         for key, theirs in other.series.items():
             ours = self.series.get(key)
             if ours is None:
-                ours = self.series[key] = _Series()
+                ours = self.series[key] = Series()
             ours.add(theirs)
         self.app_exceptions += other.app_exceptions
         self.connections_accepted += other.connections_accepted
@@ -208,137 +186,3 @@ def snapshot_of(http: HttpMetrics, state: ServerState) -> MetricsSnapshot:
         websocket_closes=state.websocket_closes,
         websocket_sessions=state.websocket_sessions,
     )
-
-
-class MetricsCollector(Collector):
-    """Turns the tallies and the server's counters into metric families at scrape time."""
-
-    def __init__(self, http: HttpMetrics, state: ServerState, lifespan_state: Any) -> None:
-        self.http = http
-        self.state = state
-        self.lifespan_state = lifespan_state  # a callable returning the lifespan state name
-
-    def collect(self) -> Iterator[Metric]:
-        return render(snapshot_of(self.http, self.state), self.lifespan_state())
-
-
-def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
-    """The metric families for one snapshot (one process's, or a worker group's sum)."""
-    yield from _http_families(snapshot.series)
-    yield GaugeMetricFamily(
-        "http_server_active_requests", "Requests being served.", value=snapshot.active_requests
-    )
-    yield GaugeMetricFamily(
-        "monoceros_connections_open", "Open client connections.", value=snapshot.connections_open
-    )
-    yield CounterMetricFamily(
-        "monoceros_connections_accepted",
-        "Client connections accepted.",
-        value=snapshot.connections_accepted,
-    )
-    yield CounterMetricFamily(
-        "monoceros_keepalive_reused_requests",
-        "Requests served on a connection that had served a request before.",
-        value=snapshot.keepalive_reuses,
-    )
-    rejected = CounterMetricFamily(
-        "monoceros_requests_rejected",
-        "Requests answered by the server itself, by reason (parse error, limit, timeout, "
-        "overload).",
-        labels=["reason"],
-    )
-    for status, reason in REJECTION_REASONS.items():
-        rejected.add_metric([reason], snapshot.rejections.get(status, 0))
-    yield rejected
-    yield CounterMetricFamily(
-        "monoceros_app_exceptions",
-        "Requests whose app raised or failed to respond.",
-        value=snapshot.app_exceptions,
-    )
-    yield GaugeMetricFamily(
-        "monoceros_websocket_sessions_active",
-        "Open WebSocket sessions.",
-        value=snapshot.websocket_sessions,
-    )
-    sessions = CounterMetricFamily(
-        "monoceros_websocket_sessions",
-        "Finished WebSocket sessions, by close code (0: answered with HTTP instead).",
-        labels=["close_code"],
-    )
-    for code, count in sorted(snapshot.websocket_closes.items()):
-        sessions.add_metric([str(code)], count)
-    yield sessions
-    lifespan = GaugeMetricFamily(
-        "monoceros_lifespan_state", "1 for the current lifespan state.", labels=["state"]
-    )
-    for name in ("starting", "started", "unsupported", "failed", "stopping", "stopped"):
-        lifespan.add_metric([name], 1.0 if name == lifespan_phase else 0.0)
-    yield lifespan
-    info = InfoMetricFamily("monoceros_build", "monoceros build information.")
-    info.add_metric(
-        [],
-        {
-            "version": __version__,
-            "python": platform.python_version(),
-            "implementation": sys.implementation.name,
-        },
-    )
-    yield info
-
-
-def _http_families(series_by_labels: dict[tuple[str, int, str, str], _Series]) -> Iterator[Metric]:
-    duration = HistogramMetricFamily(
-        "http_server_request_duration_seconds",
-        "Duration of HTTP server requests.",
-        labels=HTTP_LABELS,
-        unit="seconds",
-    )
-    request_size = HistogramMetricFamily(
-        "http_server_request_body_size_bytes",
-        "Size of HTTP server request bodies.",
-        labels=HTTP_LABELS,
-        unit="bytes",
-    )
-    response_size = HistogramMetricFamily(
-        "http_server_response_body_size_bytes",
-        "Size of HTTP server response bodies.",
-        labels=HTTP_LABELS,
-        unit="bytes",
-    )
-    for (method, status, route, scheme), series in list(series_by_labels.items()):
-        labels = [method, str(status), route, scheme]
-        duration.add_metric(
-            labels, _cumulative(DURATION_BUCKETS, series.duration), series.duration_sum
-        )
-        request_size.add_metric(
-            labels, _cumulative(SIZE_BUCKETS, series.request_size), float(series.request_sum)
-        )
-        response_size.add_metric(
-            labels, _cumulative(SIZE_BUCKETS, series.response_size), float(series.response_sum)
-        )
-    yield duration
-    yield request_size
-    yield response_size
-
-
-def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
-    total = 0
-    buckets = []
-    for bound, count in zip((*map(_format_bound, bounds), "+Inf"), counts, strict=True):
-        total += count
-        buckets.append((bound, float(total)))
-    return buckets
-
-
-def _format_bound(bound: float) -> str:
-    return repr(float(bound))
-
-
-def build_registry(collector: Collector) -> CollectorRegistry:
-    """An explicit registry (never the global one): ours plus process and Python metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    return registry

@@ -29,6 +29,10 @@ class _ServerProtocol(ServerProtocol):
     between fragments, and the closing handshake then ends the session: so the unfinished
     message is dropped and the close is echoed as usual (Autobahn case 7.1.5)."""
 
+    # websockets' own, declared again for a type check that cannot see websockets (the
+    # compiled build in pip's isolated build environment).
+    cur_size: int | None
+
     def recv_frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.CLOSE and self.cur_size is not None:
             self.cur_size = None  # websockets' own bookkeeping of the unfinished message
