@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py
 COMPILED := $(CURDIR)/build/compiled
 $(COMPILED)/.built: $(STAMP) $(shell find server -name '*.py')
 	rm -rf $(COMPILED) build/mypyc build/setuptools
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation --target $(COMPILED) .
+	MONOCEROS_COMPILE=1 $(BIN)/pip install --quiet --no-deps --no-build-isolation --target $(COMPILED) .
 	touch $@
 
 compiled: $(COMPILED)/.built

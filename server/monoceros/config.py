@@ -174,7 +174,12 @@ class ProxySettings:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Sent to --workers as its options and parsed again there: `trusted` is derived, and
         # an instance of a compiled class (proxy.py), which pickle cannot rebuild frozen.
-        return ProxySettings, tuple(getattr(self, item.name) for item in fields(self) if item.init)
+        options = {item.name: getattr(self, item.name) for item in fields(self) if item.init}
+        return _proxy_settings, (options,)
+
+
+def _proxy_settings(options: dict[str, Any]) -> ProxySettings:
+    return ProxySettings(**options)
 
 
 @dataclass(frozen=True, slots=True)

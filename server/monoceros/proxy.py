@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 from urllib.parse import unquote
 
 if TYPE_CHECKING:
@@ -298,7 +298,7 @@ class Resolved(NamedTuple):
     peer: Client | None  # the direct TCP peer, unchanged
 
 
-PROXY_HEADERS = frozenset(
+PROXY_HEADERS: Final = frozenset(
     (
         b"forwarded",
         b"x-forwarded-for",

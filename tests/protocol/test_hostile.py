@@ -583,6 +583,7 @@ HELLO = Expect(OK, b"hello")
 
 CR_LF_NUL = (RuntimeError, "Invalid response from ASGI application: CR, LF or NUL in a response")
 NOT_BYTES = (RuntimeError, "Invalid response from ASGI application: header names and values must")
+BAD_STATUS = (RuntimeError, "Invalid response from ASGI application: status")
 TOO_LONG = (RuntimeError, "Response content is longer than its Content-Length.")
 RESPONSE_CASES = [
     # (path, the responses the client gets, (exception the app's `send` raised, its message))
@@ -607,9 +608,8 @@ RESPONSE_CASES = [
         (RuntimeError, "Invalid response from ASGI application: invalid header name b'bad name'"),
         id="invalid-header-name",
     ),
-    # The status is compared with 200 before it is validated: a TypeError, not a RuntimeError.
-    pytest.param("/status-str", [INTERNAL_ERROR_RESPONSE], (Exception, ""), id="status-str"),
-    pytest.param("/status-none", [INTERNAL_ERROR_RESPONSE], (Exception, ""), id="status-none"),
+    pytest.param("/status-str", [INTERNAL_ERROR_RESPONSE], BAD_STATUS, id="status-str"),
+    pytest.param("/status-none", [INTERNAL_ERROR_RESPONSE], BAD_STATUS, id="status-none"),
     pytest.param("/raise", [INTERNAL_ERROR_RESPONSE], None, id="raise-before-start"),
     pytest.param("/raise-after-start", [INTERNAL_ERROR_RESPONSE], None, id="raise-after-start"),
     pytest.param(

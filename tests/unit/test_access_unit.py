@@ -176,11 +176,29 @@ def test_unicode_and_long_values_round_trip() -> None:
 def test_literals_are_bounded() -> None:
     literals = Literals()
     for number in range(MAX_LITERALS + 10):
-        assert literals.of(b"agent-%d" % number) == b'"agent-%d"' % number
+        assert literals.header(b"agent-%d" % number) == b'"agent-%d"' % number
+        assert literals.text(f"m-{number}") == b'"m-%d"' % number
         assert literals.address(("10.0.0.1", number)) == b'"10.0.0.1:%d"' % number
-    assert len(literals._values) <= MAX_LITERALS
-    assert len(literals._addresses) <= MAX_LITERALS
-    assert literals.of(None) == literals.address(None) == b"null"
+    long_host = "h" * MAX_LITERAL_LENGTH
+    assert literals.address((long_host, 1)) == b'"%s:1"' % long_host.encode()
+    for cache in (literals._headers, literals._texts, literals._addresses):
+        assert 0 < len(cache) <= MAX_LITERALS
+        assert all(len(literal) <= MAX_LITERAL_LENGTH for literal in cache.values())
+    assert literals.header(None) == literals.address(None) == b"null"
+
+
+def test_values_an_app_put_in_the_scope_are_still_logged() -> None:
+    """Middleware may replace scope values with other types: the line is still written."""
+    literals = Literals()
+    rec = record(
+        headers=[(b"host", bytearray(b"h.example")), (b"user-agent", memoryview(b"ua"))],
+        query_string=bytearray(b"a=1"),
+        method=None,
+        scheme=7,
+    )
+    line = json.loads(render_request(rec, b"t", 1, literals))
+    assert (line["host"], line["user_agent"], line["query"]) == ("h.example", "ua", "a=1")
+    assert (line["method"], line["scheme"]) == (None, 7)
 
 
 @pytest.mark.parametrize(

@@ -68,42 +68,67 @@ def seconds_text(seconds: float) -> bytes:
 def json_literal(value: Any) -> bytes:
     """`value` as JSON: a string escaped by orjson (bytes read as latin-1, as HTTP defines
     header bytes), or null for None."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
+    if type(value) is str:  # the common case, checked first: isinstance(tuple) is slower
+        return dumps(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("latin-1")
     return dumps(value)
 
 
 class Literals:
-    """JSON literals of the values that repeat from request to request, each made once."""
+    """JSON literals of the values that repeat from request to request (methods, hosts, user
+    agents, addresses), each made once. Bounded: at most MAX_LITERALS of each kind, none
+    longer than MAX_LITERAL_LENGTH; anything else is encoded each time."""
 
-    __slots__ = ("_addresses", "_values")
+    __slots__ = ("_addresses", "_headers", "_texts")
 
     def __init__(self) -> None:
-        self._values: dict[Any, bytes] = {}
+        # Apart, so that a header's bytes are never compared with a scope field's str.
+        self._headers: dict[bytes, bytes] = {}
+        self._texts: dict[str, bytes] = {}
         self._addresses: dict[Any, bytes] = {}
 
-    def of(self, value: Any) -> bytes:
-        literal = self._values.get(value)
+    def header(self, value: Any) -> bytes:
+        """A header value (bytes), or null if the request had none."""
+        if type(value) is not bytes:
+            return b"null" if value is None else json_literal(value)
+        literal = self._headers.get(value)
         if literal is None:
-            literal = json_literal(value)
-            if len(literal) <= MAX_LITERAL_LENGTH:
-                if len(self._values) >= MAX_LITERALS:
-                    self._values.clear()
-                self._values[value] = literal
+            literal = _remember(self._headers, value, json_literal(value))
+        return literal
+
+    def text(self, value: Any) -> bytes:
+        """A scope field the server set as a str (method, scheme, HTTP version)."""
+        if type(value) is not str:
+            return json_literal(value)  # an app changed the scope: encoded, not remembered
+        literal = self._texts.get(value)
+        if literal is None:
+            literal = _remember(self._texts, value, json_literal(value))
         return literal
 
     def address(self, address: Any) -> bytes:
         """A (host, port) pair as `"host:port"`, or null."""
         literal = self._addresses.get(address)
         if literal is None:
-            if len(self._addresses) >= MAX_LITERALS:
-                self._addresses.clear()
             text = None if address is None else f"{address[0]}:{address[1]}"
-            literal = self._addresses[address] = json_literal(text)
+            literal = _remember(self._addresses, address, json_literal(text))
         return literal
 
 
-def _named_headers(scope: Any) -> tuple[bytes | None, bytes | None, bytes | None]:
+def _remember(literals: dict[Any, bytes], value: Any, literal: bytes) -> bytes:
+    if len(literal) <= MAX_LITERAL_LENGTH:
+        if len(literals) >= MAX_LITERALS:
+            literals.clear()  # client ports churn; hostile values may too
+        literals[value] = literal
+    return literal
+
+
+def _query_literal(query: Any) -> bytes:
+    # Not remembered: real query strings (ids, cursors, tokens) rarely repeat.
+    return b'""' if query == b"" else json_literal(query)
+
+
+def _named_headers(scope: Any) -> tuple[Any, Any, Any]:  # bytes, or what an app put there
     host = user_agent = referer = None
     for name, value in scope["headers"]:
         if name == b"host":
@@ -115,18 +140,16 @@ def _named_headers(scope: Any) -> tuple[bytes | None, bytes | None, bytes | None
     return host, user_agent, referer
 
 
-def _origin_fields(
-    scope: Any, peer: Any, host: bytes | None, user_agent: bytes | None, literals: Literals
-) -> bytes:
+def _origin_fields(scope: Any, peer: Any, host: Any, user_agent: Any, literals: Literals) -> bytes:
     """Where the request came from: the fields both kinds of line carry, "client" to
     "user_agent"."""
     return b'"client":%s,"peer":%s,"scheme":%s,"host":%s,"http_version":%s,"user_agent":%s' % (
         literals.address(scope.get("client")),
         literals.address(peer),
-        literals.of(scope["scheme"]),
-        literals.of(host),
-        literals.of(scope["http_version"]),
-        literals.of(user_agent),
+        literals.text(scope["scheme"]),
+        literals.header(host),
+        literals.text(scope["http_version"]),
+        literals.header(user_agent),
     )
 
 
@@ -143,16 +166,16 @@ def render_request(
         % (
             timestamp,
             b"error" if record.outcome == "error" else b"info",
-            literals.of(scope["method"]),
+            literals.text(scope["method"]),
             json_literal(scope["path"]),
-            literals.of(scope["query_string"]),  # mostly empty, or one of a few
+            _query_literal(scope["query_string"]),
             reported_status(record),
-            literals.of(record.outcome),
+            literals.text(record.outcome),
             seconds_text(record.duration),
             record.bytes_received,
             record.bytes_sent,
             _origin_fields(scope, record.peer, host, user_agent, literals),
-            literals.of(referer),
+            literals.header(referer),
             json_literal(record.request_id),
             pid,
         )
@@ -173,7 +196,7 @@ def render_session(
         % (
             timestamp,
             json_literal(scope["path"]),
-            json_literal(scope["query_string"]),
+            _query_literal(scope["query_string"]),
             record.status,
             record.close_code,
             seconds_text(record.duration),

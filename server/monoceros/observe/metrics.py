@@ -28,8 +28,11 @@ DURATION_BUCKETS: Final[tuple[float, ...]] = (
 # fmt: on
 # Body sizes in bytes: powers of four from 64 B to 64 MiB.
 SMALLEST_SIZE_BUCKET: Final = 64
+SIZE_BUCKET_FACTOR: Final = 4
 SIZE_BUCKET_COUNT: Final = 11
-SIZE_BUCKETS = tuple(float(SMALLEST_SIZE_BUCKET * 4**i) for i in range(SIZE_BUCKET_COUNT))
+SIZE_BUCKETS = tuple(
+    float(SMALLEST_SIZE_BUCKET * SIZE_BUCKET_FACTOR**i) for i in range(SIZE_BUCKET_COUNT)
+)
 KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )
@@ -86,7 +89,7 @@ def size_bucket(size: int) -> int:
     index = 0
     bound = SMALLEST_SIZE_BUCKET
     while size > bound and index < SIZE_BUCKET_COUNT:
-        bound *= 4
+        bound *= SIZE_BUCKET_FACTOR
         index += 1
     return index
 

@@ -31,7 +31,9 @@ class LineBuffer:
     def write(self, line: bytes) -> None:
         self._pending += line
         if self._scheduled and len(self._pending) <= FLUSH_THRESHOLD:
-            return  # the common case under load: a flush is already due this turn
+            # The common case under load: a flush is already due this turn. (Should the loop
+            # close before it runs, close() writes what is left: the server calls it first.)
+            return
         loop = self._loop
         if loop is None or len(self._pending) > FLUSH_THRESHOLD or loop.is_closed():
             self.flush()

@@ -245,7 +245,10 @@ class RequestCycle:
             await pending
 
     def _start(self, message: Message) -> None:
-        self.status = message["status"]
+        status = message["status"]
+        if type(status) is not int:  # refused here, before the access log and metrics see it
+            raise RuntimeError(f"Invalid response from ASGI application: status {status!r}")
+        self.status = status
         self._headers = message.get("headers", ())
         self.response = ResponseState.HEAD_PENDING
 

@@ -11,7 +11,7 @@ import asyncio
 import enum
 import math
 from collections import deque
-from typing import IO, Any, Final, cast
+from typing import IO, Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -464,14 +464,10 @@ def _websocket_scope(scope: Scope) -> Scope:
     return scope
 
 
-# Bound here so that compiled code reads it directly, not through the (plain) proxy module.
-_PROXY_HEADER_NAMES: Final = PROXY_HEADERS
-
-
 def _any_proxy_header(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether a trusted peer sent anything for `resolve_scope` to apply: a request straight
     from a client (or a health check) carries nothing, and skips the call."""
-    return any(name in _PROXY_HEADER_NAMES for name, _ in headers)
+    return any(name in PROXY_HEADERS for name, _ in headers)
 
 
 def _valid_request_id(value: bytes) -> bool:

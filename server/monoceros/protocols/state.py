@@ -43,7 +43,7 @@ class ProtocolSettings:
     ws: WebSocketSettings | None = None
 
 
-_SIXTEEN_DIGITS: Final = 1 << 64
+_HEX_PAD: Final = 1 << 64
 
 
 class RequestIds:
@@ -60,9 +60,9 @@ class RequestIds:
 
     def next(self) -> str:
         self._count += 1
-        # hex() of 2**64 + count is "0x1" and then exactly 16 digits: a quarter of the cost
-        # of a `:016x` format spec.
-        return self._prefix + hex(_SIXTEEN_DIGITS + self._count)[3:]
+        # hex() of 2**64 + count is "0x1" and then exactly 16 digits (the count, zero-padded):
+        # a quarter of the cost of a `:016x` format spec.
+        return self._prefix + hex(_HEX_PAD + self._count)[3:]
 
 
 @dataclass(eq=False)
