@@ -322,9 +322,12 @@ def resolve(
     settings: ProxySettings,
 ) -> Resolved:
     """What the app should see for one request. Headers count only from a trusted peer."""
-    if not settings.enabled or not settings.trusted.trusts_peer(peer):
+    found = None
+    if settings.enabled and settings.trusted.trusts_peer(peer):
+        found = _resolve_trusted(headers, peer, scheme, server, root_path, settings)
+    if found is None:
         return Resolved(peer, scheme, None, server, root_path, peer)
-    return Resolved(*_resolve_trusted(headers, peer, scheme, server, root_path, settings), peer)
+    return Resolved(*found, peer)
 
 
 def _resolve_trusted(
@@ -334,8 +337,9 @@ def _resolve_trusted(
     server: Client | None,
     root_path: str,
     settings: ProxySettings,
-) -> tuple[Client | None, str, str | None, Client | None, str]:
-    """`resolve()` for a peer already trusted; a plain tuple (hot path)."""
+) -> tuple[Client | None, str, str | None, Client | None, str] | None:
+    """`resolve()` for a peer already trusted; a plain tuple (hot path), or None when the
+    request carries no proxy header (most requests to a server with no proxy in front)."""
     found: dict[bytes, list[str]] = {}
     received_host = b""
     for name, value in headers:
@@ -343,9 +347,9 @@ def _resolve_trusted(
             found.setdefault(name, []).append(value.decode("latin-1"))
         elif name == b"host":
             received_host = value
-    client = peer
     if not found:
-        return client, scheme, None, server, root_path
+        return None
+    client = peer
     family = settings.family
     proto = host = None
     chosen = None
@@ -422,9 +426,12 @@ def resolve_scope(scope: Scope, settings: ProxySettings) -> None:
     `path` keeps the ASGI convention `path == root_path + <path received>` when a forwarded
     prefix replaces root_path."""
     root_path = scope["root_path"]
-    client, scheme, host, server, new_root_path = _resolve_trusted(
+    found = _resolve_trusted(
         scope["headers"], scope["client"], scope["scheme"], scope["server"], root_path, settings
     )
+    if found is None:
+        return  # nothing from a proxy: the scope stands as the connection made it
+    client, scheme, host, server, new_root_path = found
     scope["client"] = client
     scope["scheme"] = scheme
     scope["server"] = server

@@ -22,7 +22,7 @@ from monoceros.protocols.flow_control import HIGH_WATER, FlowControl
 from monoceros.protocols.head import error_response
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.websocket import WebSocketProtocol
-from monoceros.proxy import PROXY_HEADERS, resolve_scope
+from monoceros.proxy import resolve_scope
 from monoceros.types import ASGIApp, Scope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
@@ -244,10 +244,10 @@ class HttpProtocol(asyncio.Protocol):
                 and not self.state.draining
             ):
                 self._upgrade_scope = _websocket_scope(scope)
-                if self.peer_trusted and _any_proxy_header(self._headers):
+                if self.peer_trusted:
                     resolve_scope(self._upgrade_scope, self._proxy)
                 return
-        if self.peer_trusted and _any_proxy_header(self._headers):
+        if self.peer_trusted:
             resolve_scope(scope, self._proxy)
         cycle = RequestCycle(scope, self, parser.should_keep_alive(), self._expect_continue)
         self._message = cycle
@@ -462,12 +462,6 @@ def _websocket_scope(scope: Scope) -> Scope:
         "monoceros.peer": scope["extensions"]["monoceros.peer"],
     }
     return scope
-
-
-def _any_proxy_header(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether a trusted peer sent anything for `resolve_scope` to apply: a request straight
-    from a client (or a health check) carries nothing, and skips the call."""
-    return any(name in PROXY_HEADERS for name, _ in headers)
 
 
 def _valid_request_id(value: bytes) -> bool:
