@@ -64,6 +64,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_all(receive)
         if body is not None:
             await send({"type": "http.response.body", "body": body})
+    elif scope["method"] == "CONNECT":
+        await send_text(send, b"no tunnels here", status=405)
     elif path == "/gated":
         await asyncio.get_running_loop().run_in_executor(None, GATE.wait, TIMEOUT)
         await send_text(send, b"gated")
@@ -204,6 +206,29 @@ def test_bodiless_upgrade_request_keeps_the_connection(server: RunningServer) ->
         assert connection.response().status == 200
         connection.send(request("/hello"))
         assert connection.response().body == b"ok"
+
+
+def test_connect_to_an_authority_is_400(server: RunningServer) -> None:
+    """CONNECT asks for a tunnel, which an ASGI server does not make, and its target (a host
+    and port) has no place in an ASGI scope."""
+    with wire(server) as connection:
+        connection.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        assert connection.response("CONNECT").status == 400
+        assert connection.closed_by_server()
+    assert REACHED == []
+
+
+def test_connect_with_a_path_is_answered_then_the_connection_closes(
+    server: RunningServer,
+) -> None:
+    """What follows a CONNECT is a tunnel's bytes, not HTTP: the connection ends after the
+    answer (here the app's, since an absolute-form target gives a path)."""
+    with wire(server) as connection:
+        connection.send(b"CONNECT http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        assert connection.response("CONNECT").status == 405
+        connection.send(b"\x16\x03\x01 not HTTP")
+        assert connection.closed_by_server()
+    assert REACHED == [("CONNECT", "/")]
 
 
 # -- 3 and 4. 100 Continue only where it belongs ---------------------------------------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-from collections import deque
-from typing import IO, Any, cast
+from typing import IO, Any, Final, cast
 from urllib.parse import unquote
 
 import httptools
@@ -26,17 +25,17 @@ from monoceros.proxy import resolve_scope
 from monoceros.types import ASGIApp, Scope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
-TICK = 0.25
+TICK: Final = 0.25
 # How long a connection accepted just before a graceful shutdown may take to send its request.
-FRESH_CONNECTION_GRACE = 0.5
-FILE_CHUNK = 256 * 1024
+FRESH_CONNECTION_GRACE: Final = 0.5
+FILE_CHUNK: Final = 256 * 1024
 # Parsed requests that may wait behind the one being answered. What a client pipelines beyond
 # them waits as the bytes it arrived as, with reading paused, and is parsed as they are
 # answered (uvicorn queues one, h11 parses one at a time): a read full of tiny requests costs
 # its own size in memory, not a RequestCycle per request.
-MAX_QUEUED = 1
+MAX_QUEUED: Final = 1
 # A request head ends at the first CRLF CRLF; it is where parsing may stop.
-_HEAD_END = b"\r\n\r\n"
+_HEAD_END: Final = b"\r\n\r\n"
 _METHODS = {
     method.encode(): method
     for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
@@ -49,6 +48,17 @@ class ConnectionState(enum.Enum):
     READING_HEAD = "receiving a request head (header deadline)"
     BUSY = "a request is with the app (no deadline)"
     CLOSED = "closed"
+
+
+class _Overflow(Exception):
+    """Raised from on_message_begin: a request began beyond those that may wait parsed."""
+
+
+# What HttpProtocol._parse reports (besides an offset after an upgrade request's head).
+_PARSED: Final = 0
+_STOPPED: Final = -1
+_OVERFLOW: Final = -2
+_NO_LIMIT: Final = 1 << 30
 
 
 class Reject(Exception):
@@ -76,7 +86,9 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = math.inf
         self.closing = False
         self.cycle: RequestCycle | None = None  # the request the app is answering
-        self._pipeline: deque[RequestCycle] = deque()  # parsed, waiting for their turn
+        # Parsed, waiting for their turn (a list: it holds one or two, and mypyc's list
+        # operations are native where a deque's are method calls).
+        self._pipeline: list[RequestCycle] = []
         self._unparsed = b""  # received beyond MAX_QUEUED requests: parsed as they are answered
         self._message: RequestCycle | None = None  # the request whose body is being parsed
         # The status owed for input the parser refused (0: none); once set, nothing more is
@@ -103,6 +115,8 @@ class HttpProtocol(asyncio.Protocol):
         # and whether the parser may be inside that section (a chunk header with no data yet).
         self._trailer_fields = 0
         self._in_trailers = False
+        # How many parsed requests may wait when the parser begins another (`_feed` sets it).
+        self._room = MAX_QUEUED + 1
         self._reset_head(parsing=False)
 
     def _reset_head(self, parsing: bool = True) -> None:
@@ -168,32 +182,61 @@ class HttpProtocol(asyncio.Protocol):
     # -- parsing -------------------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
-        """Parse `data` in pieces that each end where a request head may end. A request starts
-        once the bytes in hand of its body have parsed cleanly too: one whose framing the
-        parser refuses never reaches the app. Past MAX_QUEUED parsed requests, the rest of
-        `data` waits unparsed."""
+        """Parse `data`. A request starts once the bytes in hand of its body have parsed
+        cleanly too, so one whose framing the parser refuses never reaches the app.
+
+        Between requests, all of `data` goes to the parser at once (one request per read is
+        the common case), with `on_message_begin` refusing to begin more requests than may
+        wait; if it must refuse, nothing parsed from `data` has started yet, so a fresh
+        parser takes the same bytes again piece by piece, each piece ending where a request
+        head may end. What is left past MAX_QUEUED waiting requests waits unparsed."""
         start, end = 0, len(data)
+        careful = False
         while start < end:
-            if self._message is None and len(self._pipeline) >= MAX_QUEUED:
+            message = self._message
+            if message is None and len(self._pipeline) >= MAX_QUEUED:
                 self._unparsed = data[start:]
                 self.flow.pause_reading()
                 return
-            stop = self._piece_end(data, start, end)
+            if careful or message is not None or self._parsing_head:
+                stop = self._piece_end(data, start, end)
+                self._room = _NO_LIMIT  # a piece completes at most one request head
+            else:
+                stop = end
+                self._room = MAX_QUEUED if self.cycle is not None else MAX_QUEUED + 1
+            queued = len(self._pipeline)
             piece = data if stop - start == end else memoryview(data)[start:stop]
-            upgraded_at = self._parse(piece)
-            if upgraded_at < 0:
-                return  # refused, or the connection is closing
-            if upgraded_at == 0:
+            outcome = self._parse(piece)
+            if outcome == _OVERFLOW:
+                self._rewind(queued)
+                careful = True
+                continue
+            if outcome == _STOPPED:  # refused (a 400 is owed after them), or a CONNECT
+                if self.cycle is None and self._pipeline:
+                    self._start(self._pipeline.pop(0))
+                return
+            if outcome == _PARSED:
                 start = stop
             elif self._upgrade_scope is not None:
-                self._switch_to_websocket(self._upgrade_scope, data[start + upgraded_at :])
+                self._switch_to_websocket(self._upgrade_scope, data[start + outcome :])
                 return
             else:
-                start += upgraded_at  # an upgrade we ignored: HTTP/1.1 goes on after its head
+                start += outcome  # an upgrade we ignored: HTTP/1.1 goes on after its head
             if self.cycle is None and self._pipeline:
                 waiting = self._pipeline[0]
                 if waiting is not self._message or start >= end:
-                    self._start(self._pipeline.popleft())
+                    self._start(self._pipeline.pop(0))
+
+    def _rewind(self, queued: int) -> None:
+        """Forget the requests the last piece began (none has started): the parser was
+        between requests where that piece began, and a fresh one is too."""
+        while len(self._pipeline) > queued:
+            self._pipeline.pop()
+        self._message = None
+        self._upgrade = None
+        self._body_after_upgrade = b""
+        self.parser = httptools.HttpRequestParser(self)
+        self._reset_head(parsing=False)
 
     def _piece_end(self, data: bytes, start: int, end: int) -> int:
         """Where the next piece of `data` ends: after the body being parsed if its length is
@@ -213,26 +256,29 @@ class HttpProtocol(asyncio.Protocol):
         return end if found < 0 else found + 4
 
     def _parse(self, piece: bytes | memoryview) -> int:
-        """Feed one piece to the parser. Returns 0 when it parsed, the offset at which to go
-        on when a request asked for an upgrade we ignored, and -1 when parsing stops here."""
+        """Feed one piece to the parser: _PARSED, _STOPPED (refused, or closing), _OVERFLOW
+        (a request began beyond `self._room`), or the offset in `piece` after the head of a
+        request that asked for an upgrade."""
         counting = self._parsing_head or self._in_trailers
         if counting and self._section_fed > self._field_budget():
             self._reject(431)
-            return -1
+            return _STOPPED
         try:
             self.parser.feed_data(piece)
         except httptools.HttpParserUpgrade as exc:
             return self._upgrade_requested(exc.args[0])
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
+            if isinstance(cause, _Overflow):
+                return _OVERFLOW
             self._reject(cause.status if isinstance(cause, Reject) else 400)
-            return -1
+            return _STOPPED
         except httptools.HttpParserError:
             self._reject(400)
-            return -1
+            return _STOPPED
         if counting and (self._parsing_head or self._in_trailers):
             self._section_fed += len(piece)
-        return 0
+        return _PARSED
 
     def _upgrade_requested(self, offset: int) -> int:
         """The parser stopped after a request that asked for an upgrade (or a CONNECT) at
@@ -243,7 +289,7 @@ class HttpProtocol(asyncio.Protocol):
             # CONNECT: answered as plain HTTP; what follows it is a tunnel's, not HTTP.
             self.closing = True
             self.flow.pause_reading()
-            return -1
+            return _STOPPED
         # An upgrade we do not perform (RFC 9110 section 7.8): HTTP/1.1 goes on. The parser
         # skipped the request's body, so it is given the body's framing head first (a request
         # nobody sees), and the body that follows goes to the request's cycle.
@@ -257,6 +303,8 @@ class HttpProtocol(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if len(self._pipeline) >= self._room and not self._continuing:
+            raise _Overflow
         self._reset_head()
         if self.conn_state is ConnectionState.IDLE:
             self.conn_state = ConnectionState.READING_HEAD
@@ -451,7 +499,7 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
             return
         if self._pipeline:
-            self._start(self._pipeline.popleft())
+            self._start(self._pipeline.pop(0))
         if self._unparsed:  # room in the queue again: parse what waited
             waiting, self._unparsed = self._unparsed, b""
             self._feed(waiting)
@@ -621,8 +669,8 @@ def transfer_coding_status(codings: bytes) -> int:
 
 
 # The framing head that lets the parser read the body of a request whose upgrade it skipped.
-_LENGTH_FRAMING = b"PUT / HTTP/1.1\r\ncontent-length: %d\r\n\r\n"
-_CHUNKED_FRAMING = b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+_LENGTH_FRAMING: Final = b"PUT / HTTP/1.1\r\ncontent-length: %d\r\n\r\n"
+_CHUNKED_FRAMING: Final = b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
 def _websocket_scope(scope: Scope) -> Scope:
