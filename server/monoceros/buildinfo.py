@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 RECORD = "_build.json"
 NO_RECORD = "no build record: an editable install or a source checkout"
@@ -29,9 +30,16 @@ class BuildInfo:
 
 @cache
 def build_info() -> BuildInfo:
+    """This installation's: from its record, checked against the modules loaded."""
     try:
         record = json.loads(files("monoceros").joinpath(RECORD).read_text())
     except FileNotFoundError:
+        record = None
+    return from_record(record)
+
+
+def from_record(record: dict[str, Any] | None) -> BuildInfo:
+    if record is None:
         return BuildInfo(compiled=False, reason=NO_RECORD)
     modules: list[str] = record["compiled"]
     if not modules:
