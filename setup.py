@@ -49,11 +49,18 @@ class CannotCompile(Exception):
     pass
 
 
+# The setuptools commands that build code. The others that the build backend runs (egg_info,
+# dist_info for the metadata, sdist) need no compiling, and an sdist must not carry the C.
+BUILD_COMMANDS = {"bdist_wheel", "build", "build_ext", "editable_wheel", "develop", "install"}
+
+
 def compiled_modules() -> tuple[list[Any], str]:
     """The extension modules to build, and why there are none when there are none."""
     setting = os.environ.get("MONOCEROS_COMPILE", "")
     if setting == "0":
         return [], "MONOCEROS_COMPILE=0 at build time"
+    if not BUILD_COMMANDS.intersection(sys.argv[1:]):
+        return [], "not built"
     try:
         return mypyc_modules(), ""
     except CannotCompile as exc:
