@@ -59,6 +59,11 @@ dist: $(STAMP)
 
 wheel: dist
 
+## docs: the documentation site, into site/; --strict: a broken link or anchor, or a page left
+## out of the nav, fails the build (mkdocs.yml; docs/hooks/ generates the reference tables)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 pytest-compiled: $(COMPILED)/.built
 	MONOCEROS_EXPECT_COMPILED=1 PYTHONPATH=$(COMPILED) $(BIN)/pytest -q tests/unit tests/protocol
 
