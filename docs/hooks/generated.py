@@ -60,12 +60,16 @@ def settings() -> str:
         else:
             default = f"`{extra['default']}`" if "default" in extra else "none"
         rows.append(f"| [`{option.opts[0]}`](#{anchor}) | {envvars} | {default} |")
+        names = " / ".join(option.opts + option.secondary_opts)
+        value = record[0].removeprefix(names).strip()  # click's metavar: TEXT, FLOAT RANGE, ...
         facts = [f"**Environment variable:** {envvars}", f"**Default:** {default}"]
+        if value:
+            facts.insert(0, f"**Value:** `{value}`")
         if "range" in extra:
             facts.append(f"**Range:** `{extra['range']}`")
         sections += [
             "",
-            f"### `{record[0]}` {{ #{anchor} }}",
+            f"### `{names}` {{ #{anchor} }}",
             "",
             (option.help or "").replace("[", "\\["),
             "",
