@@ -78,3 +78,4 @@ autobahn: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist site .coverage* .mypy_cache .pytest_cache .ruff_cache
+	find server -name '*.so' -delete

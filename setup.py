@@ -49,9 +49,11 @@ class CannotCompile(Exception):
     pass
 
 
-# The setuptools commands that build code. The others that the build backend runs (egg_info,
-# dist_info for the metadata, sdist) need no compiling, and an sdist must not carry the C.
-BUILD_COMMANDS = {"bdist_wheel", "build", "build_ext", "editable_wheel", "develop", "install"}
+# The setuptools commands that build code to install. The others that the build backend runs
+# (egg_info, dist_info for the metadata, sdist) need no compiling, and an sdist must not carry
+# the C. Nor does an editable install compile: modules built in place would shadow the source
+# that a developer edits.
+BUILD_COMMANDS = {"bdist_wheel", "build", "build_ext", "install"}
 
 
 def compiled_modules() -> tuple[list[Any], str]:
