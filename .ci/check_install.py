@@ -3,7 +3,8 @@
 Run with the Python of the environment monoceros was installed into, from anywhere but a
 checkout (so that the installed package is the one imported):
 
-    python .ci/check_install.py
+    python .ci/check_install.py            # compiled, says so at startup, serves a request
+    python .ci/check_install.py --plain    # plain Python, warns why at startup, serves
 
 The release workflow runs it on every wheel cibuildwheel builds (`test-command`), and
 `make test` on the wheel `make dist` built, installed into a fresh virtualenv with no C compiler
@@ -34,7 +35,7 @@ async def app(scope, receive, send):
 TIMEOUT = 30.0
 
 
-def main() -> int:
+def main(plain: bool) -> int:
     version = subprocess.run(
         [sys.executable, "-m", "monoceros", "--version"],
         capture_output=True,
@@ -42,14 +43,16 @@ def main() -> int:
         check=True,
     ).stdout.strip()
     print(version)
-    if "(hot path compiled with mypyc)" not in version:
-        return fail(f"the hot path is not compiled: {version}")
+    expected = "(plain Python: " if plain else "(hot path compiled with mypyc)"
+    if expected not in version:
+        return fail(f"expected {expected!r} in: {version}")
+    startup = "Running as plain Python" if plain else "Hot path compiled with mypyc"
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, "smoke_app.py").write_text(APP)
-        return serve_one_request(directory)
+        return serve_one_request(directory, startup)
 
 
-def serve_one_request(app_dir: str) -> int:
+def serve_one_request(app_dir: str, startup: str) -> int:
     command = [sys.executable, "-m", "monoceros", "smoke_app:app", "--app-dir", app_dir]
     options = ["--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--log-format", "json"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -81,7 +84,7 @@ def serve_one_request(app_dir: str) -> int:
         server.terminate()
         code = server.wait(TIMEOUT)
         reader.join(TIMEOUT)
-    build_lines = [line for line in lines if "Hot path compiled with mypyc" in line]
+    build_lines = [line for line in lines if startup in line]
     if code != 0 or len(build_lines) != 1:
         return fail(f"exit code {code}, startup lines:\n" + "\n".join(lines))
     print(f"served {body!r} from {url.group(1)}; startup line: {build_lines[0]}")
@@ -95,7 +98,7 @@ def fail(message: str) -> int:
 
 if __name__ == "__main__":
     started = time.monotonic()
-    status = main()
+    status = main(plain=sys.argv[1:] == ["--plain"])
     outcome = "ok" if status == 0 else "FAILED"
     print(f"check_install: {outcome} in {time.monotonic() - started:.1f}s")
     sys.exit(status)

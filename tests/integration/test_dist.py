@@ -3,6 +3,8 @@
 - The wheel goes into a fresh virtualenv whose PATH holds no C compiler, with pip allowed
   binaries only: it must install compiled and serve (.ci/check_install.py, the check the
   release workflow runs on every cibuildwheel wheel).
+- The sdist goes into a virtualenv with no C compiler to be found (CC names none): it installs
+  as plain Python, records why, and says so (`--version`, a warning at startup).
 - The sdist goes into a virtualenv that already holds `uvicorn[standard]`, websockets 17 and
   wsproto, where a user migrating from uvicorn installs us, with MONOCEROS_COMPILE unset (as a
   user's pip runs it): mypyc must not be thrown by what that environment holds, so the build
@@ -127,3 +129,14 @@ def test_the_sdist_compiles_next_to_uvicorn_standard_websockets_17_and_wsproto(
     run(python, "-m", "pip", "check")
     output = run(python, CHECK_INSTALL, cwd=tmp_path)
     assert "check_install: ok" in output, output
+
+
+def test_the_sdist_without_a_compiler_installs_plain_and_says_why(tmp_path: Path) -> None:
+    python = fresh_venv(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items() if k != "MONOCEROS_COMPILE"}
+    env["CC"] = str(tmp_path / "no-such-compiler")
+    run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", sdist(), env=env)
+    version = run(python, "-m", "monoceros", "--version", cwd=tmp_path)
+    assert "(plain Python: no C compiler found)" in version, version
+    output = run(python, CHECK_INSTALL, "--plain", cwd=tmp_path)
+    assert "Running as plain Python (no C compiler found)" in output, output
