@@ -26,7 +26,7 @@ DEPLOY = REPO / "tests" / "deploy"
 RULES = REPO / "docker" / "prometheus" / "rules" / "monoceros.yml"
 RULE_TESTS = REPO / "docker" / "prometheus" / "tests" / "monoceros.test.yml"
 DASHBOARD = REPO / "grafana" / "dashboards" / "monoceros.json"
-CA_DIR = Path("/usr/local/share/ca-certificates")  # Debian's local CA folder (ENVIRONMENT.md)
+CA_DIR = Path("/usr/local/share/ca-certificates")  # Debian's local CA folder
 
 # What the Grafana variables stand for when an expression is checked outside Grafana.
 GRAFANA_VARIABLES = {

@@ -5,8 +5,8 @@ tool knows, the schema's refusals, and the rendered pod run in Docker as far as 
 it (image, environment, user, read-only root, emptyDirs as tmpfs, capabilities, memory limit),
 probed on its admin port, then stopped with SIGTERM.
 
-There is no helm CLI and no cluster here (ENVIRONMENT.md). Skips without the tools, except under
-CI=true, where it fails.
+There is no helm CLI and no cluster on our machines (only the Helm SDK). Skips without the
+tools, except under CI=true, where it fails.
 """
 
 from __future__ import annotations

@@ -688,7 +688,7 @@ def test_root_path(options_server: RunningServer) -> None:
 def test_head_and_small_body_go_out_in_one_write(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """uvicorn writes the head and the body separately; we coalesce them (DESIGN.md)."""
+    """uvicorn writes the head and the body separately; we coalesce them (docs/http.md)."""
     writes: list[bytes] = []
 
     class CountingTransport:

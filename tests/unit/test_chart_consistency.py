@@ -7,10 +7,10 @@ Renders helm/monoceros offline with the Helm SDK (tests/chart.py); no cluster, n
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
 import re
-import tomllib
 from typing import Any
 
 import click
@@ -33,8 +33,7 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 
 def test_app_version_is_the_package_version() -> None:
     chart = values_file(CHART / "Chart.yaml")
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert chart["appVersion"] == project["version"] == monoceros.__version__
+    assert chart["appVersion"] == importlib.metadata.version("monoceros") == monoceros.__version__
 
 
 @pytest.mark.parametrize(
