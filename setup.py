@@ -31,9 +31,13 @@ from setuptools.command.build_py import build_py
 HOT_PATH = [
     "server/monoceros/protocols/events.py",
     "server/monoceros/protocols/flow_control.py",
+    "server/monoceros/protocols/channel.py",
     "server/monoceros/protocols/head.py",
+    "server/monoceros/protocols/scope.py",
+    "server/monoceros/protocols/context.py",
     "server/monoceros/protocols/state.py",
     "server/monoceros/protocols/cycle.py",
+    "server/monoceros/protocols/reader.py",
     "server/monoceros/protocols/http.py",
     "server/monoceros/protocols/websocket.py",
     "server/monoceros/protocols/ws_engine.py",
@@ -41,6 +45,7 @@ HOT_PATH = [
     "server/monoceros/observe/output.py",
     "server/monoceros/observe/access.py",
     "server/monoceros/observe/metrics.py",
+    "server/monoceros/addresses.py",
     "server/monoceros/proxy.py",
 ]
 

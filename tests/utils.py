@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monoceros import Config, Server
+from monoceros.protocols.events import RequestFinished, SessionFinished
+from monoceros.protocols.observer import Observer, Unobserved
 from monoceros.types import ASGIApp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,13 +46,16 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def run_server(app: ASGIApp | str, **options: Any) -> Iterator[RunningServer]:
-    """Serve `app` in a thread on 127.0.0.1 and an ephemeral port; stop it afterwards."""
+def run_server(
+    app: ASGIApp | str, *, observer: Observer | None = None, **options: Any
+) -> Iterator[RunningServer]:
+    """Serve `app` in a thread on 127.0.0.1 and an ephemeral port; stop it afterwards.
+    `observer` is told what the server's metrics and access log are told."""
     options.setdefault("host", "127.0.0.1")
     options.setdefault("port", 0)
     options.setdefault("access_log", False)
     options.setdefault("metrics_port", 0)  # the admin listener too: never a fixed port
-    server = Server(Config.from_options(app, **options))
+    server = Server(Config.from_options(app, **options), observer=observer)
     exit_code: list[int] = []
 
     def target() -> None:
@@ -146,6 +151,25 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+
+
+class Recorder(Unobserved):
+    """An observer that keeps the records it is handed (the server's thread appends, the
+    test reads)."""
+
+    def __init__(self) -> None:
+        self.requests: list[RequestFinished] = []
+        self.rejected: list[tuple[RequestFinished | None, str]] = []
+        self.sessions: list[SessionFinished] = []
+
+    def request_finished(self, record: RequestFinished) -> None:
+        self.requests.append(record)
+
+    def request_rejected(self, record: RequestFinished | None, reason: str) -> None:
+        self.rejected.append((record, reason))
+
+    def session_finished(self, record: SessionFinished) -> None:
+        self.sessions.append(record)
 
 
 def raw_request(port: int, data: bytes, *, timeout: float = 5.0, host: str = "127.0.0.1") -> bytes:

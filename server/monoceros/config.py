@@ -11,7 +11,8 @@ import ssl
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
-from monoceros.proxy import TrustedProxies
+from monoceros.addresses import TrustedProxies
+from monoceros.grammar import is_token
 from monoceros.types import ASGIApp
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
@@ -136,7 +137,7 @@ class ObserveSettings:
             raise ValueError(f"--log-format must be json or console, not {self.log_format!r}")
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"--metrics-port must be between 0 and 65535, not {self.metrics_port}")
-        if self.request_id_header and not _is_token(self.request_id_header):
+        if self.request_id_header and not is_token(self.request_id_header):
             raise ValueError(f"--request-id-header {self.request_id_header!r} is not a header name")
 
 
@@ -146,40 +147,25 @@ class ProxySettings:
 
     The default trusts the loopback addresses, as uvicorn does, and reads only X-Forwarded-*:
     `Forwarded` is honoured only when asked for, because a proxy that does not know it passes
-    a client's forged one through untouched."""
+    a client's forged one through untouched. Plain data: `proxy.ProxyResolver` is what the
+    server builds from it."""
 
     enabled: bool = True  # --proxy-headers
-    forwarded_allow_ips: str = "127.0.0.1,::1"  # also a list, as uvicorn.run accepts
+    forwarded_allow_ips: str = "127.0.0.1,::1"  # comma-separated
     family: ForwardedFamily = "x-forwarded"  # --forwarded-headers; "both": Forwarded first
     forwarded_host: bool = False  # X-Forwarded-Host / Forwarded host= -> the Host header
     forwarded_port: bool = False  # X-Forwarded-Port -> scope["server"] port
     forwarded_prefix: bool = False  # X-Forwarded-Prefix -> scope["root_path"]
-    trusted: TrustedProxies = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        spec: Any = self.forwarded_allow_ips
-        if not isinstance(spec, str):
-            spec = ",".join(spec)
-            object.__setattr__(self, "forwarded_allow_ips", spec)
         try:
-            trusted = TrustedProxies.parse(spec)
+            TrustedProxies.parse(self.forwarded_allow_ips)  # refused here, named, not later
         except ValueError as exc:
             raise ValueError(f"--forwarded-allow-ips: {exc}") from None
-        object.__setattr__(self, "trusted", trusted)
         if self.family not in ("x-forwarded", "forwarded", "both"):
             raise ValueError(
                 f"--forwarded-headers must be x-forwarded, forwarded or both, not {self.family!r}"
             )
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Sent to --workers as its options and parsed again there: `trusted` is derived, and
-        # an instance of a compiled class (proxy.py), which pickle cannot rebuild frozen.
-        options = {item.name: getattr(self, item.name) for item in fields(self) if item.init}
-        return _proxy_settings, (options,)
-
-
-def _proxy_settings(options: dict[str, Any]) -> ProxySettings:
-    return ProxySettings(**options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +239,7 @@ class Config:
         if healthcheck <= 0:
             raise ValueError(f"--timeout-worker-healthcheck must be positive, not {healthcheck}")
         for name, value in self.headers:
-            if not _is_token(name) or any(c in value for c in "\r\n\0"):
+            if not is_token(name) or any(c in value for c in "\r\n\0"):
                 raise ValueError(f"--header {name}:{value} is not a valid HTTP header")
 
     @classmethod
@@ -278,6 +264,9 @@ class Config:
                 raise TypeError(f"unknown option {name!r}")
         if "headers" in top:
             top["headers"] = tuple(parse_header_option(item) for item in top["headers"])
+        allowed = groups["proxy"].get("forwarded_allow_ips")
+        if allowed is not None and not isinstance(allowed, str):
+            groups["proxy"]["forwarded_allow_ips"] = ",".join(allowed)  # uvicorn.run takes lists
         return cls(
             app=app,
             listen=ListenSettings(**groups["listen"]),
@@ -306,15 +295,6 @@ def parse_header_option(item: str | tuple[str, str]) -> tuple[str, str]:
     if not sep or not name.strip():
         raise ValueError(f"--header must look like name:value, not {item!r}")
     return name.strip(), value.strip()
-
-
-_TOKEN_CHARACTERS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-
-
-def _is_token(name: str) -> bool:
-    return bool(name) and all(c in _TOKEN_CHARACTERS for c in name)
 
 
 # Flat option name -> (group, attribute). One table, so the CLI and run() agree.

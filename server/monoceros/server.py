@@ -9,21 +9,21 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
-from typing import Any
 
 from monoceros.config import Config
 from monoceros.envfile import load_env_file
 from monoceros.errors import StartupError
 from monoceros.importer import load_app
 from monoceros.lifespan import Lifespan
+from monoceros.loops import loop_factory
 from monoceros.observe.admin import AdminListener, Readiness
 from monoceros.observe.hub import Observability
-from monoceros.protocols.head import DefaultHeaders
+from monoceros.protocols.context import ConnectionContext, RequestLimit
 from monoceros.protocols.http import TICK, HttpProtocol
-from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.protocols.observer import Observer
+from monoceros.protocols.state import ServerState
 from monoceros.signals import captured_signals
-from monoceros.sockets import bind_socket, describe
+from monoceros.sockets import bind_socket, close_sockets, describe
 from monoceros.tls import create_ssl_context
 
 logger = logging.getLogger("monoceros.error")
@@ -32,24 +32,22 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Server:
-    def __init__(self, config: Config, *, admin_listener: bool = True) -> None:
+    def __init__(
+        self, config: Config, *, admin_listener: bool = True, observer: Observer | None = None
+    ) -> None:
+        """`observer`: one of the embedder's own (protocols/observer.py), told everything this
+        server's metrics and access log are told."""
         self.config = config
-        self.state = ServerState(
-            settings=ProtocolSettings(
-                limits=config.limits,
-                root_path=config.root_path,
-                limit_concurrency=config.limit_concurrency,
-                limit_max_requests=config.limit_max_requests,
-                request_id_header=config.observe.request_id_header.lower().encode("ascii"),
-                proxy=config.proxy,
-                ws=config.ws if config.ws.enabled else None,
-            ),
-            default_headers=DefaultHeaders(
-                server=config.server_header, date=config.date_header, extra=config.headers
-            ),
-        )
+        self.state = ServerState()
         self.lifespan: Lifespan | None = None
-        self.observability = Observability(config, self.state, self._lifespan_phase)
+        self.observability = Observability(config, self._lifespan_phase, observer)
+        limit = config.limit_max_requests
+        # What every application connection is told (an admin listener has its own).
+        self.context = ConnectionContext.for_application(
+            config,
+            self.observability.observer,
+            RequestLimit(limit, self.request_limit_reached) if limit is not None else None,
+        )
         admin_app = self.observability.admin
         # A supervised worker (worker.py) serves no admin listener: its supervisor does.
         self.admin = (
@@ -69,14 +67,13 @@ class Server:
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Serve until told to stop; return the process exit code."""
-        with asyncio.Runner(loop_factory=_loop_factory(self.config.loop)) as runner:
+        with asyncio.Runner(loop_factory=loop_factory(self.config.loop)) as runner:
             return runner.run(self.serve(sockets))
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> int:
         self.loop = asyncio.get_running_loop()
         self._exit_requested = asyncio.Event()
         self._force_exit_requested = asyncio.Event()
-        self.state.on_request_limit = self.request_limit_reached
         output = self.observability.output
         output.attach(self.loop)
         try:
@@ -118,13 +115,13 @@ class Server:
         if self.admin is not None:
             await self.admin.start()
         self._housekeeping()
-        lifespan = self.lifespan = Lifespan(app, config.lifespan, self.state.app_state)
+        lifespan = self.lifespan = Lifespan(app, config.lifespan, self.context.app_state)
         await lifespan.startup()
 
         scheme = "https" if ssl_context else "http"
 
         def protocol_factory() -> HttpProtocol:
-            return HttpProtocol(app, self.state, scheme)
+            return HttpProtocol(app, self.context, self.state, scheme)
 
         for sock in self.sockets:
             listener = await loop.create_server(
@@ -149,9 +146,10 @@ class Server:
         """Every TICK: the application's and the admin listener's ServerState.tick."""
         loop = asyncio.get_running_loop()
         now, second = loop.time(), int(time.time())
-        self.state.tick(now, second)
+        self.state.tick(now)
+        self.context.default_headers.at_second(second)
         if self.admin is not None:
-            self.admin.state.tick(now, second)
+            self.admin.housekeeping(now, second)
         self._tick = loop.call_later(TICK, self._housekeeping)
 
     # -- shutdown ------------------------------------------------------------------------------
@@ -220,11 +218,7 @@ class Server:
         return not waiter.cancelled()
 
     def _close_sockets(self) -> None:
-        for sock in self.sockets:
-            if sock.family == socket.AF_UNIX and self.config.listen.uds:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.config.listen.uds)
-            sock.close()
+        close_sockets(self.sockets, self.config.listen)
         if self.admin is not None:
             self.admin.close()
 
@@ -241,16 +235,3 @@ class Server:
             if waiter is not None:
                 waiter.cancel()
         self._exit_requested.set()
-
-
-def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if name == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if name == "uvloop":
-            raise StartupError("--loop uvloop: uvloop is not installed") from None
-        return None
-    factory: Callable[[], Any] = uvloop.new_event_loop
-    return factory

@@ -24,6 +24,15 @@ def bind_socket(listen: ListenSettings) -> socket.socket:
     return _bind_tcp(listen.host, listen.port, listen.backlog, reuse_port=listen.reuse_port)
 
 
+def close_sockets(sockets: list[socket.socket], listen: ListenSettings) -> None:
+    """Close the listener's sockets, and remove the unix socket's file if we made it."""
+    for sock in sockets:
+        if sock.family == socket.AF_UNIX and listen.uds:
+            with contextlib.suppress(OSError):
+                os.unlink(listen.uds)
+        sock.close()
+
+
 def describe(sock: socket.socket, scheme: str) -> str:
     """The address a person would paste into a browser or curl."""
     address = sock.getsockname()

@@ -17,19 +17,20 @@ import multiprocessing
 import os
 import signal
 import socket
+import time
 from collections import deque
 from typing import Any
 
 from monoceros.config import Config
 from monoceros.errors import StartupError
+from monoceros.loops import loop_factory
 from monoceros.observe.admin import AdminApp, AdminListener, Readiness
 from monoceros.observe.group import GroupCollector, GroupStatus
 from monoceros.observe.logging import current_output
 from monoceros.observe.metrics import MetricsSnapshot
 from monoceros.observe.scrape import build_registry
-from monoceros.server import _loop_factory
 from monoceros.signals import captured_signals
-from monoceros.sockets import bind_socket, describe
+from monoceros.sockets import bind_socket, close_sockets, describe
 from monoceros.worker import Phase, Worker, run_worker
 
 logger = logging.getLogger("monoceros.error")
@@ -67,7 +68,7 @@ class Supervisor:
             self.admin = AdminListener(app, config)
 
     def run(self) -> int:
-        with asyncio.Runner(loop_factory=_loop_factory(self.config.loop)) as runner:
+        with asyncio.Runner(loop_factory=loop_factory(self.config.loop)) as runner:
             return runner.run(self.serve())
 
     async def serve(self) -> int:
@@ -122,7 +123,7 @@ class Supervisor:
             for worker in self.workers:
                 worker.ask(self._seq, now)
         if self.admin is not None:
-            self.admin.housekeeping(now)
+            self.admin.housekeeping(now, int(time.time()))
         if self.stopping:
             if not self.workers:
                 self.exit_code = 0
@@ -336,8 +337,4 @@ class Supervisor:
     def _close(self) -> None:
         if self.admin is not None:
             self.admin.close()
-        for sock in self.sockets:
-            if sock.family == socket.AF_UNIX and self.config.listen.uds:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.config.listen.uds)
-            sock.close()
+        close_sockets(self.sockets, self.config.listen)

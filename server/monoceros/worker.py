@@ -179,7 +179,7 @@ class WorkerServer(Server):
 
     def _snapshot(self) -> MetricsSnapshot:
         metrics = self.observability.metrics
-        return snapshot_of(metrics if metrics is not None else HttpMetrics(), self.state)
+        return snapshot_of(metrics if metrics is not None else HttpMetrics())
 
 
 def resident_bytes() -> int:

@@ -44,6 +44,7 @@ REASONS = {
     "body_too_large",
     "uri_too_long",
     "headers_too_large",
+    "unsupported_coding",
     "overload",
 }
 LIMITS = {
@@ -283,6 +284,12 @@ REJECTIONS = [
         id="413",
     ),
     pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n", 408, "header_timeout", id="408"),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        501,
+        "unsupported_coding",
+        id="501",
+    ),
 ]
 
 

@@ -16,11 +16,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import h11
 import pytest
 
-from monoceros.protocols.events import RequestFinished
 from monoceros.types import Receive, Scope, Send
 from tests.apps import send_text
 from tests.utils import RunningServer, ServerProcess, run_server
@@ -28,8 +29,6 @@ from tests.wire import TIMEOUT, Wire, protocol_for, request, wire
 
 # (method, path) of every request that reached the app, in order.
 REACHED: list[tuple[str, str]] = []
-# What the observers (access log, metrics) were handed.
-FINISHED: list[RequestFinished] = []
 GATE = threading.Event()
 
 
@@ -82,34 +81,13 @@ def server() -> Iterator[RunningServer]:
         limit_request_fields=20,
         limit_request_header_size=4096,
     ) as running:
-        observe = running.server.state.on_request_finished
-
-        def record(finished: RequestFinished) -> None:
-            FINISHED.append(finished)
-            if observe is not None:
-                observe(finished)
-
-        running.server.state.on_request_finished = record
         yield running
 
 
 @pytest.fixture(autouse=True)
 def fresh_records() -> None:
     REACHED.clear()
-    FINISHED.clear()
     GATE.clear()
-
-
-def finished(path: str) -> RequestFinished:
-    """The one record observers got for `path` (waited for: the app runs in another thread)."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        records = [record for record in FINISHED if record.scope["path"] == path]
-        if records:
-            assert len(records) == 1, records
-            return records[0]
-        time.sleep(0.01)
-    raise AssertionError(f"no record for {path}: {FINISHED}")
 
 
 def wait_reached(count: int) -> None:
@@ -428,7 +406,7 @@ def test_pipelined_requests_wait_as_bytes_not_as_requests(server: RunningServer)
         wait_reached(1)
         protocol = protocol_for(server, connection.port)
         time.sleep(0.2)  # let the server read all it will
-        queued = len(protocol._pipeline)
+        queued = len(protocol.reader.queue)
         GATE.set()
         assert connection.response().body == b"gated"
         for _ in range(count):
@@ -440,31 +418,58 @@ def test_pipelined_requests_wait_as_bytes_not_as_requests(server: RunningServer)
 # -- 9. a body that breaks after the app started answering -----------------------------------------
 
 
+@dataclass
+class Listener:
+    host: str
+    port: int
+
+
+@pytest.fixture(scope="module")
+def logged_server() -> Iterator[tuple[Listener, ServerProcess]]:
+    """A real process with the JSON access log on: what it records is what users see."""
+    with ServerProcess(
+        "tests.protocol.test_fuzz_findings:app", "--port", "0", "--log-format", "json"
+    ) as process:
+        port = int(process.wait_listening().rsplit(":", 1)[1])
+        yield Listener("127.0.0.1", port), process
+
+
+def access_line(process: ServerProcess, path: str) -> dict[str, Any]:
+    match = process.wait_for_line(rf'"event":"request".*"path":"{path}"')
+    line: dict[str, Any] = json.loads(match.string)
+    return line
+
+
 def send_head_then_bad_chunk(connection: Wire, path: str) -> None:
     connection.send(request(path, "Transfer-Encoding: chunked", method="POST") + b"5\r\nhello\r\n")
-    wait_reached(1)
-    time.sleep(0.1)  # the app has called http.response.start (and sent what it sends first)
+    time.sleep(0.3)  # the app has called http.response.start (and sent what it sends first)
     connection.send(b"zz\r\n")
 
 
-def test_bad_body_after_start_but_before_any_byte_is_400(server: RunningServer) -> None:
-    with wire(server) as connection:
+def test_bad_body_after_start_but_before_any_byte_is_400(
+    logged_server: tuple[Listener, ServerProcess],
+) -> None:
+    listener, process = logged_server
+    with wire(listener) as connection:  # type: ignore[arg-type]
         send_head_then_bad_chunk(connection, "/start-then-read")
         response = connection.response("POST")
         assert response.status == 400
         assert connection.closed_by_server()
-    record = finished("/start-then-read")
-    assert (record.status, record.outcome) == (400, "rejected")
+    line = access_line(process, "/start-then-read")
+    assert (line["status"], line["outcome"]) == (400, "rejected")
 
 
-def test_bad_body_after_the_response_began_is_recorded_as_aborted(server: RunningServer) -> None:
-    with wire(server) as connection:
+def test_bad_body_after_the_response_began_is_recorded_as_aborted(
+    logged_server: tuple[Listener, ServerProcess],
+) -> None:
+    listener, process = logged_server
+    with wire(listener) as connection:  # type: ignore[arg-type]
         send_head_then_bad_chunk(connection, "/stream-then-read")
         connection.expect_response("POST")
         with pytest.raises((AssertionError, h11.RemoteProtocolError)):
             connection.finish_response()  # cut off inside the chunked body
-    record = finished("/stream-then-read")
-    assert (record.status, record.outcome) == (200, "aborted")
+    line = access_line(process, "/stream-then-read")
+    assert (line["status"], line["outcome"]) == (200, "aborted")
 
 
 # -- 10. transfer codings we do not implement ------------------------------------------------------

@@ -15,9 +15,11 @@ import h11
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.head import DefaultHeaders
-from monoceros.protocols.http import MAX_QUEUED, HttpProtocol
-from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.protocols.http import HttpProtocol
+from monoceros.protocols.reader import MAX_QUEUED
+from monoceros.protocols.state import ServerState
 from monoceros.types import Receive, Scope, Send
 
 
@@ -102,12 +104,9 @@ REQUEST = st.tuples(
 async def serve(stream: bytes, cuts: list[int]) -> tuple[bytes, int]:
     """Deliver `stream` in reads cut at `cuts`, honouring pause_reading; return what the
     server wrote and the most parsed requests ever seen waiting."""
-    state = ServerState(
-        settings=ProtocolSettings(request_id_header=b""),
-        default_headers=DefaultHeaders(server=False, date=False),
-    )
+    context = ConnectionContext(default_headers=DefaultHeaders(server=False, date=False))
     transport = MemoryTransport()
-    protocol = HttpProtocol(echo, state)
+    protocol = HttpProtocol(echo, context, ServerState())
     transport.protocol = protocol
     protocol.connection_made(transport)  # type: ignore[arg-type]
     reads = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
@@ -121,7 +120,7 @@ async def serve(stream: bytes, cuts: list[int]) -> tuple[bytes, int]:
             break
         assert transport.reading, "reading stayed paused with requests unanswered"
         protocol.data_received(data)
-        most_queued = max(most_queued, len(protocol._pipeline))
+        most_queued = max(most_queued, len(protocol.reader.queue))
         await asyncio.sleep(0)
     for _ in range(200):
         await asyncio.sleep(0)

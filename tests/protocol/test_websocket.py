@@ -23,7 +23,7 @@ from monoceros.observe.access import Literals, render_session
 from monoceros.protocols.events import SessionFinished
 from tests.apps import FLOOD_SENT, WEBSOCKET_CLOSES, wait_for_close, websocket_echo
 from tests.integration.helpers import TLSFiles
-from tests.utils import RunningServer, run_server
+from tests.utils import Recorder, RunningServer, run_server
 
 MiB = 1024 * 1024
 # An upgrade request from a raw socket (no extensions: frames arrive uncompressed).
@@ -265,9 +265,9 @@ async def expect_service_restart(ws: ClientConnection, stopping: asyncio.Future[
 
 
 def test_session_observation_access_line_and_metrics(engine: str) -> None:
-    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
-        finished: list[SessionFinished] = []
-        running.server.state.on_session_finished = finished.append
+    recorder = Recorder()
+    finished = recorder.sessions
+    with run_server(websocket_echo, ws=engine, lifespan="off", observer=recorder) as running:
 
         async def client() -> None:
             async with connect(ws_url(running, "/echo?x=1"), compression=None) as ws:
@@ -348,9 +348,9 @@ def test_reading_pauses_while_the_app_does_not_receive(engine: str) -> None:
 
 
 def test_request_id_in_response_scope_and_session_record(engine: str) -> None:
-    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
-        finished: list[SessionFinished] = []
-        running.server.state.on_session_finished = finished.append
+    recorder = Recorder()
+    finished = recorder.sessions
+    with run_server(websocket_echo, ws=engine, lifespan="off", observer=recorder) as running:
 
         async def client() -> tuple[str, dict[str, Any]]:
             async with connect(ws_url(running, "/scope")) as ws:
@@ -383,7 +383,8 @@ def test_upgrade_beyond_limit_concurrency_is_503(engine: str) -> None:
                 assert await first.recv() == "still here"
 
         run(client())
-        assert running.server.state.rejections.get(503) == 1
+        metrics = running.server.observability.metrics
+        assert metrics is not None and metrics.rejections.get("overload") == 1
 
 
 def test_session_accepted_during_shutdown_gets_1012(engine: str) -> None:

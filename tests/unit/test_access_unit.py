@@ -134,7 +134,7 @@ def test_access_log_writes_one_escaped_json_line() -> None:
     stream = io.BytesIO()
     log = AccessLog(LineBuffer(stream), "json")
     hostile = '"}\n{"forged": true, "x": "\r\x00\x1b'
-    log(
+    log.request(
         record(
             headers=[(b"user-agent", hostile.encode("latin-1"))],
             path=hostile,
@@ -219,7 +219,7 @@ def test_durations_have_six_decimals(seconds: float, text: bytes) -> None:
 
 def test_an_error_is_logged_at_level_error() -> None:
     stream = io.BytesIO()
-    AccessLog(LineBuffer(stream), "json")(record(status=500, outcome="error"))
+    AccessLog(LineBuffer(stream), "json").request(record(status=500, outcome="error"))
     assert json.loads(stream.getvalue())["level"] == "error"
 
 

@@ -20,15 +20,8 @@ def encode(headers: list[tuple[Any, Any]], **options: Any) -> tuple[bytes, int |
         "send_body": True,
     }
     arguments.update(options)
-    return encode_head(
-        200,
-        headers,
-        DEFAULTS,
-        arguments["http10"],
-        arguments["keep_alive"],
-        arguments["body_length"],
-        arguments["send_body"],
-    )
+    head = encode_head(200, headers, DEFAULTS, **arguments)
+    return head.data, head.content_length, head.chunked, head.keep_alive
 
 
 @pytest.mark.parametrize("case", [str.lower, str.upper, str.title], ids=["lower", "upper", "title"])

@@ -24,8 +24,7 @@ from monoceros.observe.metrics import (
 )
 from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.events import RequestFinished
-from monoceros.protocols.head import DefaultHeaders
-from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.protocols.observer import REJECTION_REASONS
 
 DURATION = "http_server_request_duration_seconds"
 OTEL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -66,16 +65,13 @@ class Route:
 
 
 class Setup:
-    """HttpMetrics, a ServerState and a fresh registry reading both."""
+    """HttpMetrics and a fresh registry reading it."""
 
     def __init__(self, lifespan: str = "started") -> None:
         self.http = HttpMetrics()
-        self.state = ServerState(
-            settings=ProtocolSettings(), default_headers=DefaultHeaders(server=True, date=True)
-        )
         self.lifespan = lifespan
         self.registry: CollectorRegistry = build_registry(
-            MetricsCollector(self.http, self.state, lambda: self.lifespan)
+            MetricsCollector(self.http, lambda: self.lifespan)
         )
 
     def value(self, name: str, **labels: str) -> float | None:
@@ -240,13 +236,13 @@ def test_scheme_label(setup: Setup) -> None:
 
 
 def test_server_counters(setup: Setup) -> None:
-    state = setup.state
-    state.active_requests = 3
-    state.connections_accepted = 7
-    state.keepalive_reuses = 11
-    state.connections.update({object(), object()})  # type: ignore[arg-type]
+    http = setup.http
+    http.active_requests = 3
+    http.connections_accepted = 7
+    http.keepalive_reuses = 11
+    http.connections_open = 2
     for status in (400, 400, 408, 413, 414, 431, 503):
-        state.count_rejection(status)
+        http.request_rejected(None, REJECTION_REASONS[status])
     assert setup.value("http_server_active_requests") == 3
     assert setup.value("monoceros_connections_open") == 2
     assert setup.value("monoceros_connections_accepted_total") == 7

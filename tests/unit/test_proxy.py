@@ -6,20 +6,16 @@ the proxy headers did not change."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from dataclasses import asdict
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monoceros.addresses import TrustedProxies
 from monoceros.config import Config, ProxySettings
-from monoceros.proxy import (
-    TrustedProxies,
-    parse_forwarded,
-    parse_node,
-    resolve,
-    resolve_scope,
-)
+from monoceros.proxy import ProxyResolver, parse_forwarded, parse_node
 
 TRUST = "127.0.0.1,10.0.0.0/8,2001:db8:1::/48,unix:"
 PEER = ("127.0.0.1", 40000)
@@ -29,6 +25,57 @@ SERVER = ("127.0.0.1", 8000)
 def proxy(**options: Any) -> ProxySettings:
     options.setdefault("forwarded_allow_ips", TRUST)
     return ProxySettings(**options)
+
+
+class Resolved(NamedTuple):
+    """What the app sees of one request: the scope fields proxy headers may change."""
+
+    client: tuple[str, int] | None
+    scheme: str
+    host: str | None  # the Host header the app sees instead of the one received; None: kept
+    server: tuple[str, int] | None
+    root_path: str
+    peer: tuple[str, int] | None  # the direct TCP peer, unchanged
+
+
+def resolver(settings: ProxySettings) -> ProxyResolver:
+    """The resolver built from `settings`, even with --no-proxy-headers."""
+    enabled = ProxyResolver.from_settings(ProxySettings(**{**asdict(settings), "enabled": True}))
+    assert enabled is not None
+    return enabled
+
+
+def resolve_scope(scope: dict[str, Any], settings: ProxySettings) -> None:
+    resolver(settings).resolve_scope(scope)
+
+
+def resolve(
+    headers: list[tuple[bytes, bytes]],
+    peer: tuple[str, int] | None,
+    scheme: str,
+    server: tuple[str, int] | None,
+    root_path: str,
+    settings: ProxySettings,
+) -> Resolved:
+    """What the protocol makes of a request from `peer`: resolved only if it trusts the peer."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "client": peer,
+        "server": server,
+        "scheme": scheme,
+        "root_path": root_path,
+        "path": root_path + "/users",
+        "headers": list(headers),
+    }
+    proxy = ProxyResolver.from_settings(settings)
+    if proxy is not None and proxy.trusts_peer(peer):
+        proxy.resolve_scope(scope)
+    hosts = [value for name, value in scope["headers"] if name == b"host"]
+    received = [value for name, value in headers if name == b"host"]
+    host = hosts[0].decode("latin-1") if hosts[:1] != received[:1] else None
+    return Resolved(
+        scope["client"], scope["scheme"], host, scope["server"], scope["root_path"], peer
+    )
 
 
 # -- --forwarded-allow-ips -----------------------------------------------------------------
@@ -544,7 +591,7 @@ def test_any_headers_any_peer_never_raise(
 def test_an_untrusted_peer_changes_nothing(
     headers: list[tuple[bytes, bytes]], peer: str, port: int, options: ProxySettings
 ) -> None:
-    if options.trusted.everything:
+    if TrustedProxies.parse(options.forwarded_allow_ips).everything:
         options = ProxySettings(forwarded_allow_ips=PROPERTY_TRUST)
     resolved = resolve(headers, (peer, port), "http", SERVER, "/root", options)
     assert resolved == ((peer, port), "http", None, SERVER, "/root", (peer, port))

@@ -14,8 +14,8 @@ from monoceros.observe.group import GroupCollector, GroupStatus
 from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
 from monoceros.observe.scrape import build_registry
 from monoceros.protocols.events import RequestFinished
-from monoceros.protocols.head import DefaultHeaders
-from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.protocols.observer import REJECTION_REASONS
+from monoceros.proxy import ProxyResolver
 
 APP = "examples.app:app"
 
@@ -60,8 +60,10 @@ def test_the_config_survives_pickling_for_spawned_workers() -> None:
     config = Config.from_options(APP, workers=2, forwarded_allow_ips="10.0.0.0/8,unix:")
     copy = pickle.loads(pickle.dumps(config))
     assert copy == config
-    # The parsed trust list (derived, and compiled in a compiled build) is rebuilt too.
-    trusted = copy.proxy.trusted
+    # The trust list a worker builds from it trusts the same peers.
+    resolver = ProxyResolver.from_settings(copy.proxy)
+    assert resolver is not None
+    trusted = resolver.trusted
     assert trusted.trusts_peer(("10.1.2.3", 1)) and trusted.trusts_peer(None)
     assert not trusted.trusts_peer(("192.0.2.1", 1))
 
@@ -69,16 +71,13 @@ def test_the_config_survives_pickling_for_spawned_workers() -> None:
 def worker_snapshot(requests: int, open_connections: int) -> MetricsSnapshot:
     """A worker's snapshot after `requests` GETs, as it crosses the pipe (pickled)."""
     http = HttpMetrics()
-    state = ServerState(
-        settings=ProtocolSettings(), default_headers=DefaultHeaders(server=True, date=True)
-    )
     scope = {"method": "GET", "scheme": "http", "path": "/"}
     for _ in range(requests):
         http.observe(RequestFinished(scope, 200, "complete", 0.001, 0, 13, None, None))
-    state.connections_accepted = requests
-    state.count_rejection(503)
-    state.active_requests = open_connections
-    snapshot = snapshot_of(http, state)
+    http.connections_accepted = requests
+    http.request_rejected(None, REJECTION_REASONS[503])
+    http.active_requests = open_connections
+    snapshot = snapshot_of(http)
     snapshot.connections_open = open_connections
     result: MetricsSnapshot = pickle.loads(pickle.dumps(snapshot))
     return result

@@ -1,37 +1,79 @@
 """Observability: logs, metrics and the admin listener, fed from one place.
 
-The protocol hands each finished request, as one `RequestFinished` record, to the single
-callable `combine()` builds (ServerState.on_request_finished): it updates the metrics and
-writes the access-log line. Nothing else logs requests.
+Connections report through the observer port (protocols/observer.py); `Observers` is this
+server's implementation of it: each event goes to the metric tallies and, for finished
+requests and sessions, to the access log. Nothing else logs requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from monoceros.observe.access import AccessLog
+from monoceros.observe.metrics import HttpMetrics
+from monoceros.protocols.events import RequestFinished, SessionFinished
+from monoceros.protocols.observer import Observer
 
-from monoceros.protocols.events import RequestFinished
 
-RequestObserver = Callable[[RequestFinished], None]
+class Observers:
+    """The metric tallies and the access log of one server, each optional (--no-metrics,
+    --no-access-log), and an observer of the embedder's own (`Server(observer=...)`).
+    Compiled with the first two, so those calls are native ones."""
 
+    __slots__ = ("access_log", "also", "metrics")
 
-def combine(*observers: RequestObserver | None) -> RequestObserver | None:
-    """One callable for the protocol to call, or None when nothing observes requests."""
-    active = [observer for observer in observers if observer is not None]
-    if not active:
-        return None
-    if len(active) == 1:
-        return active[0]
-    first, second = active[0], active[1]
-    if len(active) == 2:
+    def __init__(
+        self,
+        metrics: HttpMetrics | None,
+        access_log: AccessLog | None,
+        also: Observer | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.access_log = access_log
+        self.also = also
 
-        def both(record: RequestFinished) -> None:
-            first(record)
-            second(record)
+    def connection_opened(self) -> None:
+        if self.metrics is not None:
+            self.metrics.connection_opened()
+        if self.also is not None:
+            self.also.connection_opened()
 
-        return both
+    def connection_closed(self) -> None:
+        if self.metrics is not None:
+            self.metrics.connection_closed()
+        if self.also is not None:
+            self.also.connection_closed()
 
-    def every(record: RequestFinished) -> None:
-        for observer in active:
-            observer(record)
+    def request_started(self, reused: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.request_started(reused)
+        if self.also is not None:
+            self.also.request_started(reused)
 
-    return every
+    def request_finished(self, record: RequestFinished) -> None:
+        if self.metrics is not None:
+            self.metrics.request_finished(record)
+        if self.access_log is not None:
+            self.access_log.request(record)
+        if self.also is not None:
+            self.also.request_finished(record)
+
+    def request_rejected(self, record: RequestFinished | None, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.request_rejected(record, reason)
+        if self.access_log is not None and record is not None:
+            self.access_log.request(record)
+        if self.also is not None:
+            self.also.request_rejected(record, reason)
+
+    def session_started(self) -> None:
+        if self.metrics is not None:
+            self.metrics.session_started()
+        if self.also is not None:
+            self.also.session_started()
+
+    def session_finished(self, record: SessionFinished) -> None:
+        if self.metrics is not None:
+            self.metrics.session_finished(record)
+        if self.access_log is not None:
+            self.access_log.session(record)
+        if self.also is not None:
+            self.also.session_finished(record)

@@ -226,7 +226,7 @@ class AccessLog:
         self._literals = Literals()
         self._logger = structlog.get_logger("monoceros.access")
 
-    def __call__(self, record: RequestFinished) -> None:
+    def request(self, record: RequestFinished) -> None:
         self._write(render_request(record, self._timestamps.now(), self._pid, self._literals))
 
     def session(self, record: SessionFinished) -> None:

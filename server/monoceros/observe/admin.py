@@ -10,7 +10,6 @@ import asyncio
 import enum
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
@@ -18,9 +17,10 @@ from prometheus_client.exposition import choose_encoder
 
 from monoceros.config import Config, ListenSettings
 from monoceros.errors import StartupError
+from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.http import HttpProtocol
-from monoceros.protocols.state import ProtocolSettings, ServerState
+from monoceros.protocols.state import ServerState
 from monoceros.sockets import bind_socket, describe
 from monoceros.types import Receive, Scope, Send
 
@@ -83,12 +83,13 @@ class AdminListener:
     def __init__(self, app: AdminApp, config: Config) -> None:
         self.app = app
         self.config = config
-        self.state = ServerState(
-            settings=ProtocolSettings(request_id_header=b""),
+        # Told nothing of proxies, WebSockets or request ids, and observed by nobody.
+        self.context = ConnectionContext(
             default_headers=DefaultHeaders(
                 server=config.server_header, date=config.date_header, extra=config.headers
-            ),
+            )
         )
+        self.state = ServerState()
         self._listener: asyncio.Server | None = None
         self.socket: socket.socket | None = None
 
@@ -104,15 +105,16 @@ class AdminListener:
             raise StartupError(f"Admin listener (--metrics-port): {exc}") from exc
 
         def protocol() -> HttpProtocol:
-            return HttpProtocol(self.app, self.state)
+            return HttpProtocol(self.app, self.context, self.state)
 
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(protocol, sock=sock)
         logger.info("Admin listener on %s (/metrics, /healthz, /readyz)", describe(sock, "http"))
 
-    def housekeeping(self, now: float) -> None:
-        """The connections' clock, Date header and deadlines (see ServerState.tick)."""
-        self.state.tick(now, int(time.time()))
+    def housekeeping(self, now: float, second: int) -> None:
+        """The connections' clock and deadlines (see ServerState.tick), and the Date header."""
+        self.state.tick(now)
+        self.context.default_headers.at_second(second)
 
     def close(self) -> None:
         if self._listener is not None:

@@ -1,5 +1,6 @@
 """Everything `observe/` contributes to one server process, built from the config once:
-the request observer (metrics + access log), the metrics registry and the admin app."""
+the observer its connections report to (metrics + access log), the metrics registry and the
+admin app."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import logging
 from collections.abc import Callable
 
 from monoceros.config import Config
-from monoceros.observe import combine
+from monoceros.observe import Observers
 from monoceros.observe.access import AccessLog
 from monoceros.observe.admin import AdminApp, Readiness
 from monoceros.observe.logging import current_output
 from monoceros.observe.metrics import HttpMetrics
 from monoceros.observe.scrape import MetricsCollector, build_registry
-from monoceros.protocols.state import ServerState
+from monoceros.protocols.observer import Observer
 
 
 class Observability:
     def __init__(
-        self, config: Config, state: ServerState, lifespan_phase: Callable[[], str]
+        self, config: Config, lifespan_phase: Callable[[], str], also: Observer | None = None
     ) -> None:
         settings = config.observe
         self.output = current_output()
@@ -28,13 +29,15 @@ class Observability:
         )
         log_format = settings.log_format or "json"
         self.access_log = AccessLog(self.output, log_format) if access_enabled else None
-        state.on_request_finished = combine(
-            self.metrics.observe if self.metrics else None, self.access_log
+        # None when nobody would be told anything: connections then build no records.
+        self.observer = (
+            Observers(self.metrics, self.access_log, also)
+            if self.metrics is not None or self.access_log is not None or also is not None
+            else None
         )
-        state.on_session_finished = self.access_log.session if self.access_log else None
         self.admin: AdminApp | None = None
         if self.metrics is not None:
-            collector = MetricsCollector(self.metrics, state, lifespan_phase)
+            collector = MetricsCollector(self.metrics, lifespan_phase)
             self.admin = AdminApp(build_registry(collector))
 
     def set_readiness(self, readiness: Readiness) -> None:

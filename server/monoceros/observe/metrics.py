@@ -1,11 +1,12 @@
-"""Per-request metric tallies: what every request adds to `/metrics`, on the hot path.
+"""Metric tallies: what every connection, request and WebSocket session adds to `/metrics`,
+on the hot path. `HttpMetrics` is fed through the observer port (protocols/observer.py).
 
 Why not prometheus-client's Histogram here: `.labels(...).observe()` costs ~1.7 us (a lock
 and a label lookup) and a request feeds three histograms and a gauge, ~6 us, more than the
 rest of our per-request work. Requests are instead tallied into plain lists (each bucket
-found by comparing native numbers, not `bisect`); connection and rejection counts are plain
-ints the protocol already keeps in `ServerState`. `observe/scrape.py` turns a
-`MetricsSnapshot` of them into metric families when `/metrics` is scraped.
+found by comparing native numbers, not `bisect`), and counts are plain ints.
+`observe/scrape.py` turns a `MetricsSnapshot` of them into metric families when `/metrics` is
+scraped.
 
 This module is compiled (setup.py), so its classes derive from nothing outside monoceros:
 mypyc may build it where the dependencies cannot be seen, and a compiled class with an
@@ -17,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from monoceros.protocols.events import RequestFinished, reported_status
-from monoceros.protocols.state import ServerState
+from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
 
 # OpenTelemetry's default buckets for http.server.request.duration (seconds).
 # fmt: off
@@ -103,11 +103,45 @@ def route_of(scope: Any) -> str:
 
 
 class HttpMetrics:
-    """Per-request tallies, fed one RequestFinished at a time."""
+    """The tallies of one server process, fed one event at a time (the Observer's methods)."""
 
     def __init__(self) -> None:
         self.series: dict[tuple[str, int, str, str], Series] = {}
         self.app_exceptions = 0
+        self.active_requests = 0
+        self.connections_accepted = 0
+        self.connections_open = 0
+        self.keepalive_reuses = 0
+        self.rejections: dict[str, int] = {}  # reason -> count
+        self.websocket_sessions = 0
+        self.websocket_closes: dict[int, int] = {}  # close code -> sessions
+
+    def connection_opened(self) -> None:
+        self.connections_accepted += 1
+        self.connections_open += 1
+
+    def connection_closed(self) -> None:
+        self.connections_open -= 1
+
+    def request_started(self, reused: bool) -> None:
+        self.active_requests += 1
+        if reused:
+            self.keepalive_reuses += 1
+
+    def request_finished(self, record: RequestFinished) -> None:
+        self.active_requests -= 1
+        self.observe(record)
+
+    def request_rejected(self, record: RequestFinished | None, reason: str) -> None:
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+
+    def session_started(self) -> None:
+        self.websocket_sessions += 1
+
+    def session_finished(self, record: SessionFinished) -> None:
+        self.websocket_sessions -= 1
+        code = record.close_code
+        self.websocket_closes[code] = self.websocket_closes.get(code, 0) + 1
 
     def observe(self, record: RequestFinished) -> None:
         if record.outcome == "rejected":
@@ -147,7 +181,7 @@ class MetricsSnapshot:
     app_exceptions: int = 0
     connections_accepted: int = 0
     keepalive_reuses: int = 0
-    rejections: dict[int, int] = field(default_factory=dict)  # status -> count
+    rejections: dict[str, int] = field(default_factory=dict)  # reason -> count
     websocket_closes: dict[int, int] = field(default_factory=dict)  # close code -> sessions
     # Gauges: only live processes contribute (`add(..., gauges=False)` for exited ones).
     active_requests: int = 0
@@ -171,21 +205,21 @@ class MetricsSnapshot:
             self.websocket_sessions += other.websocket_sessions
 
 
-def _add_counts(into: dict[int, int], other: dict[int, int]) -> None:
+def _add_counts(into: dict[Any, int], other: dict[Any, int]) -> None:
     for key, count in other.items():
         into[key] = into.get(key, 0) + count
 
 
-def snapshot_of(http: HttpMetrics, state: ServerState) -> MetricsSnapshot:
+def snapshot_of(http: HttpMetrics) -> MetricsSnapshot:
     """A view of one process's tallies (shared, not copied: pickling copies)."""
     return MetricsSnapshot(
         series=http.series,
         app_exceptions=http.app_exceptions,
-        connections_accepted=state.connections_accepted,
-        keepalive_reuses=state.keepalive_reuses,
-        rejections=state.rejections,
-        active_requests=state.active_requests,
-        connections_open=len(state.connections),
-        websocket_closes=state.websocket_closes,
-        websocket_sessions=state.websocket_sessions,
+        connections_accepted=http.connections_accepted,
+        keepalive_reuses=http.keepalive_reuses,
+        rejections=http.rejections,
+        active_requests=http.active_requests,
+        connections_open=http.connections_open,
+        websocket_closes=http.websocket_closes,
+        websocket_sessions=http.websocket_sessions,
     )

@@ -32,30 +32,20 @@ from monoceros.observe.metrics import (
     Series,
     snapshot_of,
 )
-from monoceros.protocols.state import ServerState
+from monoceros.protocols.observer import REJECTION_REASONS
 
 HTTP_LABELS = ("http_request_method", "http_response_status_code", "http_route", "url_scheme")
-# The reason label of monoceros_requests_rejected_total, by the status the server answered.
-REJECTION_REASONS = {
-    400: "bad_request",
-    408: "header_timeout",
-    413: "body_too_large",
-    414: "uri_too_long",
-    431: "headers_too_large",
-    503: "overload",
-}
 
 
 class MetricsCollector(Collector):
-    """Turns the tallies and the server's counters into metric families at scrape time."""
+    """Turns one process's tallies into metric families at scrape time."""
 
-    def __init__(self, http: HttpMetrics, state: ServerState, lifespan_state: Any) -> None:
+    def __init__(self, http: HttpMetrics, lifespan_state: Any) -> None:
         self.http = http
-        self.state = state
         self.lifespan_state = lifespan_state  # a callable returning the lifespan state name
 
     def collect(self) -> Iterator[Metric]:
-        return render(snapshot_of(self.http, self.state), self.lifespan_state())
+        return render(snapshot_of(self.http), self.lifespan_state())
 
 
 def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
@@ -83,8 +73,8 @@ def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
         "overload).",
         labels=["reason"],
     )
-    for status, reason in REJECTION_REASONS.items():
-        rejected.add_metric([reason], snapshot.rejections.get(status, 0))
+    for reason in REJECTION_REASONS.values():
+        rejected.add_metric([reason], snapshot.rejections.get(reason, 0))
     yield rejected
     yield CounterMetricFamily(
         "monoceros_app_exceptions",

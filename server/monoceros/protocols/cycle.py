@@ -13,23 +13,21 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Final, cast
 
 from monoceros.errors import ClientDisconnected
+from monoceros.protocols.channel import ResponseChannel
+from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.events import RequestFinished, request_id
 from monoceros.protocols.head import InvalidResponseHead, encode_head, no_body_allowed
 from monoceros.types import ASGIApp, Message, Scope
 
-if TYPE_CHECKING:
-    from monoceros.protocols.http import HttpProtocol
-
 logger = logging.getLogger("monoceros.error")
 
-CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
-INTERNAL_ERROR_BODY = b"Internal Server Error"
-DISCONNECT: Message = {"type": "http.disconnect"}
-_new_record = tuple.__new__
-FILE_CHUNK = 256 * 1024
+CONTINUE_RESPONSE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
+DISCONNECT: Final[Message] = {"type": "http.disconnect"}
+_new_record: Final = tuple.__new__
 
 
 class ResponseState(enum.Enum):
@@ -55,7 +53,8 @@ class RequestCycle:
         "buffered",
         "bytes_received",
         "bytes_sent",
-        "connection",
+        "channel",
+        "context",
         "disconnected",
         "expect_continue",
         "http10",
@@ -73,12 +72,14 @@ class RequestCycle:
     def __init__(
         self,
         scope: Scope,
-        connection: HttpProtocol,
+        channel: ResponseChannel,
+        context: ConnectionContext,
         keep_alive: bool,
         expect_continue: bool,
     ) -> None:
         self.scope = scope
-        self.connection = connection
+        self.channel = channel  # the connection it came on, as far as the cycle may see it
+        self.context = context
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.http10 = scope["http_version"] == "1.0"
@@ -164,7 +165,7 @@ class RequestCycle:
             self._observe("error")
         else:
             logger.error("ASGI callable returned without completing the response.")
-            self.connection.abort()
+            self.channel.abort()
             self._observe("error")
 
     def _app_failed(self, exc: BaseException) -> str:
@@ -176,7 +177,7 @@ class RequestCycle:
             return "disconnected"
         if isinstance(exc, asyncio.CancelledError):
             # Cancelled by the server at the end of a graceful shutdown.
-            self.connection.abort()
+            self.channel.abort()
             return "error"
         logger.error("Exception in ASGI application", exc_info=exc)
         if self.response in (ResponseState.WAITING_START, ResponseState.HEAD_PENDING):
@@ -185,7 +186,7 @@ class RequestCycle:
             # gets a clean 500.
             self._send_internal_error()
         elif self.response is not ResponseState.COMPLETE:
-            self.connection.abort()  # the head is out: closing is the only honest signal left
+            self.channel.abort()  # the head is out: closing is the only honest signal left
         return "error"
 
     def _observe(self, outcome: str) -> None:
@@ -193,26 +194,24 @@ class RequestCycle:
         if self.observed:
             return
         self.observed = True
-        state = self.connection.state
-        state.active_requests -= 1
-        observer = state.on_request_finished
-        if observer is not None:
-            observer(
-                # tuple.__new__ directly: a NamedTuple's own __new__ is Python code.
-                _new_record(
-                    RequestFinished,
-                    (
-                        self.scope,
-                        self.status,
-                        outcome,
-                        time.perf_counter() - self.started,
-                        self.bytes_received,
-                        self.bytes_sent,
-                        self.connection.peer,
-                        self.request_id,
-                    ),
-                )
-            )
+        observer = self.context.observer
+        if observer is None:
+            return
+        # tuple.__new__ directly: a NamedTuple's own __new__ is Python code.
+        record = _new_record(
+            RequestFinished,
+            (
+                self.scope,
+                self.status,
+                outcome,
+                time.perf_counter() - self.started,
+                self.bytes_received,
+                self.bytes_sent,
+                self.channel.peer,
+                self.request_id,
+            ),
+        )
+        observer.request_finished(record)
 
     async def receive(self) -> Message:
         while True:
@@ -223,10 +222,10 @@ class RequestCycle:
             if self.more_body:
                 if self.expect_continue:  # cleared once the final response's head is out
                     self.expect_continue = False
-                    self.connection.write(CONTINUE_RESPONSE)
+                    self.channel.write(CONTINUE_RESPONSE)
                 # Only for its own body: a request whose body is complete leaves reading to
                 # the connection (which may be holding pipelined requests back).
-                self.connection.flow.resume_reading()
+                self.channel.flow.resume_reading()
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
 
@@ -238,13 +237,13 @@ class RequestCycle:
         if not self.more_body:
             self._body_delivered = True
         else:
-            self.connection.flow.resume_reading()
+            self.channel.flow.resume_reading()
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
     async def send(self, message: Message) -> None:
-        connection = self.connection
-        if connection.flow.writing_paused:
-            await connection.flow.drain()
+        flow = self.channel.flow
+        if flow.writing_paused:
+            await flow.drain()
         if self.disconnected:
             raise ClientDisconnected("client disconnected")
         kind = message["type"]
@@ -277,7 +276,7 @@ class RequestCycle:
             body = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
         else:
             self._count_body(len(body))
-        self.connection.write(head + body if body else head)
+        self.channel.write(head + body if body else head)
         if not more_body:
             self._complete()
 
@@ -289,12 +288,12 @@ class RequestCycle:
         elif self._chunked:
             if body:
                 self.bytes_sent += len(body)
-                self.connection.write(b"%x\r\n%s\r\n" % (len(body), body))
+                self.channel.write(b"%x\r\n%s\r\n" % (len(body), body))
             if not more_body:
-                self.connection.write(b"0\r\n\r\n")
+                self.channel.write(b"0\r\n\r\n")
         elif body:
             self._count_body(len(body))
-            self.connection.write(body)
+            self.channel.write(body)
         if not more_body:
             self._complete()
 
@@ -307,43 +306,45 @@ class RequestCycle:
             size = os.fstat(file.fileno()).st_size
             head, send_body = self._encode_head(size)
             self.response = ResponseState.STREAMING
-            self.connection.write(head)
+            self.channel.write(head)
             if send_body:
                 self._count_body(size)
-                await self.connection.send_file(file, size)
+                await self.channel.send_file(file, size)
         self._complete()
 
     def _encode_head(self, body_length: int | None) -> tuple[bytes, bool]:
-        connection = self.connection
         # Reuse needs the request fully read: otherwise its unread body would be parsed
         # as the next request.
-        keep_alive = self.keep_alive and not connection.closing and self.more_body is False
+        keep_alive = (
+            self.keep_alive and self.channel.keep_alive_allowed() and self.more_body is False
+        )
         self.expect_continue = False  # no interim response once the final one has begun
         status = self.status
         send_body = self._send_body = not self.is_head and not no_body_allowed(status)
         try:
-            head, content_length, self._chunked, keep_alive = encode_head(
+            head = encode_head(
                 status,
                 self._headers,
-                connection.state.default_headers,
-                self.http10,
-                keep_alive,
-                body_length,
-                send_body,
-                self._request_id_line(),
+                self.context.default_headers,
+                http10=self.http10,
+                keep_alive=keep_alive,
+                body_length=body_length,
+                send_body=send_body,
+                extra_line=self._request_id_line(),
             )
         except InvalidResponseHead as exc:
             raise RuntimeError(f"Invalid response from ASGI application: {exc}") from None
-        self._remaining = content_length if send_body else None
-        if not keep_alive:
+        self._chunked = head.chunked
+        self._remaining = head.content_length if send_body else None
+        if not head.keep_alive:
             self.keep_alive = False
-        return head, send_body
+        return head.data, send_body
 
     def _request_id_line(self) -> bytes:
         rid = self.request_id
         if rid is None:
             return b""
-        return b"%s: %s\r\n" % (self.connection.state.settings.request_id_header, rid.encode())
+        return b"%s: %s\r\n" % (self.context.request_id_header, rid.encode())
 
     def _count_body(self, size: int) -> None:
         self.bytes_sent += size
@@ -362,7 +363,7 @@ class RequestCycle:
         if self._waiter is not None:
             self._wake()
         self._observe(outcome)
-        self.connection.response_complete(self)
+        self.channel.response_complete(self.keep_alive)
 
     def _send_internal_error(self) -> None:
         self.status = 500
@@ -374,7 +375,7 @@ class RequestCycle:
         head, send_body = self._encode_head(len(INTERNAL_ERROR_BODY))
         if send_body:
             self._count_body(len(INTERNAL_ERROR_BODY))
-        self.connection.write(head + INTERNAL_ERROR_BODY if send_body else head)
+        self.channel.write(head + INTERNAL_ERROR_BODY if send_body else head)
         self.response = ResponseState.STREAMING
         self._complete(outcome="error")
 

@@ -13,6 +13,8 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Final
 
+from monoceros.grammar import TOKEN_PATTERN
+
 STATUS_LINES: Final[dict[int, bytes]] = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii"))
     for status in HTTPStatus
@@ -20,7 +22,7 @@ STATUS_LINES: Final[dict[int, bytes]] = {
 
 # Bytes that must never come from an app into a header: they would split the response.
 CONTROL_BYTES: Final = b"\r\n\0"
-_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN: Final = re.compile(TOKEN_PATTERN.encode())
 
 # What a header name means to the server: nothing (PLAIN), or it changes how the response is
 # framed or decorated.
@@ -108,22 +110,38 @@ class DefaultHeaders:
         )
 
 
+class ResponseHead:
+    """A response head on its way to the wire, and what it decided about the body."""
+
+    __slots__ = ("chunked", "content_length", "data", "keep_alive")
+
+    def __init__(
+        self, data: bytes, content_length: int | None, chunked: bool, keep_alive: bool
+    ) -> None:
+        self.data = data
+        self.content_length = content_length  # the app's or ours; None: chunked or to close
+        self.chunked = chunked  # the body goes out in chunks we frame
+        self.keep_alive = keep_alive  # False: the connection closes after this response
+
+
 def encode_head(
     status: int,
     headers: Iterable[Any],  # the app's (name, value) pairs: checked below, not by type
     defaults: DefaultHeaders,
+    *,
     http10: bool,
     keep_alive: bool,
     body_length: int | None,
     send_body: bool,
     extra_line: bytes = b"",
-) -> tuple[bytes, int | None, bool, bool]:
-    """Encode the head of a response: returns (head, content_length, chunked, keep_alive).
+) -> ResponseHead:
+    """Encode the head of a response.
 
     `body_length` is the whole body's length when it is already known (the first body message
     said `more_body=False`), else None (a stream). `send_body` is False for HEAD requests and
-    for statuses that carry no body. `keep_alive` is whether the request allows reuse.
-    Runs once per response: written for speed (positional arguments, a plain tuple back).
+    for statuses that carry no body. `keep_alive` is whether the request allows reuse;
+    `extra_line` is one complete header line the server adds (the request id). Runs once per
+    response (mypyc passes the keywords positionally).
     """
     parts = [STATUS_LINES.get(status) or status_line(status)]
     content_length: int | None = None
@@ -190,7 +208,7 @@ def encode_head(
     # Our own lines end in CRLF; any further CR, LF or NUL came from the app.
     if len(head) - len(head.translate(None, CONTROL_BYTES)) != 2 * lines:
         raise InvalidResponseHead("CR, LF or NUL in a response header")
-    return head, content_length, chunked, keep_alive
+    return ResponseHead(head, content_length, chunked, keep_alive)
 
 
 def _parse_content_length(value: bytes) -> int:

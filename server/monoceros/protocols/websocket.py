@@ -19,19 +19,21 @@ from collections import deque
 
 from monoceros.config import WebSocketSettings
 from monoceros.errors import ClientDisconnected
+from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.events import SessionFinished, request_id
 from monoceros.protocols.flow_control import FlowControl
-from monoceros.protocols.head import CONTROL_BYTES, InvalidResponseHead, encode_head
+from monoceros.protocols.head import CONTROL_BYTES, DefaultHeaders, InvalidResponseHead, encode_head
+from monoceros.protocols.observer import REJECTION_REASONS
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.ws_engine import (
     Closed,
+    Engine,
     Headers,
     MessageAssembler,
     MessageTooBig,
     Part,
     Pong,
     Rejection,
-    engine_for,
 )
 from monoceros.types import ASGIApp, Message, Scope
 
@@ -61,16 +63,18 @@ class WebSocketProtocol(asyncio.Protocol):
     def __init__(
         self,
         app: ASGIApp,
+        context: ConnectionContext,
         state: ServerState,
-        settings: WebSocketSettings,
         scope: Scope,
         transport: asyncio.Transport,
         peer: tuple[str, int] | None,
         request_id: str | None = None,
     ) -> None:
         self.app = app
+        self.context = context
         self.state = state
-        self.settings = settings
+        assert context.ws is not None  # HttpProtocol hands over only when --ws allows it
+        self.settings = settings = context.ws
         self.scope = scope
         self.transport = transport
         self.request_id = request_id
@@ -103,15 +107,20 @@ class WebSocketProtocol(asyncio.Protocol):
     def start(self, data: bytes) -> None:
         """Called by HttpProtocol right after `transport.set_protocol(self)`."""
         state = self.state
+        context = self.context
         state.connections.add(self)
-        state.websocket_sessions += 1
+        observer = context.observer
+        if observer is not None:
+            observer.session_started()
         rejection = self._check_handshake()
         if rejection is not None:
             # A malformed handshake: the engine's 400 (or 426), and the app never hears of it.
             self._respond(rejection.status, rejection.headers, rejection.body)
             return
-        if state.settings.limit_concurrency is not None and state.over_capacity():
-            state.count_rejection(503)
+        limit = context.limit_concurrency
+        if limit is not None and state.over_capacity(limit):
+            if observer is not None:
+                observer.request_rejected(None, REJECTION_REASONS[503])
             self._respond(503, [(b"content-type", b"text/plain; charset=utf-8")], _PHRASE_503)
             return
         offered = [v for n, v in self.scope["headers"] if n == b"sec-websocket-protocol"]
@@ -163,26 +172,26 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.connection_lost()
         self._cancel_timers()
         self._disconnected(ABNORMAL_CLOSURE)
-        state = self.state
-        state.websocket_sessions -= 1
         code = self._close_code if self._status == 101 else 0
-        state.websocket_closes[code] = state.websocket_closes.get(code, 0) + 1
-        state.connection_closed(self)
-        if state.on_session_finished is not None:
-            state.on_session_finished(
-                SessionFinished(
-                    self.scope,
-                    self._status,
-                    code,
-                    time.monotonic() - self._started,
-                    self.messages_received,
-                    self.messages_sent,
-                    self.bytes_received,
-                    self.bytes_sent,
-                    self.peer,
-                    self.request_id,
-                )
+        self.state.connection_closed(self)
+        observer = self.context.observer
+        if observer is None:
+            return
+        observer.session_finished(
+            SessionFinished(
+                self.scope,
+                self._status,
+                code,
+                time.monotonic() - self._started,
+                self.messages_received,
+                self.messages_sent,
+                self.bytes_received,
+                self.bytes_sent,
+                self.peer,
+                self.request_id,
             )
+        )
+        observer.connection_closed()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -303,9 +312,9 @@ class WebSocketProtocol(asyncio.Protocol):
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
             raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client")
-        headers = _default_headers(self.state) + _app_headers(message)
+        headers = _default_headers(self.context.default_headers) + _app_headers(message)
         if self.request_id is not None:
-            headers.append((self.state.settings.request_id_header, self.request_id.encode()))
+            headers.append((self.context.request_id_header, self.request_id.encode()))
         self.engine.accept(subprotocol, headers)
         self._status = 101
         self.session = Session.OPEN
@@ -322,14 +331,13 @@ class WebSocketProtocol(asyncio.Protocol):
     def _respond(self, status: int, headers: Headers, body: bytes) -> None:
         """Answer the upgrade request with plain HTTP (a rejection or the app's denial) and
         close: the engine is not involved once the session is refused."""
+        defaults = self.context.default_headers
         try:
-            head = encode_head(
-                status, headers, self.state.default_headers, False, False, len(body), True
-            )[0]
+            head = _encode_denial(status, headers, defaults, len(body))
         except InvalidResponseHead:
             logger.error("Invalid WebSocket denial response from the ASGI application")
             status, body = 500, b""
-            head = encode_head(500, [], self.state.default_headers, False, False, 0, True)[0]
+            head = _encode_denial(500, [], defaults, 0)
         self._status = status
         self.session = Session.CLOSED
         self.bytes_sent += len(body)
@@ -420,6 +428,17 @@ def _request_head(scope: Scope) -> bytes:
     return b"".join(head)
 
 
+def engine_for(settings: WebSocketSettings) -> Engine:
+    """The sans-I/O library `--ws` chose (imported only when first used)."""
+    if settings.mode == "wsproto":
+        from monoceros.protocols.ws_wsproto import WsprotoEngine
+
+        return WsprotoEngine(settings)
+    from monoceros.protocols.ws_websockets import WebsocketsEngine
+
+    return WebsocketsEngine(settings)
+
+
 def _is_handshake_field(name: bytes) -> bool:
     return name == b"upgrade" or name == b"connection" or name.startswith(b"sec-websocket-")
 
@@ -427,10 +446,23 @@ def _is_handshake_field(name: bytes) -> bool:
 BAD_HANDSHAKE = Rejection(400, [(b"content-type", b"text/plain; charset=utf-8")], b"Bad Request\n")
 
 
-def _default_headers(state: ServerState) -> Headers:
+def _encode_denial(status: int, headers: Headers, defaults: DefaultHeaders, length: int) -> bytes:
+    """The head of an HTTP answer to an upgrade request; the connection closes after it."""
+    return encode_head(
+        status,
+        headers,
+        defaults,
+        http10=False,
+        keep_alive=False,
+        body_length=length,
+        send_body=True,
+    ).data
+
+
+def _default_headers(defaults: DefaultHeaders) -> Headers:
     """`server`, `date` and `--header` lines, as pairs for the 101 response."""
     pairs = []
-    for line in state.default_headers.block.split(b"\r\n"):
+    for line in defaults.block.split(b"\r\n"):
         name, sep, value = line.partition(b": ")
         if sep:
             pairs.append((name, value))

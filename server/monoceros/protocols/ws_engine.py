@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 from typing import NamedTuple, Protocol
 
-from monoceros.config import WebSocketSettings
 from monoceros.types import Message
 
 Headers = list[tuple[bytes, bytes]]
@@ -72,16 +71,6 @@ class Engine(Protocol):
         """Close at once over a violation the engine cannot see itself (size, UTF-8)."""
 
     def data_to_send(self) -> list[bytes]: ...
-
-
-def engine_for(settings: WebSocketSettings) -> Engine:
-    if settings.mode == "wsproto":
-        from monoceros.protocols.ws_wsproto import WsprotoEngine
-
-        return WsprotoEngine(settings)
-    from monoceros.protocols.ws_websockets import WebsocketsEngine
-
-    return WebsocketsEngine(settings)
 
 
 class MessageTooBig(Exception):

@@ -1,0 +1,39 @@
+"""What a request's cycle may ask of the connection it came on, and nothing more.
+
+`RequestCycle` (cycle.py) writes its response, waits for the transport, and says when it is
+done through a `ResponseChannel`; it never sees the connection's parser, queue or deadlines.
+HttpProtocol is one; an HTTP/2 stream will be another. A base class rather than a typing
+Protocol: mypyc then calls these methods natively (a Protocol-typed call is a dynamic one),
+and the cycle runs once per request.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from monoceros.protocols.flow_control import FlowControl
+
+
+class ResponseChannel:
+    # Set by the connection once it has its transport and peer.
+    flow: FlowControl
+    peer: tuple[str, int] | None  # the direct TCP peer (proxy headers aside)
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def send_file(self, file: IO[bytes], size: int) -> None:
+        raise NotImplementedError
+
+    def keep_alive_allowed(self) -> bool:
+        """False once the connection must close after the current response (shutdown)."""
+        raise NotImplementedError
+
+    def response_complete(self, keep_alive: bool) -> None:
+        """The last byte of the current response is written; `keep_alive`: the exchange
+        allows the connection to be reused."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Cut the connection: the only honest signal once a response is broken mid-way."""
+        raise NotImplementedError

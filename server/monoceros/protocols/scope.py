@@ -1,0 +1,133 @@
+"""ASGI scopes from what a request said, filled the same way by every protocol of ours: the
+target split and decoded, the connection's addresses, root_path, lifespan state, extensions.
+
+Pure: no I/O and no parser. `ConnectionFacts` is built once per connection; `request_scope` once
+per request, on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import unquote
+
+import httptools
+
+from monoceros.types import Scope
+
+Address = tuple[str, int]
+
+METHODS: Final[dict[bytes, str]] = {
+    method.encode(): method
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
+}
+
+
+class InvalidTarget(ValueError):
+    """A request target that is no origin-form, absolute-form or `*`."""
+
+
+class ConnectionFacts:
+    """What every scope of one connection says about it: its addresses, the scheme, and the
+    `monoceros.peer` extension (the direct peer, whatever proxy headers say)."""
+
+    __slots__ = ("client", "peer_extension", "scheme", "server")
+
+    def __init__(
+        self, client: Address | None, server: Address | None, scheme: str, trusted: bool
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.peer_extension: dict[str, object] = {"address": client, "trusted": trusted}
+
+
+def request_scope(
+    facts: ConnectionFacts,
+    method: str,
+    http_version: str,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    root_path: str,
+    app_state: dict[str, Any],
+) -> Scope:
+    """An HTTP scope; raises InvalidTarget."""
+    raw_path, query = split_target(target)
+    path = raw_path.decode("ascii")
+    if "%" in path:
+        path = unquote(path)
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": http_version,
+        "server": facts.server,
+        "client": facts.client,
+        "scheme": facts.scheme,
+        "method": method,
+        "root_path": root_path,
+        "path": root_path + path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": headers,
+        "state": app_state.copy(),
+        "extensions": {"http.response.pathsend": {}, "monoceros.peer": facts.peer_extension},
+    }
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """(raw path, query): origin-form (`/path?query`) directly, absolute-form and `*` through
+    httptools; raises InvalidTarget."""
+    if target[:1] == b"/":  # origin-form, nearly every request
+        raw_path, _, query = target.partition(b"?")
+        return raw_path, query
+    if target == b"*":
+        return target, b""
+    try:
+        # Any: httptools gives None for a missing part where its stubs say bytes, and the
+        # compiled build (setup.py) checks values against the types it knows.
+        url: Any = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        raise InvalidTarget(target) from None
+    return url.path or b"/", url.query or b""
+
+
+def websocket_scope(scope: Scope) -> Scope:
+    """An upgrade request's HTTP scope, as ASGI's websocket scope."""
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    scope["extensions"] = {
+        "websocket.http.response": {},
+        "monoceros.peer": scope["extensions"]["monoceros.peer"],
+    }
+    return scope
+
+
+def rejected_scope(
+    facts: ConnectionFacts,
+    method: str,
+    http_version: str,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+) -> Scope:
+    """What is known of a request the server answered itself (400, 408, 413, ...), for the
+    access log: the target as received, undecoded, as nginx shows it."""
+    text = target.decode("latin-1")
+    path, _, query = text.partition("?")
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query.encode("latin-1"),
+        "headers": headers,
+        "client": facts.client,
+        "scheme": facts.scheme,
+        "http_version": http_version,
+    }
+
+
+def valid_request_id(value: bytes) -> bool:
+    """At most 200 visible ASCII characters: safe to log and to echo in a header."""
+    return 0 < len(value) <= 200 and value.isascii() and value.translate(None, _ID_DELETE) == value
+
+
+_ID_DELETE: Final = bytes(range(0x21)) + b"\x7f"
