@@ -352,8 +352,9 @@ def _default(settings: type, name: str) -> Any:
 )
 @click.option(
     "--metrics-host",
-    default=None,
-    help="Admin listener host.  [default: the --host value]",
+    default=_default(ObserveSettings, "metrics_host"),
+    show_default=True,
+    help="Admin listener host; it does not follow --host, so /metrics stays local unless set.",
 )
 @click.option(
     "--metrics-port",
