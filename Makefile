@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest pytest-compiled compiled bench autobahn clean
+.PHONY: run test lint typecheck pytest pytest-compiled compiled bench autobahn chart-files clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ bench: $(COMPILED)/.built
 ## autobahn: Autobahn|Testsuite fuzzing client against monoceros (needs a python2.7; not in `make test`)
 autobahn: $(STAMP)
 	bash tests/conformance/autobahn.sh $(AUTOBAHN_ARGS)
+
+## chart-files: copy the dashboard and the alert rules into the Helm chart, which reads no file
+## outside itself. grafana/ and docker/prometheus/ hold the sources; the Compose stack mounts them
+## there. tests/unit/test_chart_consistency.py fails while the copies differ.
+chart-files:
+	cp grafana/dashboards/monoceros.json helm/monoceros/dashboards/monoceros.json
+	cp docker/prometheus/rules/monoceros.yml helm/monoceros/rules/monoceros.yml
 
 clean:
 	rm -rf $(VENV) build .coverage* .mypy_cache .pytest_cache .ruff_cache
