@@ -2,9 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The last release published on npm (later ones are GitHub-only).
+README_GENERATOR := @bitnami/readme-generator-for-helm@2.7.2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest pytest-compiled compiled bench autobahn chart-files clean
+.PHONY: run test lint typecheck pytest pytest-compiled compiled bench autobahn chart-files chart-readme clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +64,12 @@ autobahn: $(STAMP)
 chart-files:
 	cp grafana/dashboards/monoceros.json helm/monoceros/dashboards/monoceros.json
 	cp docker/prometheus/rules/monoceros.yml helm/monoceros/rules/monoceros.yml
+
+## chart-readme: regenerate the values table of helm/monoceros/README.md from the `## @param` lines
+## of values.yaml with Bitnami's readme-generator-for-helm (npm; tests/integration/test_helm.py
+## checks that the table is current and the metadata complete)
+chart-readme:
+	npx --yes $(README_GENERATOR) --values helm/monoceros/values.yaml --readme helm/monoceros/README.md
 
 clean:
 	rm -rf $(VENV) build .coverage* .mypy_cache .pytest_cache .ruff_cache

@@ -90,9 +90,9 @@ def test_override_swaps_in_your_app_and_nothing_else() -> None:
         k: v for k, v in base["services"].items() if k != "app"
     }
     # The base image and the image name are variables, as the test and a CI pipeline set them.
-    env = {"MONOCEROS_BASE_IMAGE": "monoceros:0.1.0-py3.13", "MYAPP_IMAGE": "registry/app:1"}
+    env = {"MONOCEROS_BASE_IMAGE": "monoceros:local-py3.13", "MYAPP_IMAGE": "registry/app:1"}
     pinned = _compose_config("compose.yaml", "examples/compose.override.yaml", env=env)
-    assert pinned["services"]["app"]["build"]["args"]["MONOCEROS_IMAGE"] == "monoceros:0.1.0-py3.13"
+    assert pinned["services"]["app"]["build"]["args"]["MONOCEROS_IMAGE"] == "monoceros:local-py3.13"
     assert pinned["services"]["app"]["image"] == "registry/app:1"
 
 
