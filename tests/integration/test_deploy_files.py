@@ -4,6 +4,7 @@ Grafana's provisioning and dashboard."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -80,7 +81,8 @@ def test_override_swaps_in_your_app_and_nothing_else() -> None:
     app, ours = merged["services"]["app"], base["services"]["app"]
     assert app["build"]["context"] == str(REPO / "examples" / "myapp")
     assert app["build"]["dockerfile"] == "Dockerfile"
-    assert app["build"]["args"]["MONOCEROS_IMAGE"].startswith("ghcr.io/monoceros-server/monoceros:")
+    # The base is the Dockerfile's pinned ARG unless the shell names another one.
+    assert "MONOCEROS_BASE_IMAGE" not in app["build"]["args"]
     assert app["build"]["secrets"] == ours["build"]["secrets"]  # the CA secret still reaches pip
     assert app["image"] == "myapp:local"
     assert app["environment"] == {**ours["environment"], "MONOCEROS_APP": "main:app"}
@@ -92,7 +94,10 @@ def test_override_swaps_in_your_app_and_nothing_else() -> None:
     # The base image and the image name are variables, as the test and a CI pipeline set them.
     env = {"MONOCEROS_BASE_IMAGE": "monoceros:local-py3.13", "MYAPP_IMAGE": "registry/app:1"}
     pinned = _compose_config("compose.yaml", "examples/compose.override.yaml", env=env)
-    assert pinned["services"]["app"]["build"]["args"]["MONOCEROS_IMAGE"] == "monoceros:local-py3.13"
+    assert (
+        pinned["services"]["app"]["build"]["args"]["MONOCEROS_BASE_IMAGE"]
+        == env["MONOCEROS_BASE_IMAGE"]
+    )
     assert pinned["services"]["app"]["image"] == "registry/app:1"
 
 
@@ -132,6 +137,10 @@ def test_compose_publishes_only_nginx_on_loopback_and_trusts_no_wildcard() -> No
     assert "*" not in trusted
     network = compose["networks"]["monoceros"]["ipam"]["config"][0]
     assert trusted == network["ip_range"], "the app trusts the containers of its own network"
+    # The app's fixed address: in the subnet, outside the range handed out to other containers.
+    address = ipaddress.ip_address(app["networks"]["monoceros"]["ipv4_address"])
+    assert address in ipaddress.ip_network(network["subnet"])
+    assert address not in ipaddress.ip_network(network["ip_range"])
     # The drain fits in the grace period, and nginx's upstream keep-alive ends first.
     assert float(app["stop_grace_period"].rstrip("s")) > float(
         app["environment"]["MONOCEROS_TIMEOUT_GRACEFUL_SHUTDOWN"]
