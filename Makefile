@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 README_GENERATOR := @bitnami/readme-generator-for-helm@2.7.2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest pytest-compiled compiled bench autobahn chart-files chart-readme clean
+.PHONY: run test lint typecheck pytest pytest-compiled compiled dist wheel docs bench autobahn chart-files chart-readme clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,15 @@ compiled: $(COMPILED)/.built
 run: $(STAMP)
 	$(BIN)/monoceros examples.app:app --host 127.0.0.1 --port 8000
 
-## test: lint, type-check, run the whole test suite with coverage, then the protocol and unit
-## tests again against the compiled build
-test: lint typecheck pytest pytest-compiled
+## test: lint, type-check, build the docs and the release files, run the whole test suite with
+## coverage (which installs and checks those files), then the protocol and unit tests again
+## against the compiled build
+test: lint typecheck docs dist pytest pytest-compiled
 
+LINTED := server tests bench examples docs setup.py .ci
 lint: $(STAMP)
-	$(BIN)/ruff check server tests bench examples
-	$(BIN)/ruff format --check server tests bench examples
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -45,6 +47,24 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/coverage erase
 	$(BIN)/pytest --cov=monoceros --cov-report=term-missing $(PYTEST_ARGS)
+
+## dist: what a release uploads, in dist/: the sdist, and a wheel built from it with the hot path
+## compiled (or the build fails), repaired to a manylinux tag so it installs compiled without a
+## compiler; both checked with twine. The release workflow (.github/workflows/release.yml)
+## builds the other platforms' wheels the same way, with cibuildwheel.
+dist: $(STAMP)
+	rm -rf dist build/dist
+	MONOCEROS_COMPILE=1 $(BIN)/python -m build --outdir build/dist .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/auditwheel repair --wheel-dir dist build/dist/*.whl
+	cp build/dist/*.tar.gz dist/
+	$(BIN)/twine check --strict dist/*
+
+wheel: dist
+
+## docs: the documentation site, into site/; --strict: a broken link or anchor, or a page left
+## out of the nav, fails the build (mkdocs.yml; docs/hooks/ generates the reference tables)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 pytest-compiled: $(COMPILED)/.built
 	MONOCEROS_EXPECT_COMPILED=1 PYTHONPATH=$(COMPILED) $(BIN)/pytest -q tests/unit tests/protocol
@@ -72,4 +92,5 @@ chart-readme:
 	npx --yes $(README_GENERATOR) --values helm/monoceros/values.yaml --readme helm/monoceros/README.md
 
 clean:
-	rm -rf $(VENV) build .coverage* .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist site .coverage* .mypy_cache .pytest_cache .ruff_cache
+	find server -name '*.so' -delete

@@ -1,6 +1,6 @@
 """Benchmark ASGI servers side by side with wrk; report medians and ratios against uvicorn.
 
-Why it is built this way (see bench/README.md and DESIGN.md, "Where the time goes"):
+Why it is built this way (see bench/README.md):
 
 - Absolute requests/s swing ±40% between runs on our machines; ratios measured side by side hold.
   So rounds are interleaved (every server on every endpoint, then again), the order of servers

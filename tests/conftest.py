@@ -7,10 +7,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # `make pytest-compiled` runs tests against build/compiled: make sure they really do, rather
 # than passing on the plain-Python source because the compiled build is missing.
 if os.environ.get("MONOCEROS_EXPECT_COMPILED") == "1":
-    import monoceros.protocols.http
+    from monoceros.buildinfo import build_info
 
-    if not monoceros.protocols.http.__file__.endswith(".so"):
+    if not build_info().compiled:
         raise SystemExit(
-            f"MONOCEROS_EXPECT_COMPILED=1 but {monoceros.protocols.http.__file__} is not compiled"
+            f"MONOCEROS_EXPECT_COMPILED=1 but the hot path is plain Python: {build_info().reason}"
             " (is a C compiler installed? see setup.py)"
         )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
+from monoceros._version import __version__
 from monoceros.config import Config
 from monoceros.server import Server
 from monoceros.types import ASGIApp
@@ -16,9 +15,13 @@ __all__ = ["Config", "Server", "__version__", "run", "serve"]
 def serve(config: Config) -> int:
     """Configure logging, then run one server or (with --workers) a supervisor until it
     stops; return the exit code. Both `run()` and the command line come through here."""
+    import logging
+
+    from monoceros.buildinfo import log_build
     from monoceros.observe.logging import configure_logging_for
 
     configure_logging_for(config)
+    log_build(logging.getLogger("monoceros.error"))
     if config.supervised:
         from monoceros.supervisor import Supervisor
 

@@ -1,11 +1,14 @@
 """`monoceros [OPTIONS] APP`: uvicorn's command line, plus our limits.
 
 Every option is declared once here; its default comes from the settings dataclass that owns
-it, and every option can also be set as MONOCEROS_<NAME> (click's auto_envvar_prefix).
+it, and every option can also be set as MONOCEROS_<NAME> (click's auto_envvar_prefix), which
+`--help` shows. The settings reference of the documentation is generated from this command
+(docs/hooks/reference.py).
 """
 
 from __future__ import annotations
 
+import platform
 import sys
 from dataclasses import MISSING, fields
 from typing import Any, get_args
@@ -13,6 +16,7 @@ from typing import Any, get_args
 import click
 
 from monoceros import __version__, serve
+from monoceros.buildinfo import describe
 from monoceros.config import (
     LOG_LEVELS,
     Config,
@@ -36,6 +40,14 @@ def _default(settings: type, name: str) -> Any:
             if item.default_factory is not MISSING:
                 return item.default_factory()
     raise LookupError(name)
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    click.echo(f"monoceros {__version__} ({describe()}) on {python}")
+    ctx.exit()
 
 
 @click.command(
@@ -389,7 +401,15 @@ def _default(settings: type, name: str) -> Any:
     show_default=True,
     help="Look for APP in this directory (added to sys.path).",
 )
-@click.version_option(__version__, "--version", prog_name="monoceros")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    allow_from_autoenv=False,  # MONOCEROS_VERSION in the environment must not end the server
+    callback=_print_version,
+    help="Show the version, whether the hot path is compiled, and the Python; then exit.",
+)
 def main(app: str, **options: Any) -> None:
     """Serve the ASGI application APP, given as "module:attribute"."""
     try:
@@ -402,3 +422,9 @@ def main(app: str, **options: Any) -> None:
         click.echo(f"Error: {exc}", err=True)
         code = exc.exit_code
     sys.exit(code)
+
+
+# `--help` names each option's environment variable (set here once rather than on every option).
+for _param in main.params:
+    if isinstance(_param, click.Option) and _param.allow_from_autoenv:
+        _param.show_envvar = True

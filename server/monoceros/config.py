@@ -142,7 +142,7 @@ class ObserveSettings:
 
 @dataclass(frozen=True, slots=True)
 class ProxySettings:
-    """Which proxy headers are believed, and from whom (proxy.py; README "Behind a proxy").
+    """Which proxy headers are believed, and from whom (proxy.py; docs/proxy.md).
 
     The default trusts the loopback addresses, as uvicorn does, and reads only X-Forwarded-*:
     `Forwarded` is honoured only when asked for, because a proxy that does not know it passes

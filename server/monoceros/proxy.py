@@ -5,7 +5,7 @@ no clock, no logging. `--forwarded-allow-ips` is parsed once into `TrustedProxie
 protocol asks `trusts_peer()` once per connection and, only for a trusted peer, calls
 `resolve_scope()` on each request's scope before the app sees it.
 
-The rules (README, "Behind a proxy"):
+The rules (docs/proxy.md):
 
 - A list of hops (`X-Forwarded-For`, or the elements of RFC 7239 `Forwarded`; several header
   lines are one list) is walked from the right, skipping trusted proxies: the first address

@@ -17,7 +17,6 @@ import os
 import signal
 import threading
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,9 +26,9 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+import monoceros
 from tests.integration.deploy_helpers import (
     DEPLOY,
-    REPO,
     Response,
     all_expressions,
     ca_bundle,
@@ -45,7 +44,7 @@ from tests.integration.deploy_helpers import (
 pytestmark = pytest.mark.timeout(1200)  # a cold machine builds the base images first (~2 min)
 
 PROJECT = "monoceros-test"
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+VERSION = monoceros.__version__  # written once, in server/monoceros/_version.py
 # The image variants, tagged as the release tags them, each on the stand-in for its Python base.
 VARIANTS = {
     f"monoceros:{VERSION}-py3.11": ("3.11", "local/python:3.11-slim-bookworm"),

@@ -22,10 +22,12 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from monoceros.buildinfo import build_info
 from tests.integration.helpers import TIMEOUT
 from tests.utils import ServerProcess
 
 APP = "tests.integration.worker_app:app"
+BUILD_LINE = re.compile(r"Hot path compiled with mypyc|Running as plain Python")
 
 
 @dataclass
@@ -129,6 +131,14 @@ def test_requests_spread_across_both_workers() -> None:
         assert group.requests_counted() == 200
         assert group.sample("monoceros_workers") == 2
         assert httpx.get(group.admin + "/readyz", timeout=5).status_code == 200
+
+
+def test_the_build_is_logged_once_for_the_group() -> None:
+    # The supervisor says whether the hot path is compiled; its workers do not repeat it.
+    with workers() as group:
+        lines = [line for line in group.process.lines if BUILD_LINE.search(line)]
+        assert len(lines) == 1, group.process.output
+        assert build_info().compiled == ("compiled with mypyc" in lines[0]), lines[0]
 
 
 def test_kill_9_replaces_the_worker_and_loses_at_most_the_request_in_flight() -> None:

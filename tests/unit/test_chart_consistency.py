@@ -8,10 +8,10 @@ Renders helm/monoceros offline with the Helm SDK (tests/chart.py); no cluster, n
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
 import re
-import tomllib
 from typing import Any
 
 import click
@@ -32,16 +32,16 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 # ---- versions and copied files
 
 
-PROJECT_VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+PROJECT_VERSION = monoceros.__version__  # written once, in server/monoceros/_version.py
 # Where the release workflow pushes the image: tags <version>, <version>-py3.11, -py3.13, latest.
 PUBLISHED_IMAGE = "ghcr.io/monoceros-server/monoceros"
 
 
 def test_app_version_is_the_package_version() -> None:
-    """pyproject.toml's version is the source; Chart.yaml's appVersion (the default image tag)
-    must follow it."""
+    """server/monoceros/_version.py is the source; Chart.yaml's appVersion (the default image
+    tag) must follow it."""
     chart = values_file(CHART / "Chart.yaml")
-    assert chart["appVersion"] == PROJECT_VERSION == monoceros.__version__
+    assert chart["appVersion"] == importlib.metadata.version("monoceros") == PROJECT_VERSION
 
 
 def test_default_image_is_the_published_one() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 import monoceros
 from monoceros import cli, supervisor
+from monoceros.buildinfo import describe
 from monoceros.config import Config
 from monoceros.observe import logging as observe_logging
 
@@ -77,10 +79,24 @@ def test_help_lists_every_option() -> None:
     assert not missing, result.output
 
 
-def test_version() -> None:
+def test_version_says_whether_the_hot_path_is_compiled() -> None:
     result = invoke("--version")
     assert result.exit_code == 0
-    assert "monoceros" in result.output
+    assert result.output.startswith(f"monoceros {monoceros.__version__} ({describe()}) on ")
+
+
+def test_a_monoceros_version_variable_does_not_trigger_version(configs: list[Config]) -> None:
+    configured(configs, "examples.app:app", env={"MONOCEROS_VERSION": "1"})
+
+
+def test_help_names_every_options_environment_variable() -> None:
+    context = click.Context(cli.main, auto_envvar_prefix="MONOCEROS")
+    for param in cli.main.get_params(context):
+        if not isinstance(param, click.Option) or {"--help", "--version"} & set(param.opts):
+            continue
+        record = param.get_help_record(context)
+        assert record is not None and "env var: MONOCEROS_" in record[1], param.name
+    assert "MONOCEROS_TIMEOUT_KEEP_ALIVE" in invoke("--help").output
 
 
 @pytest.mark.parametrize(

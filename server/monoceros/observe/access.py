@@ -156,7 +156,7 @@ def _origin_fields(scope: Any, peer: Any, host: Any, user_agent: Any, literals: 
 def render_request(
     record: RequestFinished, timestamp: bytes, pid: int, literals: Literals
 ) -> bytes:
-    """The access-log line of one request (DESIGN.md, "Access log"); runs once per request."""
+    """The access-log line of one request (docs/observability/logs.md); runs once per request."""
     scope = record.scope
     host, user_agent, referer = _named_headers(scope)
     return (

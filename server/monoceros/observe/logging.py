@@ -84,7 +84,22 @@ class _LineHandler(logging.Handler):
 
 
 def _json_dumps_str(value: Any, **kwargs: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:
+        # A lone surrogate: bytes someone decoded with surrogateescape (a library reading a
+        # hostile header). Escaped as text, the line stays one valid JSON object.
+        return orjson.dumps(_without_surrogates(value), default=str).decode()
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_surrogates(item) for item in value]
+    return value
 
 
 _output: LineBuffer | None = None

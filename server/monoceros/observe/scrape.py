@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from monoceros import __version__
+from monoceros._version import __version__
 from monoceros.observe.metrics import (
     DURATION_BUCKETS,
     SIZE_BUCKETS,

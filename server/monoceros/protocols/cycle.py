@@ -48,7 +48,6 @@ class RequestCycle:
         "_body_delivered",
         "_chunked",
         "_chunks",
-        "_continue_sent",
         "_headers",
         "_remaining",
         "_send_body",
@@ -96,7 +95,6 @@ class RequestCycle:
         self.request_id: str | None = None
         self._chunks: list[bytes] = []
         self._body_delivered = False
-        self._continue_sent = False
         self._waiter: asyncio.Future[None] | None = None
         self._headers: Any = ()
         self._chunked = False
@@ -120,6 +118,18 @@ class RequestCycle:
     def client_gone(self) -> None:
         self.disconnected = True
         self._wake()
+
+    def response_begun(self) -> bool:
+        """Whether any of the response is on the wire (the head goes out with the first body
+        message, so `http.response.start` alone writes nothing)."""
+        return self.response is ResponseState.STREAMING or self.response is ResponseState.COMPLETE
+
+    def abandon(self, status: int, outcome: str) -> None:
+        """The server ends this exchange itself (its request body turned out malformed): from
+        now on the app sees a disconnect, and observers get the record now, with `status`."""
+        self.status = status
+        self.client_gone()
+        self._observe(outcome)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -210,10 +220,13 @@ class RequestCycle:
                 return self._deliver_body()
             if self.disconnected or self.response is ResponseState.COMPLETE:
                 return DISCONNECT
-            if self.expect_continue and not self._continue_sent and self.more_body:
-                self._continue_sent = True
-                self.connection.write(CONTINUE_RESPONSE)
-            self.connection.flow.resume_reading()
+            if self.more_body:
+                if self.expect_continue:  # cleared once the final response's head is out
+                    self.expect_continue = False
+                    self.connection.write(CONTINUE_RESPONSE)
+                # Only for its own body: a request whose body is complete leaves reading to
+                # the connection (which may be holding pipelined requests back).
+                self.connection.flow.resume_reading()
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
 
@@ -305,6 +318,7 @@ class RequestCycle:
         # Reuse needs the request fully read: otherwise its unread body would be parsed
         # as the next request.
         keep_alive = self.keep_alive and not connection.closing and self.more_body is False
+        self.expect_continue = False  # no interim response once the final one has begun
         status = self.status
         send_body = self._send_body = not self.is_head and not no_body_allowed(status)
         try:

@@ -15,8 +15,9 @@ class RequestFinished(NamedTuple):
 
     scope: Scope
     status: int  # what was sent, or would have been sent; 0 if the app never started a response
-    # "complete", "disconnected" (client went away first), "error" (the app failed) or
-    # "rejected" (bad input the server answered itself: 400, 408, 413, 414, 431).
+    # "complete", "disconnected" (client went away first), "error" (the app failed),
+    # "rejected" (bad input the server answered itself: 400, 408, 413, 414, 431, 501) or
+    # "aborted" (the request body broke after the response began: the connection was cut).
     outcome: str
     duration: float  # seconds from the complete request head to the last byte handed to the socket
     bytes_received: int  # request body bytes

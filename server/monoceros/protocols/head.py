@@ -209,8 +209,9 @@ def _kind_of(name: object) -> int:  # object: the app may have sent anything
     return kind
 
 
-def error_response(status: int, defaults: DefaultHeaders) -> bytes:
-    """A complete response the server sends on its own (400, 408, 413, ...), closing after."""
+def error_response(status: int, defaults: DefaultHeaders, *, head_only: bool = False) -> bytes:
+    """A complete response the server sends on its own (400, 408, 413, ...), closing after;
+    to a HEAD request, the head alone (with the length the body would have had)."""
     phrase = HTTPStatus(status).phrase.encode("ascii")
     return b"".join(
         (
@@ -219,6 +220,6 @@ def error_response(status: int, defaults: DefaultHeaders) -> bytes:
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: %d\r\n" % len(phrase),
             b"connection: close\r\n\r\n",
-            phrase,
+            b"" if head_only else phrase,
         )
     )

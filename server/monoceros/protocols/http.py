@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-from collections import deque
-from typing import IO, Any, cast
+from typing import IO, Any, Final, cast
 from urllib.parse import unquote
 
 import httptools
 
-from monoceros.protocols.cycle import RequestCycle, ResponseState, service_unavailable
+from monoceros.protocols.cycle import RequestCycle, service_unavailable
 from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.flow_control import HIGH_WATER, FlowControl
 from monoceros.protocols.head import error_response
@@ -26,10 +25,17 @@ from monoceros.proxy import resolve_scope
 from monoceros.types import ASGIApp, Scope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
-TICK = 0.25
+TICK: Final = 0.25
 # How long a connection accepted just before a graceful shutdown may take to send its request.
-FRESH_CONNECTION_GRACE = 0.5
-FILE_CHUNK = 256 * 1024
+FRESH_CONNECTION_GRACE: Final = 0.5
+FILE_CHUNK: Final = 256 * 1024
+# Parsed requests that may wait behind the one being answered. What a client pipelines beyond
+# them waits as the bytes it arrived as, with reading paused, and is parsed as they are
+# answered (uvicorn queues one, h11 parses one at a time): a read full of tiny requests costs
+# its own size in memory, not a RequestCycle per request.
+MAX_QUEUED: Final = 1
+# A request head ends at the first CRLF CRLF; it is where parsing may stop.
+_HEAD_END: Final = b"\r\n\r\n"
 _METHODS = {
     method.encode(): method
     for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
@@ -42,6 +48,17 @@ class ConnectionState(enum.Enum):
     READING_HEAD = "receiving a request head (header deadline)"
     BUSY = "a request is with the app (no deadline)"
     CLOSED = "closed"
+
+
+class _Overflow(Exception):
+    """Raised from on_message_begin: a request began beyond those that may wait parsed."""
+
+
+# What HttpProtocol._parse reports (besides an offset after an upgrade request's head).
+_PARSED: Final = 0
+_STOPPED: Final = -1
+_OVERFLOW: Final = -2
+_NO_LIMIT: Final = 1 << 30
 
 
 class Reject(Exception):
@@ -69,9 +86,14 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = math.inf
         self.closing = False
         self.cycle: RequestCycle | None = None  # the request the app is answering
-        self._pipeline: deque[RequestCycle] = deque()  # received, waiting for their turn
+        # Parsed, waiting for their turn (a list: it holds one or two, and mypyc's list
+        # operations are native where a deque's are method calls).
+        self._pipeline: list[RequestCycle] = []
+        self._unparsed = b""  # received beyond MAX_QUEUED requests: parsed as they are answered
         self._message: RequestCycle | None = None  # the request whose body is being parsed
-        self._pending_error = 0
+        # The status owed for input the parser refused (0: none); once set, nothing more is
+        # parsed on this connection.
+        self._refused = 0
         self._max_requests = state.settings.limit_max_requests
         self._request_id_header = state.settings.request_id_header
         # Whether headers from this peer (X-Request-ID, proxy headers) may be believed.
@@ -81,11 +103,20 @@ class HttpProtocol(asyncio.Protocol):
         self._peer_extension: dict[str, object] = {}
         self._served = 0  # requests started on this connection
         self._limit_concurrency = state.settings.limit_concurrency
-        # Set by on_header only for `Upgrade: websocket` (when --ws allows it), so other
-        # requests pay one attribute test; the scope waits here for HttpParserUpgrade.
+        # An `Upgrade` header's value, so other requests pay one attribute test. A WebSocket
+        # upgrade we serve waits here as its scope for HttpParserUpgrade; any other upgrade
+        # is ignored (RFC 9110 section 7.8), and a body it announced is parsed afterwards.
         self._upgrade: bytes | None = None
         self._upgrade_scope: Scope | None = None
+        self._body_after_upgrade = b""  # the framing head of that body, for the parser
+        self._continuing = False  # the parser is reading that framing head: not a request
         self._ws = state.settings.ws
+        # Fields of a chunked body's trailer section so far (its bytes count in _header_bytes),
+        # and whether the parser may be inside that section (a chunk header with no data yet).
+        self._trailer_fields = 0
+        self._in_trailers = False
+        # How many parsed requests may wait when the parser begins another (`_feed` sets it).
+        self._room = MAX_QUEUED + 1
         self._reset_head(parsing=False)
 
     def _reset_head(self, parsing: bool = True) -> None:
@@ -93,12 +124,13 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
-        self._head_fed = 0
+        self._section_fed = 0  # bytes fed while a head (or a trailer section) was unfinished
         self._hosts = 0
         self._expect_continue = False
         self._request_id: bytes | None = None
         self._content_length = -1
-        self._transfer_encoding = False
+        self._transfer_encoding: bytes | None = None
+        self._trailer_fields = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -129,30 +161,17 @@ class HttpProtocol(asyncio.Protocol):
         for waiting in self._pipeline:
             waiting.client_gone()
         self._pipeline.clear()
+        self._unparsed = b""
         self.state.connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._parsing_head and self._head_fed > self._head_budget():
-            self._reject(431)
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            if self._upgrade_scope is not None:
-                self._switch_to_websocket(self._upgrade_scope, data[exc.args[0] :])
-                return
-            # Not a WebSocket we serve (--ws none, or another protocol): the request was
-            # answered as plain HTTP; what follows it is not HTTP, so stop here.
-            self.closing = True
+        if self._refused:
+            return  # the connection is being answered with an error and closed
+        if self._unparsed:  # requests are waiting already: these bytes wait behind them
+            self._unparsed += data
             self.flow.pause_reading()
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            self._reject(cause.status if isinstance(cause, Reject) else 400)
-        except httptools.HttpParserError:
-            self._reject(400)
-        else:
-            if self._parsing_head:
-                self._head_fed += len(data)
+            return
+        self._feed(data)
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -160,9 +179,132 @@ class HttpProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.flow.resume_writing()
 
+    # -- parsing -------------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        """Parse `data`. A request starts once the bytes in hand of its body have parsed
+        cleanly too, so one whose framing the parser refuses never reaches the app.
+
+        Between requests, all of `data` goes to the parser at once (one request per read is
+        the common case), with `on_message_begin` refusing to begin more requests than may
+        wait; if it must refuse, nothing parsed from `data` has started yet, so a fresh
+        parser takes the same bytes again piece by piece, each piece ending where a request
+        head may end. What is left past MAX_QUEUED waiting requests waits unparsed."""
+        start, end = 0, len(data)
+        careful = False
+        while start < end:
+            message = self._message
+            if message is None and len(self._pipeline) >= MAX_QUEUED:
+                self._unparsed = data[start:]
+                self.flow.pause_reading()
+                return
+            if careful or message is not None or self._parsing_head:
+                stop = self._piece_end(data, start, end)
+                self._room = _NO_LIMIT  # a piece completes at most one request head
+            else:
+                stop = end
+                self._room = MAX_QUEUED if self.cycle is not None else MAX_QUEUED + 1
+            queued = len(self._pipeline)
+            piece = data if stop - start == end else memoryview(data)[start:stop]
+            outcome = self._parse(piece)
+            if outcome == _OVERFLOW:
+                self._rewind(queued)
+                careful = True
+                continue
+            if outcome == _STOPPED:  # refused (a 400 is owed after them), or a CONNECT
+                if self.cycle is None and self._pipeline:
+                    self._start(self._pipeline.pop(0))
+                return
+            if outcome == _PARSED:
+                start = stop
+            elif self._upgrade_scope is not None:
+                self._switch_to_websocket(self._upgrade_scope, data[start + outcome :])
+                return
+            else:
+                start += outcome  # an upgrade we ignored: HTTP/1.1 goes on after its head
+            if self.cycle is None and self._pipeline:
+                waiting = self._pipeline[0]
+                if waiting is not self._message or start >= end:
+                    self._start(self._pipeline.pop(0))
+
+    def _rewind(self, queued: int) -> None:
+        """Forget the requests the last piece began (none has started): the parser was
+        between requests where that piece began, and a fresh one is too."""
+        while len(self._pipeline) > queued:
+            self._pipeline.pop()
+        self._message = None
+        self._upgrade = None
+        self._body_after_upgrade = b""
+        self.parser = httptools.HttpRequestParser(self)
+        self._reset_head(parsing=False)
+
+    def _piece_end(self, data: bytes, start: int, end: int) -> int:
+        """Where the next piece of `data` ends: after the body being parsed if its length is
+        known, else after the next CRLF CRLF (so at most one request head ends per piece)."""
+        message = self._message
+        if message is not None and not self._parsing_head and self._transfer_encoding is None:
+            remaining = self._content_length - message.bytes_received
+            if remaining > 0:
+                return min(end, start + remaining)
+        if data[start : start + 1] in (b"\n", b"\r"):
+            # A CRLF CRLF (of a head, or of a chunked body's end) may have begun in the
+            # previous read: end the piece at the first LF, so no second one ends in it.
+            lf = data.find(b"\n", start, start + 3)
+            if lf >= 0:
+                return lf + 1
+        found = data.find(_HEAD_END, start)
+        return end if found < 0 else found + 4
+
+    def _parse(self, piece: bytes | memoryview) -> int:
+        """Feed one piece to the parser: _PARSED, _STOPPED (refused, or closing), _OVERFLOW
+        (a request began beyond `self._room`), or the offset in `piece` after the head of a
+        request that asked for an upgrade."""
+        counting = self._parsing_head or self._in_trailers
+        if counting and self._section_fed > self._field_budget():
+            self._reject(431)
+            return _STOPPED
+        try:
+            self.parser.feed_data(piece)
+        except httptools.HttpParserUpgrade as exc:
+            return self._upgrade_requested(exc.args[0])
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Overflow):
+                return _OVERFLOW
+            self._reject(cause.status if isinstance(cause, Reject) else 400)
+            return _STOPPED
+        except httptools.HttpParserError:
+            self._reject(400)
+            return _STOPPED
+        if counting and (self._parsing_head or self._in_trailers):
+            self._section_fed += len(piece)
+        return _PARSED
+
+    def _upgrade_requested(self, offset: int) -> int:
+        """The parser stopped after a request that asked for an upgrade (or a CONNECT) at
+        `offset` in the piece: where to go on, or -1 to stop parsing."""
+        if self._upgrade_scope is not None:
+            return offset  # a WebSocket session takes over the connection (`_feed`)
+        if self._upgrade is None:
+            # CONNECT: answered as plain HTTP; what follows it is a tunnel's, not HTTP.
+            self.closing = True
+            self.flow.pause_reading()
+            return _STOPPED
+        # An upgrade we do not perform (RFC 9110 section 7.8): HTTP/1.1 goes on. The parser
+        # skipped the request's body, so it is given the body's framing head first (a request
+        # nobody sees), and the body that follows goes to the request's cycle.
+        self._upgrade = None
+        framing, self._body_after_upgrade = self._body_after_upgrade, b""
+        if framing:
+            self._continuing = True
+            self.parser.feed_data(framing)
+        return offset
+
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if len(self._pipeline) >= self._room and not self._continuing:
+            raise _Overflow
         self._reset_head()
         if self.conn_state is ConnectionState.IDLE:
             self.conn_state = ConnectionState.READING_HEAD
@@ -175,19 +317,21 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._parsing_head:
-            return  # a chunked body's trailer fields: not passed to the app
+            self._trailer_field(name, value)
+            return
         name = name.lower()
         if name == b"host":
             self._hosts += 1
         elif name == b"content-length":
             self._content_length = int(value)
         elif name == b"transfer-encoding":
-            self._transfer_encoding = True
+            codings = self._transfer_encoding
+            self._transfer_encoding = value if codings is None else codings + b"," + value
         elif name == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         elif name == self._request_id_header:
             self._request_id = value
-        elif name == b"upgrade" and self._ws is not None and value.lower() == b"websocket":
+        elif name == b"upgrade":
             self._upgrade = value
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
@@ -196,8 +340,21 @@ class HttpProtocol(asyncio.Protocol):
         if self._header_bytes > self.limits.max_header_bytes:
             raise Reject(431)
 
+    def _trailer_field(self, name: bytes, value: bytes) -> None:
+        """A field of a chunked body's trailer section: not passed to the app, but counted
+        with the head against the same limits (431 beyond)."""
+        self._trailer_fields += 1
+        self._header_bytes += len(name) + len(value)
+        if len(self._headers) + self._trailer_fields > self.limits.max_header_count:
+            raise Reject(431)
+        if self._header_bytes > self.limits.max_header_bytes:
+            raise Reject(431)
+
     def on_headers_complete(self) -> None:
         self._parsing_head = False
+        if self._continuing:  # the framing head of an ignored upgrade's body
+            self._continuing = False
+            return
         parser = self.parser
         version = parser.get_http_version()
         if version not in _HTTP_VERSIONS:
@@ -207,6 +364,9 @@ class HttpProtocol(asyncio.Protocol):
         max_body = self.limits.max_body_bytes
         if max_body and self._content_length > max_body:
             raise Reject(413)
+        codings = self._transfer_encoding
+        if codings is not None and codings.lower() != b"chunked":
+            raise Reject(transfer_coding_status(codings))
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         target = self._url
@@ -234,43 +394,50 @@ class HttpProtocol(asyncio.Protocol):
             "state": self.state.app_state.copy(),
             "extensions": {"http.response.pathsend": {}, "monoceros.peer": self._peer_extension},
         }
-        if self._upgrade is not None:
-            self._upgrade = None
-            # should_upgrade(): `Connection: upgrade` too, so HttpParserUpgrade will follow.
-            if (
-                method == "GET"
-                and parser.should_upgrade()
-                and self.cycle is None
-                and not self.state.draining
-            ):
+        if self._upgrade is not None and parser.should_upgrade():
+            # `Connection: upgrade` too: HttpParserUpgrade follows this callback.
+            if self._serves_websocket(method):
                 self._upgrade_scope = _websocket_scope(scope)
                 if self.peer_trusted:
                     resolve_scope(self._upgrade_scope, self._proxy)
                 return
+            # Ignored: the parser will skip the body, so keep its framing to feed it later.
+            if codings is not None:
+                self._body_after_upgrade = _CHUNKED_FRAMING
+            elif self._content_length > 0:
+                self._body_after_upgrade = _LENGTH_FRAMING % self._content_length
+        else:
+            self._upgrade = None
         if self.peer_trusted:
             resolve_scope(scope, self._proxy)
-        cycle = RequestCycle(scope, self, parser.should_keep_alive(), self._expect_continue)
+        # RFC 9110 section 10.1.1: no 100 (Continue) to an HTTP/1.0 client.
+        expect_continue = self._expect_continue and version == "1.1"
+        cycle = RequestCycle(scope, self, parser.should_keep_alive(), expect_continue)
         self._message = cycle
-        if self._content_length <= 0 and not self._transfer_encoding:
+        if self._content_length <= 0 and codings is None:
             # No body follows (RFC 9112 section 6.3): the request is complete already, and
             # its response may keep the connection alive.
             cycle.more_body = False
         if self._request_id_header:
             cycle.request_id = self._choose_request_id()
-        state = self.state
-        state.total_requests += 1
-        if state.total_requests == self._max_requests:
-            state.request_limit_reached()
-        if self._served:
-            state.keepalive_reuses += 1
-        self._served += 1
-        if self.cycle is None:
-            self._start(cycle)
-        else:
-            self._pipeline.append(cycle)
-            self.flow.pause_reading()  # one request ahead is enough
+        # Started once the piece it came in has parsed cleanly (`_feed`).
+        self._pipeline.append(cycle)
+
+    def _serves_websocket(self, method: str) -> bool:
+        """An `Upgrade: websocket` GET we take over: --ws allows it, nothing is in flight on
+        the connection, and the server is not shutting down."""
+        return (
+            self._ws is not None
+            and method == "GET"
+            and self._upgrade is not None  # for the type checker: the caller made sure
+            and self._upgrade.lower() == b"websocket"
+            and self.cycle is None
+            and not self._pipeline
+            and not self.state.draining
+        )
 
     def on_body(self, body: bytes) -> None:
+        self._in_trailers = False
         cycle = self._message
         assert cycle is not None
         max_body = self.limits.max_body_bytes
@@ -280,7 +447,16 @@ class HttpProtocol(asyncio.Protocol):
         if cycle.buffered > HIGH_WATER:
             self.flow.pause_reading()
 
+    def on_chunk_header(self) -> None:
+        # The last chunk (size 0) is followed by the trailer section, not by data: until data
+        # comes, the bytes fed count against the head's budget.
+        self._in_trailers = True
+        self._section_fed = 0
+
     def on_message_complete(self) -> None:
+        self._in_trailers = False
+        if self._body_after_upgrade:
+            return  # an ignored upgrade: its body is parsed next (`_upgrade_requested`)
         cycle = self._message
         if cycle is None:
             return  # a WebSocket upgrade: HttpParserUpgrade follows
@@ -296,6 +472,12 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = math.inf
         app = self.app
         state = self.state
+        state.total_requests += 1
+        if state.total_requests == self._max_requests:
+            state.request_limit_reached()
+        if self._served:
+            state.keepalive_reuses += 1
+        self._served += 1
         if self._limit_concurrency is not None and state.over_capacity():
             app = service_unavailable
             state.count_rejection(503)
@@ -315,12 +497,23 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle = None
         if not cycle.keep_alive or self.closing:
             self.close()
-        elif self._pipeline:
-            self._start(self._pipeline.popleft())
-            if not self._pipeline:
-                self.flow.resume_reading()
-        elif self._pending_error:
-            self._send_error(self._pending_error)
+            return
+        if self._pipeline:
+            self._start(self._pipeline.pop(0))
+        if self._unparsed:  # room in the queue again: parse what waited
+            waiting, self._unparsed = self._unparsed, b""
+            self._feed(waiting)
+        self._read_on()
+
+    def _read_on(self) -> None:
+        """After a response: read the next request, or send the error owed after it.
+        (A method of its own: in `response_complete`, `self.cycle` reads as None to mypyc,
+        which the calls there have changed.)"""
+        if self.cycle is not None:
+            if not self._unparsed and not self._refused:
+                self.flow.resume_reading()  # the next request may be read while this one runs
+        elif self._refused:
+            self._send_error(self._refused)  # owed after the responses before it
         else:
             self.flow.resume_reading()
             if self._parsing_head:
@@ -347,21 +540,30 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = self.state.now + timeout + TICK
 
     def _reject(self, status: int) -> None:
-        """Bad input: answer `status` and close, after any response already owed."""
+        """The parser refused the request being parsed: nothing more is parsed. The requests
+        before it are answered first, in order; then `status`, and the connection closes."""
         self.flow.pause_reading()
-        cycle = self.cycle
-        if cycle is None:
+        self._refused = status
+        self._unparsed = b""
+        message, self._message = self._message, None
+        if message is not None and message is not self.cycle:
+            self._pipeline.remove(message)  # never started: the app never hears of it
+        if message is not None and message is self.cycle:
+            # Its body broke while the app was answering it: the app sees a disconnect.
+            self.state.count_rejection(status)
+            if message.response_begun():
+                message.abandon(message.status, "aborted")
+                self.abort()  # a response is under way: cutting it short is the only signal
+            else:
+                message.abandon(status, "rejected")
+                head_only = message.is_head
+                self.transport.write(
+                    error_response(status, self.state.default_headers, head_only=head_only)
+                )
+                self.close()
+        elif self.cycle is None and not self._pipeline:
             self._send_error(status)
-        elif cycle is self._message:
-            # The request the app is handling broke mid-body: it sees a disconnect.
-            cycle.client_gone()
-            if cycle.response is ResponseState.WAITING_START:
-                cycle.status = status
-                self.state.count_rejection(status)
-                self.transport.write(error_response(status, self.state.default_headers))
-            self.close()
-        else:
-            self._pending_error = status  # sent once the responses before it are out
+        # else: sent once the responses before it are out (`response_complete`)
 
     def _choose_request_id(self) -> str:
         """The proxy's id when a trusted peer sent a sane one, else a fresh random one."""
@@ -371,17 +573,19 @@ class HttpProtocol(asyncio.Protocol):
         return self.state.request_ids.next()
 
     def _send_error(self, status: int) -> None:
+        """Answer the request being parsed with `status` ourselves, and close."""
         state = self.state
         state.count_rejection(status)
-        response = error_response(status, state.default_headers)
+        method = self.parser.get_method() if self._url else b""  # parsed before the target
+        response = error_response(status, state.default_headers, head_only=method == b"HEAD")
         self.transport.write(response)
         self.close()
         if state.on_request_finished is not None:
             state.on_request_finished(self._rejected_request(status, len(response)))
 
     def _rejected_request(self, status: int, size: int) -> RequestFinished:
-        """What is known of a request the server answered itself (400, 408, 413, 414, 431),
-        so the access log shows it like nginx would: the target as received, undecoded."""
+        """What is known of a request the server answered itself (400, 408, 413, 414, 431,
+        501), so the access log shows it like nginx would: the target as received, undecoded."""
         method = version = ""
         if self._url:  # the method was parsed (it comes before the target)
             method = self.parser.get_method().decode("latin-1")
@@ -423,6 +627,7 @@ class HttpProtocol(asyncio.Protocol):
     def check_deadline(self, now: float) -> None:
         """Called by the server's housekeeping tick once `self.deadline` has passed."""
         if self.conn_state is ConnectionState.READING_HEAD:
+            self._refused = 408
             self._send_error(408)
         elif self.conn_state is ConnectionState.IDLE:
             self.close()
@@ -448,8 +653,24 @@ class HttpProtocol(asyncio.Protocol):
         if self.conn_state is not ConnectionState.CLOSED:
             self.transport.abort()
 
-    def _head_budget(self) -> int:
+    def _field_budget(self) -> int:
+        """Bytes the parser may read of one head (or one trailer section) before 431."""
         return self.limits.max_request_line + self.limits.max_header_bytes + 4096
+
+
+def transfer_coding_status(codings: bytes) -> int:
+    """The status for a Transfer-Encoding other than plain `chunked` (RFC 9112 section 6):
+    501 for codings we do not implement applied before a final chunked, 400 where chunked
+    is not last or comes twice (the body's length cannot be known)."""
+    names = [name.strip(b" \t").lower() for name in codings.split(b",")]
+    if names[-1] == b"chunked" and b"chunked" not in names[:-1] and all(names[:-1]):
+        return 501
+    return 400
+
+
+# The framing head that lets the parser read the body of a request whose upgrade it skipped.
+_LENGTH_FRAMING: Final = b"PUT / HTTP/1.1\r\ncontent-length: %d\r\n\r\n"
+_CHUNKED_FRAMING: Final = b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
 def _websocket_scope(scope: Scope) -> Scope:

@@ -30,6 +30,7 @@ from monoceros.protocols.ws_engine import (
     MessageTooBig,
     Part,
     Pong,
+    Rejection,
     engine_for,
 )
 from monoceros.types import ASGIApp, Message, Scope
@@ -104,7 +105,7 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.state
         state.connections.add(self)
         state.websocket_sessions += 1
-        rejection = self.engine.handshake(_request_head(self.scope))
+        rejection = self._check_handshake()
         if rejection is not None:
             # A malformed handshake: the engine's 400 (or 426), and the app never hears of it.
             self._respond(rejection.status, rejection.headers, rejection.body)
@@ -121,6 +122,18 @@ class WebSocketProtocol(asyncio.Protocol):
         if data:
             self.data_received(data)
         state.track(self.loop.create_task(self._run()))
+
+    def _check_handshake(self) -> Rejection | None:
+        """The engine's verdict on the upgrade request, or a 400 for what no engine should be
+        shown: the libraries decode header bytes leniently and can fail on what they decoded."""
+        headers = self.scope["headers"]
+        if not all(value.isascii() for name, value in headers if _is_handshake_field(name)):
+            return BAD_HANDSHAKE
+        try:
+            return self.engine.handshake(_request_head(self.scope))
+        except Exception as exc:  # a library's bug must not escape into the event loop
+            logger.warning("WebSocket handshake refused (%s: %s)", type(exc).__name__, exc)
+            return BAD_HANDSHAKE
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -405,6 +418,13 @@ def _request_head(scope: Scope) -> bytes:
         head += (name, b": ", value, b"\r\n")
     head.append(b"\r\n")
     return b"".join(head)
+
+
+def _is_handshake_field(name: bytes) -> bool:
+    return name == b"upgrade" or name == b"connection" or name.startswith(b"sec-websocket-")
+
+
+BAD_HANDSHAKE = Rejection(400, [(b"content-type", b"text/plain; charset=utf-8")], b"Bad Request\n")
 
 
 def _default_headers(state: ServerState) -> Headers:

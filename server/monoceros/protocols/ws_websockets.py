@@ -31,11 +31,11 @@ class _ServerProtocol(ServerProtocol):
 
     # websockets' own, declared again for a type check that cannot see websockets (the
     # compiled build in pip's isolated build environment).
-    cur_size: int | None
+    current_size: int | None  # `cur_size` before websockets 16
 
     def recv_frame(self, frame: Frame) -> None:
-        if frame.opcode is Opcode.CLOSE and self.cur_size is not None:
-            self.cur_size = None  # websockets' own bookkeeping of the unfinished message
+        if frame.opcode is Opcode.CLOSE and self.current_size is not None:
+            self.current_size = None  # websockets' own bookkeeping of the unfinished message
         ServerProtocol.recv_frame(self, frame)
 
 
@@ -70,7 +70,8 @@ class WebsocketsEngine:
             for name, value in self._response.headers.raw_items()
             if name.lower() not in _OURS
         ]
-        return Rejection(self._response.status_code, headers, self._response.body)
+        # websockets types the body `bytes | bytearray` (since 16); the record takes bytes.
+        return Rejection(self._response.status_code, headers, bytes(self._response.body))
 
     def accept(self, subprotocol: str | None, headers: Headers) -> None:
         response_headers = self._response.headers

@@ -1,0 +1,181 @@
+"""CPU instructions per request, counted by valgrind's callgrind: a measure that does not move
+with whatever else the machine is doing.
+
+wrk's requests/s need a quiet machine and three runs to trust; an instruction count is the same
+from run to run for the same build and input, so it can compare two builds of the hot path on a
+busy machine (and in a review). It is not a substitute for `make bench`: it counts work, not
+time (no cache misses, no syscalls' cost), and valgrind runs the server ~50x slower.
+
+How: each server runs under `valgrind --tool=callgrind`; after a warm-up, `callgrind_control`
+zeroes the counters, one keep-alive connection sends `--requests` requests one after another,
+and a dump gives the instructions spent meanwhile. Stdlib only, plus valgrind.
+
+    python bench/instructions.py --endpoints plaintext,echo
+    python bench/instructions.py --server 'base=env PYTHONPATH=/tmp/base {python} -m monoceros ...'
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.endpoints import ECHO_BODY_BYTES, ENDPOINTS, Endpoint
+from bench.servers import DEFAULT_SERVERS, HOST, free_port, server_env
+
+WARMUP_REQUESTS = 200
+
+
+@dataclass(frozen=True)
+class Count:
+    server: str
+    endpoint: str
+    instructions_per_request: float
+
+
+def request_bytes(endpoint: Endpoint) -> bytes:
+    if endpoint.method == "POST":
+        body = b"x" * ECHO_BODY_BYTES
+        head = f"POST {endpoint.path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {len(body)}\r\n"
+        return head.encode() + b"\r\n" + body
+    return f"GET {endpoint.path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+
+
+class Client:
+    """One keep-alive connection, one request at a time, each response read to its end."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=120)
+        self.buffer = b""
+
+    def exchange(self, request: bytes) -> None:
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.buffer:
+            self._read()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if not head.startswith(b"HTTP/1.1 200 "):
+            raise RuntimeError(f"unexpected response {head[:60]!r}")
+        while len(self.buffer) < length:
+            self._read()
+        self.buffer = self.buffer[length:]
+
+    def _read(self) -> None:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise RuntimeError("the server closed the connection")
+        self.buffer += data
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the server did not listen in time")
+
+
+def count(
+    name: str,
+    template: str,
+    endpoint: Endpoint,
+    requests: int,
+    out_dir: str,
+    only: str | None = None,
+) -> Count:
+    port = free_port()
+    command = shlex.split(
+        template.replace("{python}", shlex.quote(sys.executable)).replace("{port}", str(port))
+    )
+    prefix = os.path.join(out_dir, f"{name}-{endpoint.name}")
+    # --trace-children: commands may start with `env VAR=...`, which execs the server.
+    valgrind = ["valgrind", "--tool=callgrind", "--trace-children=yes", "-q"]
+    valgrind.append(f"--callgrind-out-file={prefix}.%p")
+    if only:  # count only inside this function (and what it calls)
+        valgrind.append(f"--toggle-collect={only}")
+    env = server_env()
+    env["PYTHONHASHSEED"] = "0"
+    process = subprocess.Popen(
+        valgrind + command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(process, port, timeout=300)
+        client = Client(port)
+        request = request_bytes(endpoint)
+        for _ in range(WARMUP_REQUESTS):
+            client.exchange(request)
+        control = ["callgrind_control", str(process.pid)]
+        subprocess.run([*control, "--zero"], check=True, capture_output=True)
+        for _ in range(requests):
+            client.exchange(request)
+        subprocess.run([*control, "--dump"], check=True, capture_output=True)
+        client.sock.close()
+    finally:
+        process.kill()
+        process.wait()
+    total = _totals(Path(f"{prefix}.{process.pid}.1"))
+    return Count(name, endpoint.name, total / requests)
+
+
+def _totals(dump: Path) -> int:
+    for line in dump.read_text().splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no instruction total in {dump}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="a server to count (default: monoceros, monoceros+obs); {port} and {python}",
+    )
+    parser.add_argument("--endpoints", default="plaintext,json,echo")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this folder")
+    parser.add_argument(
+        "--only", help="count only inside this C function, e.g. '*HttpProtocol___data_received'"
+    )
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        parser.error("valgrind (with callgrind_control) is not installed: apt-get install valgrind")
+    servers = dict(item.split("=", 1) for item in args.server) or {
+        name: DEFAULT_SERVERS[name] for name in ("monoceros", "monoceros+obs")
+    }
+    by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS if not endpoint.websocket}
+    endpoints = [by_name[name] for name in args.endpoints.split(",")]
+    print(f"{'server':<20} {'endpoint':<10} {'instructions/request':>22}")
+    with tempfile.TemporaryDirectory(prefix="monoceros-callgrind-") as scratch:
+        out_dir = str(args.keep) if args.keep else scratch
+        os.makedirs(out_dir, exist_ok=True)
+        for endpoint in endpoints:
+            for name, template in servers.items():
+                result = count(name, template, endpoint, args.requests, out_dir, args.only)
+                per_request = f"{result.instructions_per_request:,.0f}"
+                print(f"{name:<20} {endpoint.name:<10} {per_request:>22}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
