@@ -44,6 +44,7 @@ from tests.integration.deploy_helpers import (
     RULES,
     ca_bundle,
     http_request,
+    load_yaml,
     require_docker,
     run,
     tool,
@@ -537,6 +538,12 @@ def test_two_releases_alert_apart(tmp_path: Path) -> None:
             "values": f"0+{per_minute}x30",
         }
 
+    (runbook,) = [
+        rule["annotations"]["runbook_url"]
+        for group in load_yaml(RULES)["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "MonocerosHighErrorRatio"
+    ]
     # api answers 25% with 500; web answers everything with 200.
     tests = {
         "rule_files": ["rules.yml"],
@@ -579,6 +586,7 @@ def test_two_releases_alert_apart(tmp_path: Path) -> None:
                                     "description": "More than 5% of requests to "
                                     "api-monoceros-metrics/10.0.0.3:9000 got a 5xx answer over "
                                     "5 minutes.",
+                                    "runbook_url": runbook,
                                 },
                             }
                         ],
