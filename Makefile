@@ -2,9 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The last release published on npm (later ones are GitHub-only).
+README_GENERATOR := @bitnami/readme-generator-for-helm@2.7.2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest pytest-compiled compiled dist wheel docs bench autobahn clean
+.PHONY: run test lint typecheck pytest pytest-compiled compiled dist wheel docs bench autobahn chart-files chart-readme clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +77,19 @@ bench: $(COMPILED)/.built
 ## autobahn: Autobahn|Testsuite fuzzing client against monoceros (needs a python2.7; not in `make test`)
 autobahn: $(STAMP)
 	bash tests/conformance/autobahn.sh $(AUTOBAHN_ARGS)
+
+## chart-files: copy the dashboard and the alert rules into the Helm chart, which reads no file
+## outside itself. grafana/ and docker/prometheus/ hold the sources; the Compose stack mounts them
+## there. tests/unit/test_chart_consistency.py fails while the copies differ.
+chart-files:
+	cp grafana/dashboards/monoceros.json helm/monoceros/dashboards/monoceros.json
+	cp docker/prometheus/rules/monoceros.yml helm/monoceros/rules/monoceros.yml
+
+## chart-readme: regenerate the values table of helm/monoceros/README.md from the `## @param` lines
+## of values.yaml with Bitnami's readme-generator-for-helm (npm; tests/integration/test_helm.py
+## checks that the table is current and the metadata complete)
+chart-readme:
+	npx --yes $(README_GENERATOR) --values helm/monoceros/values.yaml --readme helm/monoceros/README.md
 
 clean:
 	rm -rf $(VENV) build dist site .coverage* .mypy_cache .pytest_cache .ruff_cache

@@ -20,8 +20,8 @@ CHART = REPO / "helm" / "monoceros"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 RELEASE = "demo"
 NAMESPACE = "web"
-# Custom resources of the Prometheus Operator: no schema offline, checked structurally instead.
-OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Custom resources (Prometheus Operator, Gateway API): no schema offline, checked field by field.
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "HTTPRoute"}
 
 
 def helm_sdk() -> Any:
@@ -57,12 +57,21 @@ class Rendered:
     def deployment(self) -> dict[str, Any]:
         return self.get("Deployment")
 
+    def service(self) -> dict[str, Any]:
+        """The application's Service (its http port only)."""
+        return self.get("Service", "-monoceros")
+
+    def metrics_service(self) -> dict[str, Any]:
+        """The admin listener's ClusterIP Service."""
+        return self.get("Service", "-monoceros-metrics")
+
     def container(self) -> dict[str, Any]:
+        """The server's container (sidecars may sit beside it)."""
         containers: list[dict[str, Any]] = self.deployment()["spec"]["template"]["spec"][
             "containers"
         ]
-        assert len(containers) == 1
-        return containers[0]
+        (server,) = [c for c in containers if c["name"] == "monoceros"]
+        return server
 
     def server_env(self) -> dict[str, str]:
         """The MONOCEROS_* variables of the server container (its envFrom ConfigMap)."""

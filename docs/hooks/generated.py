@@ -132,6 +132,8 @@ def helm_values() -> str:
             out += ["| Name | Description | Value |", "| --- | --- | --- |"]
         elif line.startswith("## @param "):
             key, _, description = line.removeprefix("## @param ").partition(" ")
+            # readme-generator-for-helm's modifiers ([object], [array,default: ...]) are for it.
+            description = re.sub(r"^\[[^\]]*\]\s*", "", description)
             documented.add(key)
             value = json.dumps(_lookup(values, key))
             description = description.replace("|", "\\|")

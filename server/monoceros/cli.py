@@ -364,8 +364,9 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 )
 @click.option(
     "--metrics-host",
-    default=None,
-    help="Admin listener host.  [default: the --host value]",
+    default=_default(ObserveSettings, "metrics_host"),
+    show_default=True,
+    help="Admin listener host; it does not follow --host, so /metrics stays local unless set.",
 )
 @click.option(
     "--metrics-port",

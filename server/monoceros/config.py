@@ -128,7 +128,7 @@ class ObserveSettings:
     log_format: Literal["json", "console"] | None = None  # None: json unless stdout is a tty
     log_config: str | None = None
     metrics: bool = True
-    metrics_host: str | None = None  # None: the application's --host
+    metrics_host: str = "127.0.0.1"  # never follows --host: /metrics is published only when asked
     metrics_port: int = 9000
     request_id_header: str = "X-Request-ID"  # empty: no request ids
 

@@ -2,12 +2,15 @@
 # cannot pull (ours): each stage is the debootstrapped Debian base plus Debian's own packages.
 # Built by tests/deploy/base-images.sh; never shipped.
 
-FROM local/debian:bookworm AS apt
+# SUITE: the Debian release (bookworm, trixie) of every stage; base-images.sh sets it per image.
+ARG SUITE=bookworm
+
+FROM local/debian:${SUITE} AS apt
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq
 
-# For docker/Dockerfile's ARG PYTHON_IMAGE: python (3.11 on bookworm) with venv and pip, like
-# python:3.11-slim-bookworm.
+# For docker/Dockerfile's ARG PYTHON_IMAGE: python (3.11 on bookworm, 3.13 on trixie) with venv and
+# pip, like python:3.11-slim-bookworm and python:3.13-slim-trixie.
 FROM apt AS python
 RUN apt-get install -y -qq --no-install-recommends \
         python3 python3-venv python3-pip python-is-python3 ca-certificates \
@@ -37,3 +40,13 @@ RUN apt-get install -y -qq --no-install-recommends prometheus-nginx-exporter \
     && rm -rf /var/lib/apt/lists/*
 USER nobody
 ENTRYPOINT ["/usr/bin/prometheus-nginx-exporter"]
+
+# For compose.yaml's alertmanager service: the same user and storage directory as prom/alertmanager,
+# and wget for the healthcheck.
+FROM apt AS alertmanager
+RUN apt-get install -y -qq --no-install-recommends prometheus-alertmanager wget \
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /alertmanager && chown nobody:nogroup /alertmanager
+USER nobody
+WORKDIR /alertmanager
+ENTRYPOINT ["/usr/bin/prometheus-alertmanager"]

@@ -23,7 +23,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "tests" / "deploy"
-RULES = REPO / "docker" / "prometheus" / "rules" / "monoceros.yml"
+RULES = REPO / "docker" / "prometheus" / "rules" / "monoceros.yml"  # the chart ships this one
+RULE_FILES = sorted((REPO / "docker" / "prometheus" / "rules").glob("*.yml"))  # Compose: all
 RULE_TESTS = REPO / "docker" / "prometheus" / "tests" / "monoceros.test.yml"
 DASHBOARD = REPO / "grafana" / "dashboards" / "monoceros.json"
 CA_DIR = Path("/usr/local/share/ca-certificates")  # Debian's local CA folder
@@ -33,17 +34,15 @@ GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",
     "$__interval": "15s",
     "$__range": "5m",
-    "${job}": "monoceros",
-    "$job": "monoceros",
+    # The labels prometheus.yml gives the Compose stack's app (a ServiceMonitor's, in Kubernetes).
+    "${namespace}": "monoceros",
+    "$namespace": "monoceros",
+    "${service}": "app",
+    "$service": "app",
     "${instance}": "app:9000",
     "$instance": "app:9000",
     "${route}": ".*",
     "$route": ".*",
-}
-# Metrics a rule or panel may name before the server exports them (promtool accepts any name);
-# an expression naming one is only required to return data once /metrics has it.
-PENDING_METRICS = {
-    "monoceros_worker_restarts_total": "worker restarts come with --workers (issue 6)"
 }
 
 T = TypeVar("T")
@@ -210,7 +209,8 @@ def all_expressions() -> dict[str, str]:
         name: substitute_grafana_variables(expr)
         for name, expr in dashboard_expressions(dashboard).items()
     }
-    expressions.update(rule_expressions(load_yaml(RULES), as_signal=True))
+    for path in RULE_FILES:
+        expressions.update(rule_expressions(load_yaml(path), as_signal=True))
     return expressions
 
 

@@ -88,10 +88,33 @@ def test_admin_traffic_is_neither_logged_nor_counted() -> None:
     assert metrics.value("monoceros_connections_accepted_total") == 0
 
 
-def test_metrics_host_is_honoured() -> None:
-    with run_server(app, metrics_host="127.0.0.1") as running:
-        host = running.server.admin_sockets[0].getsockname()[0]
-        assert host == "127.0.0.1"
+@pytest.mark.parametrize(
+    ("args", "env", "admin_host"),
+    [
+        # The app on every interface, /metrics still on loopback only: it follows no --host.
+        pytest.param(("--host", "0.0.0.0"), {}, "127.0.0.1", id="host-not-followed"),
+        pytest.param(("--metrics-host", "127.0.0.2"), {}, "127.0.0.2", id="flag"),
+        pytest.param(
+            ("--host", "0.0.0.0"), {"MONOCEROS_METRICS_HOST": "127.0.0.2"}, "127.0.0.2", id="env"
+        ),
+    ],
+)
+def test_admin_listener_host(args: tuple[str, ...], env: dict[str, str], admin_host: str) -> None:
+    with start(*args, env=env) as process:
+        url = process.wait_listening(TIMEOUT)
+        admin = admin_url(process)
+        assert admin.startswith(f"http://{admin_host}:"), admin
+        assert get(admin + "/healthz").status_code == 200
+        process.signal(signal.SIGTERM)
+        assert process.wait(TIMEOUT) == 0
+    host = "0.0.0.0" if "0.0.0.0" in args else "127.0.0.1"
+    assert url.startswith(f"http://{host}:"), url
+
+
+def test_metrics_host_default_is_loopback_in_the_python_api() -> None:
+    with run_server(app, host="0.0.0.0") as running:
+        assert running.server.sockets[0].getsockname()[0] == "0.0.0.0"
+        assert running.server.admin_sockets[0].getsockname()[0] == "127.0.0.1"
         assert get(running_admin_url(running) + "/healthz").status_code == 200
 
 

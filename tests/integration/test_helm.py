@@ -1,12 +1,14 @@
 """The Helm chart in helm/monoceros: rendered with the Helm SDK for the default values and each
 file under helm/monoceros/ci, linted strictly, every manifest validated with
 `kubernetes-validate --strict` against the oldest Kubernetes the chart supports and the newest the
-tool knows, the schema's refusals, and the rendered pod run in Docker as far as Docker can express
-it (image, environment, user, read-only root, emptyDirs as tmpfs, capabilities, memory limit),
-probed on its admin port, then stopped with SIGTERM.
+tool knows, the schema's refusals, the NetworkPolicy evaluated for who may connect, two releases'
+alert rules run side by side in promtool, the values table regenerated with Bitnami's
+readme-generator-for-helm, and the rendered pod run in Docker as far as Docker can express it
+(image, environment, user, read-only root, emptyDirs as tmpfs, capabilities, memory limit), probed
+on its admin port, then stopped with SIGTERM.
 
-There is no helm CLI and no cluster on our machines (only the Helm SDK). Skips without the
-tools, except under CI=true, where it fails.
+There is no helm CLI and no cluster on our machines (Helm SDK only: helm-python-sdk). Skips
+without the tools, except under CI=true, where it fails.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from tests.chart import (
     CHART,
-    OPERATOR_KINDS,
+    CUSTOM_KINDS,
+    NAMESPACE,
+    REPO,
     Rendered,
     cases,
     helm_sdk,
@@ -92,8 +97,8 @@ def test_manifests_validate_strictly(values: dict[str, Any], tmp_path: Path) -> 
     rendered = render(values)
     files = []
     for index, manifest in enumerate(rendered.manifests):
-        if manifest["kind"] in OPERATOR_KINDS:
-            continue  # CRDs: no schema offline; see test_operator_resources
+        if manifest["kind"] in CUSTOM_KINDS:
+            continue  # CRDs: no schema offline; see test_operator_resources, test_http_route
         path = tmp_path / f"{index:02d}-{manifest['kind']}.yaml"
         path.write_text(json.dumps(manifest))
         files.append(str(path))
@@ -172,7 +177,7 @@ def test_defaults() -> None:
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     image = rendered.container()["image"]
-    assert image == f"monoceros:{CHART_YAML['appVersion']}"
+    assert image == f"ghcr.io/monoceros-server/monoceros:{CHART_YAML['appVersion']}"
     spread = _pod(rendered)["topologySpreadConstraints"]
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert {c["topologyKey"] for c in spread} == {
@@ -188,28 +193,103 @@ def test_helm_test_hook_gets_readyz_through_the_network_policy() -> None:
     hook = rendered.get("Pod", "-test-readyz")
     assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = hook["spec"]["containers"][0]["command"][-1]
-    service = rendered.get("Service")
+    service = rendered.metrics_service()
     assert f"http://{service['metadata']['name']}:9000/readyz" in script
-    policy = rendered.get("NetworkPolicy")["spec"]
-    client_rule = policy["ingress"][2]
-    (label,) = client_rule["from"][0]["podSelector"]["matchLabels"].items()
-    assert hook["metadata"]["labels"][label[0]] == label[1]
+    peer = Peer(NAMESPACE, hook["metadata"]["labels"])
+    assert admits(rendered.get("NetworkPolicy"), peer, "metrics")
     assert hook["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_network_policy_admits_only_the_controller_and_prometheus() -> None:
-    policy = render({}).get("NetworkPolicy")
-    rules = policy["spec"]["ingress"]
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    controller, prometheus = rules[0], rules[1]
-    assert controller["ports"] == [{"port": "http", "protocol": "TCP"}]
-    assert controller["from"][0]["namespaceSelector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": "ingress-nginx"
+class Peer:
+    """A pod that connects: its namespace (with the label Kubernetes sets on every namespace)
+    and its labels."""
+
+    def __init__(self, namespace: str, labels: dict[str, str] | None = None) -> None:
+        self.namespace = {"kubernetes.io/metadata.name": namespace}
+        self.labels = labels or {}
+
+
+def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector  # the chart uses matchLabels only
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def admits(policy: dict[str, Any], peer: Peer, port: str) -> bool:
+    """NetworkPolicy ingress semantics for one peer and one named port: a rule admits when one
+    of its `from` entries matches (all of an entry's selectors at once; a podSelector alone means
+    the policy's namespace) and one of its ports is the port; no `from` or no `ports`: any."""
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    for rule in spec.get("ingress", []):
+        ports = rule.get("ports")
+        if ports is not None and not any(p.get("port") == port for p in ports):
+            continue
+        sources = rule.get("from")
+        if sources is None:
+            return True
+        for source in sources:
+            assert "ipBlock" not in source
+            namespace_ok = (
+                _matches(source["namespaceSelector"], peer.namespace)
+                if "namespaceSelector" in source
+                else peer.namespace["kubernetes.io/metadata.name"]
+                == policy["metadata"]["namespace"]
+            )
+            pod_ok = (
+                _matches(source["podSelector"], peer.labels) if "podSelector" in source else True
+            )
+            if namespace_ok and pod_ok:
+                return True
+    return False
+
+
+CONTROLLER = Peer("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+PROMETHEUS = Peer("monitoring", {"app.kubernetes.io/name": "prometheus"})
+CALLER = Peer("web", {"app": "billing"})  # another app of the release namespace
+ELSEWHERE = Peer("shop", {"app": "checkout"})  # another namespace
+CLIENT = Peer("web", {"demo-monoceros-client": "true"})
+GATEWAY = Peer("gateway-system", {"gateway.networking.k8s.io/gateway-name": "public"})
+CLOSED: dict[str, Any] = {"networkPolicy": {"allowExternal": False}}
+EXTRA_CALLER: dict[str, Any] = {
+    "networkPolicy": {
+        "allowExternal": False,
+        "extraIngress": [
+            {
+                "from": [{"podSelector": {"matchLabels": {"app": "billing"}}}],
+                "ports": [{"port": "http"}],
+            }
+        ],
     }
-    assert prometheus["ports"] == [{"port": "metrics", "protocol": "TCP"}]
-    assert prometheus["from"][0]["namespaceSelector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": "monitoring"
-    }
+}
+GATEWAY_VALUES = values_file(CHART / "ci" / "gateway-values.yaml")
+
+
+@pytest.mark.parametrize(
+    ("values", "peer", "port", "admitted"),
+    [
+        # Defaults: the app's port is open to the pods that call it; /metrics to Prometheus only.
+        pytest.param({}, CALLER, "http", True, id="caller-http"),
+        pytest.param({}, ELSEWHERE, "http", True, id="other-namespace-http"),
+        pytest.param({}, CONTROLLER, "http", True, id="controller-http"),
+        pytest.param({}, CALLER, "metrics", False, id="caller-no-metrics"),
+        pytest.param({}, CONTROLLER, "metrics", False, id="controller-no-metrics"),
+        pytest.param({}, PROMETHEUS, "metrics", True, id="prometheus-metrics"),
+        pytest.param({}, CLIENT, "metrics", True, id="labelled-client-metrics"),
+        # allowExternal=false: the controller and labelled clients only.
+        pytest.param(CLOSED, CALLER, "http", False, id="closed-caller"),
+        pytest.param(CLOSED, ELSEWHERE, "http", False, id="closed-elsewhere"),
+        pytest.param(CLOSED, CONTROLLER, "http", True, id="closed-controller"),
+        pytest.param(CLOSED, CLIENT, "http", True, id="closed-labelled-client"),
+        pytest.param(CLOSED, PROMETHEUS, "http", False, id="closed-prometheus-not-http"),
+        pytest.param(EXTRA_CALLER, CALLER, "http", True, id="closed-extra-ingress"),
+        pytest.param(EXTRA_CALLER, ELSEWHERE, "http", False, id="closed-extra-ingress-only"),
+        pytest.param(GATEWAY_VALUES, GATEWAY, "http", True, id="gateway"),
+        pytest.param(GATEWAY_VALUES, CONTROLLER, "http", False, id="gateway-only"),
+        pytest.param(GATEWAY_VALUES, GATEWAY, "metrics", False, id="gateway-no-metrics"),
+    ],
+)
+def test_network_policy(values: dict[str, Any], peer: Peer, port: str, admitted: bool) -> None:
+    assert admits(render(values).get("NetworkPolicy"), peer, port) is admitted
 
 
 def test_ingress_matches_the_servers_proxy_trust() -> None:
@@ -232,7 +312,7 @@ def test_ingress_matches_the_servers_proxy_trust() -> None:
     assert float(env["MONOCEROS_TIMEOUT_KEEP_ALIVE"]) > 60
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {
-        "name": rendered.get("Service")["metadata"]["name"],
+        "name": rendered.service()["metadata"]["name"],
         "port": {"name": "http"},
     }
     assert "https://app.example.com/" in rendered.notes
@@ -251,6 +331,83 @@ def test_autoscaling() -> None:
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 20)
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
     assert hpa["spec"]["scaleTargetRef"]["name"] == rendered.deployment()["metadata"]["name"]
+
+
+def test_http_route() -> None:
+    rendered = render(GATEWAY_VALUES)
+    route = rendered.get("HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    spec = route["spec"]
+    assert set(spec) == {"parentRefs", "hostnames", "rules"}
+    assert spec["parentRefs"] == [
+        {"name": "public", "namespace": "gateway-system", "sectionName": "https"}
+    ]
+    assert spec["hostnames"] == ["app.example.com"]
+    (rule,) = spec["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    service = rendered.service()
+    (backend,) = rule["backendRefs"]
+    assert backend == {
+        "name": service["metadata"]["name"],
+        "port": service["spec"]["ports"][0]["port"],
+    }
+    assert rendered.server_env()["MONOCEROS_FORWARDED_ALLOW_IPS"] == "10.244.0.0/16"
+    assert "Ingress" not in rendered.kinds()
+    assert "HTTPRoute demo-monoceros" in rendered.notes
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(GATEWAY_VALUES, id="loadbalancer-and-httproute"),
+        pytest.param(values_file(CHART / "ci" / "ingress-values.yaml"), id="ingress"),
+    ],
+)
+def test_metrics_are_never_published(values: dict[str, Any]) -> None:
+    """The admin listener is on a ClusterIP Service of its own; whatever publishes the app (a
+    LoadBalancer or NodePort Service, the Ingress, the HTTPRoute) reaches the http port only."""
+    rendered = render(values)
+    app = rendered.service()
+    metrics = rendered.metrics_service()
+    assert [p["targetPort"] for p in app["spec"]["ports"]] == ["http"]
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert [p["targetPort"] for p in metrics["spec"]["ports"]] == ["metrics"]
+    backends = [
+        path["backend"]["service"]
+        for kind in ("Ingress",)
+        if kind in rendered.kinds()
+        for rule in rendered.get(kind)["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    if "HTTPRoute" in rendered.kinds():
+        backends += [
+            {"name": ref["name"], "port": {"number": ref["port"]}}
+            for rule in rendered.get("HTTPRoute")["spec"]["rules"]
+            for ref in rule["backendRefs"]
+        ]
+    assert backends
+    for backend in backends:
+        assert backend["name"] == app["metadata"]["name"]
+        assert backend["port"] in ({"name": "http"}, {"number": app["spec"]["ports"][0]["port"]})
+
+
+def test_extra_containers_and_hooks() -> None:
+    values = values_file(CHART / "ci" / "extras-values.yaml")
+    rendered = render(values)
+    pod = _pod(rendered)
+    container = rendered.container()
+    assert container["command"] == ["monoceros"]
+    assert container["args"] == ["--header", "X-Frame-Options:DENY"]
+    assert container["lifecycle"] == values["lifecycle"]
+    assert container["env"] == values["extraEnv"]
+    # The chart's ConfigMap first, so that the Secret's variables win where both set one.
+    assert [list(source) for source in container["envFrom"]] == [["configMapRef"], ["secretRef"]]
+    assert pod["initContainers"] == values["initContainers"]
+    assert [c["name"] for c in pod["containers"]] == ["monoceros", "log-shipper"]
+    volumes = {v["name"] for v in pod["volumes"]}
+    assert volumes == {"tmp", "app-logs"}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"/tmp", "/var/log/app"}
 
 
 def test_workers_are_rendered_for_the_server() -> None:
@@ -290,13 +447,20 @@ def test_custom_security_context_and_image() -> None:
 
 def test_operator_resources() -> None:
     rendered = render(values_file(CHART / "ci" / "monitoring-values.yaml"))
-    service = rendered.get("Service")
+    service = rendered.metrics_service()
     monitor = rendered.get("ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "kps"  # what kube-prometheus-stack selects
     spec = monitor["spec"]
-    assert set(spec) == {"jobLabel", "selector", "namespaceSelector", "endpoints"}
-    assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert set(spec) == {"selector", "namespaceSelector", "endpoints"}
+    # The metrics Service only: the series get its name as their `service` label.
+    selected = [
+        m["metadata"]["name"]
+        for m in rendered.manifests
+        if m["kind"] == "Service"
+        and spec["selector"]["matchLabels"].items() <= m["metadata"]["labels"].items()
+    ]
+    assert selected == [service["metadata"]["name"]]
     assert spec["namespaceSelector"] == {"matchNames": ["web"]}
     (endpoint,) = spec["endpoints"]
     assert endpoint == {
@@ -310,7 +474,11 @@ def test_operator_resources() -> None:
     rule = rendered.get("PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["metadata"]["labels"]["release"] == "kps"
-    source = load_yaml(RULES)
+    # The Compose stack's rules, with its job="monoceros" replaced by this release's series.
+    text = RULES.read_text().replace(
+        'job="monoceros"', 'namespace="web", service="demo-monoceros-metrics"'
+    )
+    source = yaml.safe_load(text)
     assert set(rule["spec"]) == {"groups"}
     assert _rules(rule["spec"]) == _rules(source)
     assert rule["spec"] == source  # labels, annotations and `for` too
@@ -335,6 +503,130 @@ def test_dashboard_config_map() -> None:
     assert config_map["metadata"]["annotations"]["grafana_folder"] == "monoceros"
     assert json.loads(config_map["data"]["monoceros.json"]) == json.loads(DASHBOARD.read_text())
     assert "monoceros-overview" in rendered.notes
+
+
+MONITORED: dict[str, Any] = {
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
+}
+
+
+def test_two_releases_alert_apart(tmp_path: Path) -> None:
+    """The PrometheusRules of two releases in one namespace, evaluated by promtool over series of
+    both as the ServiceMonitors label them: each release's rules see its own series only, record
+    nothing for the other, and an alert names the release it is about."""
+    promtool = tool("promtool")
+    groups = []
+    for release in ("api", "web"):
+        output = (
+            helm_sdk()
+            .Chart.load(str(CHART))
+            .render(MONITORED, name=release, namespace=NAMESPACE, is_install=True)
+        )
+        (text,) = [t for path, t in output.items() if path.endswith("prometheusrule.yaml")]
+        for group in yaml.safe_load(text)["spec"]["groups"]:
+            groups.append({**group, "name": f"{release}.{group['name']}"})
+    (tmp_path / "rules.yml").write_text(json.dumps({"groups": groups}))
+
+    def series(release: str, status: str, per_minute: int) -> dict[str, str]:
+        labels = (
+            f'job="{release}-monoceros-metrics",namespace="{NAMESPACE}",'
+            f'service="{release}-monoceros-metrics",pod="{release}-monoceros-0",'
+            f'instance="10.0.0.{len(release)}:9000",http_response_status_code="{status}"'
+        )
+        return {
+            "series": f"http_server_request_duration_seconds_count{{{labels}}}",
+            "values": f"0+{per_minute}x30",
+        }
+
+    (runbook,) = [
+        rule["annotations"]["runbook_url"]
+        for group in load_yaml(RULES)["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "MonocerosHighErrorRatio"
+    ]
+    # api answers 25% with 500; web answers everything with 200.
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series("api", "200", 45),
+                    series("api", "500", 15),
+                    series("web", "200", 600),
+                ],
+                "promql_expr_test": [
+                    {
+                        # One recorded series per release, not two: each is recorded once.
+                        "expr": "count by (service) (job_instance:http_server_requests:rate5m)",
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {"labels": '{service="api-monoceros-metrics"}', "value": 1},
+                            {"labels": '{service="web-monoceros-metrics"}', "value": 1},
+                        ],
+                    }
+                ],
+                "alert_rule_test": [
+                    {
+                        "alertname": "MonocerosHighErrorRatio",
+                        "eval_time": "10m",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "job": "api-monoceros-metrics",
+                                    "namespace": NAMESPACE,
+                                    "service": "api-monoceros-metrics",
+                                    "pod": "api-monoceros-0",
+                                    "instance": "10.0.0.3:9000",
+                                },
+                                "exp_annotations": {
+                                    "summary": "10.0.0.3:9000: 25% of requests fail with 5xx",
+                                    "description": "More than 5% of requests to "
+                                    "api-monoceros-metrics/10.0.0.3:9000 got a 5xx answer over "
+                                    "5 minutes.",
+                                    "runbook_url": runbook,
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "rules.test.yml").write_text(json.dumps(tests))
+    result = run([promtool, "test", "rules", str(tmp_path / "rules.test.yml")], 60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_values_table_is_generated_from_the_param_lines(tmp_path: Path) -> None:
+    """Bitnami's readme-generator-for-helm (npm) accepts values.yaml's `## @param` lines (it fails
+    on a value without one, or a line without a value), and the chart README's table is what it
+    generates (`make chart-readme`)."""
+    npx = tool("npx")
+    values, readme = tmp_path / "values.yaml", tmp_path / "README.md"
+    values.write_bytes((CHART / "values.yaml").read_bytes())
+    readme.write_bytes((CHART / "README.md").read_bytes())
+    generator = re.search(r"^README_GENERATOR := (\S+)$", (REPO / "Makefile").read_text(), re.M)
+    assert generator
+    result = run(
+        [npx, "--yes", generator.group(1), "--values", str(values), "--readme", str(readme)],
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0 and "npm ERR!" in result.stderr:  # not installed: no registry
+        unavailable(f"npx could not install readme-generator-for-helm: {result.stderr[-2000:]}")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert readme.read_text() == (CHART / "README.md").read_text(), "run `make chart-readme`"
+    # ... and it can fail: a value without a `## @param` line is refused.
+    values.write_text(values.read_text() + "undocumented: 1\n")
+    refused = run(
+        [npx, "--yes", generator.group(1), "--values", str(values), "--readme", str(readme)],
+        300,
+        check=False,
+    )
+    assert refused.returncode != 0 and "Missing metadata for key: undocumented" in refused.stdout
 
 
 # ---- the schema and validateValues refuse bad values
@@ -373,6 +665,27 @@ def test_dashboard_config_map() -> None:
             id="hpa-no-requests",
         ),
         pytest.param({"pdb": {"minAvailable": 2}}, "node drains block", id="pdb-blocks-drains"),
+        pytest.param({"httpRoute": {"parentRef": []}}, "'parentRef' not allowed", id="route-typo"),
+        pytest.param(
+            {"service": {"ports": {"metrics": 9000}}}, "'metrics' not allowed", id="moved"
+        ),
+        pytest.param({"sidecars": [{"image": "x"}]}, "/sidecars/0", id="sidecar-no-name"),
+        pytest.param({"networkPolicy": {"allowExternal": "no"}}, "allowExternal", id="np-bool"),
+        pytest.param(
+            {"httpRoute": {"enabled": True}, "server": {"forwardedAllowIps": "10.0.0.0/8"}},
+            "name the Gateway",
+            id="route-no-parent",
+        ),
+        pytest.param(
+            {"httpRoute": {"enabled": True, "parentRefs": [{"name": "gw"}]}},
+            "Gateway's pods",
+            id="route-no-trust",
+        ),
+        pytest.param(
+            {"metrics": {"prometheusRule": {"enabled": True}}},
+            "needs metrics.serviceMonitor.enabled",
+            id="rules-without-monitor",
+        ),
         pytest.param(
             {"server": {"shutdownDelay": 1}, "readinessProbe": {"periodSeconds": 5}},
             "shorter than server.shutdownDelay",
@@ -405,6 +718,8 @@ DOCKER_VALUES: dict[str, Any] = {
 DOCKER_CASES = [
     pytest.param({}, id="defaults"),
     pytest.param(values_file(CHART / "ci" / "security-context-values.yaml"), id="security-context"),
+    # command and args reach the server: its --header option answers every response.
+    pytest.param(values_file(CHART / "ci" / "extras-values.yaml"), id="command-and-args"),
 ]
 
 
@@ -511,8 +826,8 @@ def test_rendered_pod_starts_passes_its_probes_and_drains(
     rendered = render(_merge(values, DOCKER_VALUES))
     container, pod = rendered.container(), _pod(rendered)
     assert container["image"] == image
-    service = rendered.get("Service")["metadata"]["name"]
-    # The Service's name resolves to the container on its network (for the helm test hook).
+    service = rendered.metrics_service()["metadata"]["name"]
+    # The metrics Service's name resolves to the container on its network (the helm test hook).
     options = ["--name", name, "--detach", "--network", network, "--network-alias", service]
     args, skipped = docker_run_args(pod, container, rendered.server_env(), options)
     print("docker run", " ".join(args), "\nnot expressible in Docker:", skipped)
@@ -543,6 +858,8 @@ def test_rendered_pod_starts_passes_its_probes_and_drains(
     assert _status(metrics_port, container["livenessProbe"]["httpGet"]["path"]) == 200
     response = http_request(http_port, "/")
     assert (response.status, response.body) == (200, b"Hello, World!")
+    if "--header" in container.get("args", []):
+        assert response.headers["x-frame-options"] == "DENY"
     assert _status(metrics_port, "/metrics") == 200
 
     # The user, and a root filesystem that only /tmp (the emptyDir) can be written to.
@@ -554,7 +871,7 @@ def test_rendered_pod_starts_passes_its_probes_and_drains(
 
     # The `helm test` hook pod, locked down the same way, through the Service's name (Docker
     # has no Service: its metrics port must be the container's for this to stand in).
-    assert rendered.get("Service")["spec"]["ports"][1]["port"] == ports["metrics"]
+    assert rendered.metrics_service()["spec"]["ports"][0]["port"] == ports["metrics"]
     hook = rendered.get("Pod", "-test-readyz")["spec"]
     hook_args, _ = docker_run_args(hook, hook["containers"][0], {}, ["--rm", "--network", network])
     result = run(["docker", "run", *hook_args], timeout=60, check=False)

@@ -1,5 +1,6 @@
-"""The Helm chart against what it deploys: the package version, the server's real command line
-and admin listener, the Compose stack's alert rules and dashboard, and its own documentation.
+"""The Helm chart against what it deploys: the package version and the published image, the
+server's real command line and admin listener, the Compose stack's alert rules and dashboard, and
+its own documentation.
 
 Renders helm/monoceros offline with the Helm SDK (tests/chart.py); no cluster, no Docker.
 """
@@ -31,9 +32,33 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 # ---- versions and copied files
 
 
+PROJECT_VERSION = monoceros.__version__  # written once, in server/monoceros/_version.py
+# Where the release workflow pushes the image: tags <version>, <version>-py3.11, -py3.13, latest.
+PUBLISHED_IMAGE = "ghcr.io/monoceros-server/monoceros"
+
+
 def test_app_version_is_the_package_version() -> None:
+    """server/monoceros/_version.py is the source; Chart.yaml's appVersion (the default image
+    tag) must follow it."""
     chart = values_file(CHART / "Chart.yaml")
-    assert chart["appVersion"] == importlib.metadata.version("monoceros") == monoceros.__version__
+    assert chart["appVersion"] == importlib.metadata.version("monoceros") == PROJECT_VERSION
+
+
+def test_default_image_is_the_published_one() -> None:
+    rendered = render({})
+    assert rendered.container()["image"] == f"{PUBLISHED_IMAGE}:{PROJECT_VERSION}"
+    image = VALUES["image"]
+    assert f"{image['registry']}/{image['repository']}" == PUBLISHED_IMAGE
+    assert image["tag"] == "" and image["digest"] == ""  # the tag follows appVersion
+
+
+def test_the_from_example_pins_this_release() -> None:
+    """examples/myapp/Dockerfile (which examples/compose.override.yaml builds) starts FROM this
+    release's published image."""
+    dockerfile = (REPO / "examples" / "myapp" / "Dockerfile").read_text()
+    (image,) = re.findall(r"^ARG MONOCEROS_BASE_IMAGE=(\S+)$", dockerfile, re.M)
+    assert image == f"{PUBLISHED_IMAGE}:{PROJECT_VERSION}"
+    assert re.findall(r"^FROM (.+)$", dockerfile, re.M) == ["${MONOCEROS_BASE_IMAGE}"]
 
 
 @pytest.mark.parametrize(
@@ -44,60 +69,50 @@ def test_app_version_is_the_package_version() -> None:
     ],
 )
 def test_chart_copy_equals_source(copy: str, source: str) -> None:
-    """Helm reads no file outside the chart: these copies must follow their sources (cp them)."""
+    """Helm reads no file outside the chart: these copies must follow their sources."""
     assert (CHART / copy).read_bytes() == (REPO / source).read_bytes(), (
-        f"helm/monoceros/{copy} differs from {source}: cp {source} helm/monoceros/{copy}"
+        f"helm/monoceros/{copy} differs from {source}: run `make chart-files`"
     )
 
 
 # ---- values.yaml documentation and schema
 
+PARAM = re.compile(r"^## @param (\S+) (?:\[([^\]]*)\] )?\S", re.M)
 
-def _leaf_paths(values: dict[str, Any], prefix: str = "") -> set[str]:
-    """Dotted paths of the values; a map is a leaf when it is empty or not all-maps below."""
+
+def _leaves(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of the values as readme-generator-for-helm sees them: every scalar, empty
+    map and list; a non-empty map is walked into; a list of maps is walked into too."""
     paths = set()
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and _is_group(path):
-            paths |= _leaf_paths(value, f"{path}.")
+        if isinstance(value, dict) and value:
+            paths |= _leaves(value, f"{path}.")
+        elif isinstance(value, list) and value and not all(isinstance(v, str) for v in value):
+            for index, item in enumerate(value):
+                paths |= _leaves(item, f"{path}[{index}].") if isinstance(item, dict) else set()
         else:
             paths.add(path)
     return paths
 
 
-# Maps documented key by key; other maps (resources, securityContexts, labels) are one value each.
-GROUPS = {
-    "image",
-    "server",
-    "containerPorts",
-    "startupProbe",
-    "livenessProbe",
-    "readinessProbe",
-    "service",
-    "service.ports",
-    "ingress",
-    "autoscaling",
-    "pdb",
-    "serviceAccount",
-    "networkPolicy",
-    "networkPolicy.ingressController",
-    "networkPolicy.prometheus",
-    "metrics",
-    "metrics.serviceMonitor",
-    "metrics.prometheusRule",
-    "metrics.dashboard",
-    "tests",
-}
-
-
-def _is_group(path: str) -> bool:
-    return path in GROUPS
-
-
 def test_every_value_is_documented_with_a_param_line() -> None:
-    documented = re.findall(r"^## @param (\S+) \S", (CHART / "values.yaml").read_text(), re.M)
-    assert len(documented) == len(set(documented)), "a value is documented twice"
-    assert set(documented) == _leaf_paths(VALUES)
+    """The rule readme-generator-for-helm enforces (test_helm.py runs the tool itself): each leaf
+    has a `## @param` line, except below a param with a modifier (`[object,default: ...]`), which
+    documents the whole map or list."""
+    params = PARAM.findall((CHART / "values.yaml").read_text())
+    names = [name for name, _ in params]
+    assert len(names) == len(set(names)), "a value is documented twice"
+    whole = tuple(name for name, modifiers in params if modifiers)
+    leaves = {
+        path
+        for path in _leaves(VALUES)
+        if not any(path.startswith((f"{w}.", f"{w}[")) for w in whole)
+    } | set(whole)
+    assert set(names) == leaves, {
+        "undocumented": leaves - set(names),
+        "no value": set(names) - leaves,
+    }
 
 
 def test_defaults_satisfy_the_schema() -> None:
@@ -178,11 +193,9 @@ def test_ports_and_probes_match_the_server(values: dict[str, Any]) -> None:
     }
     for probe, path in expected.items():
         assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
-    service = rendered.get("Service")
-    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {
-        "http": "http",
-        "metrics": "metrics",
-    }
+    services = {s["metadata"]["name"]: s for s in rendered.manifests if s["kind"] == "Service"}
+    ports = {name: [p["targetPort"] for p in s["spec"]["ports"]] for name, s in services.items()}
+    assert ports == {"demo-monoceros": ["http"], "demo-monoceros-metrics": ["metrics"]}
     annotations = rendered.deployment()["spec"]["template"]["metadata"]["annotations"]
     if values.get("metrics", {}).get("podAnnotations", True):
         assert annotations["prometheus.io/port"] == env["MONOCEROS_METRICS_PORT"]
@@ -229,12 +242,25 @@ def test_grace_period_outlasts_the_drain(values: dict[str, Any]) -> None:
     assert readiness["periodSeconds"] * readiness["failureThreshold"] < max(delay, 1)
 
 
-def test_the_job_label_is_what_the_rules_select() -> None:
-    """The alert rules and dashboard select job="monoceros"; the ServiceMonitor takes the job
-    from app.kubernetes.io/name on the Service."""
-    rendered = render({"metrics": {"serviceMonitor": {"enabled": True}}})
-    monitor = rendered.get("ServiceMonitor")
-    service = rendered.get("Service")
-    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "monoceros"
-    rules = (CHART / "rules" / "monoceros.yml").read_text()
-    assert 'job="monoceros"' in rules
+# Metric names followed by a selector: name{matchers} (PromQL functions take parentheses).
+SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+
+
+def test_every_rule_selects_only_its_release() -> None:
+    """Each selector of the rendered PrometheusRule names this release's namespace and metrics
+    Service, and every series a rule reads has a selector: rules of two releases never read, or
+    record, each other's series (test_helm.py runs two releases' rules in promtool)."""
+    rendered = render(
+        {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}
+    )
+    monitor_target = rendered.metrics_service()["metadata"]["name"]
+    expected = f'namespace="web", service="{monitor_target}"'
+    for group in rendered.get("PrometheusRule")["spec"]["groups"]:
+        for rule in group["rules"]:
+            expr = rule["expr"]
+            assert "job=" not in expr, expr
+            selectors = SELECTOR.findall(expr)
+            assert selectors, expr
+            assert all(matchers.startswith(expected) for _, matchers in selectors), expr
+            bare = re.findall(r"\b(?:rate|increase)\(([a-z_:]+)\[", expr)
+            assert not bare, f"a series read without a selector in {expr}"

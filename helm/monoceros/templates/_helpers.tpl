@@ -52,6 +52,19 @@ annotations:
 {{ include "monoceros.fullname" . }}-client
 {{- end -}}
 
+{{/* The admin listener's Service (metrics-service.yaml). */}}
+{{- define "monoceros.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "monoceros.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/*
+The PromQL label matchers of this release's series, as a ServiceMonitor on the metrics Service
+labels them: what the PrometheusRule puts in place of the Compose stack's job="monoceros".
+*/}}
+{{- define "monoceros.metricsSelector" -}}
+{{- printf "namespace=%q, service=%q" .Release.Namespace (include "monoceros.metricsServiceName" .) -}}
+{{- end -}}
+
 {{- define "monoceros.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "monoceros.fullname" .) .Values.serviceAccount.name -}}
@@ -120,6 +133,12 @@ lifespan shutdown and the exit. The kubelet's SIGKILL must never cut a drain sho
 {{- if and .Values.ingress.enabled $server.proxyHeaders (not $server.forwardedAllowIps) -}}
 {{- $problems = append $problems "ingress.enabled: set server.forwardedAllowIps to the network of the ingress controller pods (your cluster's pod CIDR, e.g. 10.244.0.0/16), or the app sees the controller's address as every client's" -}}
 {{- end -}}
+{{- if and .Values.httpRoute.enabled $server.proxyHeaders (not $server.forwardedAllowIps) -}}
+{{- $problems = append $problems "httpRoute.enabled: set server.forwardedAllowIps to the network of the Gateway's pods (your cluster's pod CIDR, e.g. 10.244.0.0/16), or the app sees the Gateway's address as every client's" -}}
+{{- end -}}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
+{{- $problems = append $problems "httpRoute.parentRefs: name the Gateway the route attaches to, e.g. [{name: public, namespace: gateway-system}]" -}}
+{{- end -}}
 {{- if kindIs "invalid" $server.timeoutGracefulShutdown -}}
 {{- $problems = append $problems "server.timeoutGracefulShutdown: must be set, it bounds the drain and terminationGracePeriodSeconds is derived from it" -}}
 {{- end -}}
@@ -151,6 +170,9 @@ lifespan shutdown and the exit. The kubelet's SIGKILL must never cut a drain sho
 {{- end -}}
 {{- if and .Values.ingress.tls (not .Values.ingress.enabled) -}}
 {{- $problems = append $problems "ingress.tls: needs ingress.enabled" -}}
+{{- end -}}
+{{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.serviceMonitor.enabled) -}}
+{{- $problems = append $problems "metrics.prometheusRule.enabled: needs metrics.serviceMonitor.enabled (the rules select this release's series by the namespace and service labels the ServiceMonitor gives them)" -}}
 {{- end -}}
 {{- if eq (int64 .Values.containerPorts.http) (int64 .Values.containerPorts.metrics) -}}
 {{- $problems = append $problems "containerPorts: http and metrics must differ (the admin listener is never on the application port)" -}}

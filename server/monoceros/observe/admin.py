@@ -95,9 +95,7 @@ class AdminListener:
 
     async def start(self) -> None:
         settings = self.config.observe
-        listen = ListenSettings(
-            host=settings.metrics_host or self.config.listen.host, port=settings.metrics_port
-        )
+        listen = ListenSettings(host=settings.metrics_host, port=settings.metrics_port)
         try:
             sock = self.socket = bind_socket(listen)
         except StartupError as exc:
