@@ -39,6 +39,8 @@ HOT_PATH = [
     "server/monoceros/protocols/cycle.py",
     "server/monoceros/protocols/reader.py",
     "server/monoceros/protocols/http.py",
+    "server/monoceros/protocols/proxy_header.py",
+    "server/monoceros/protocols/proxied.py",
     "server/monoceros/protocols/websocket.py",
     "server/monoceros/protocols/ws_engine.py",
     "server/monoceros/observe/__init__.py",
