@@ -19,8 +19,10 @@ from monoceros import __version__, serve
 from monoceros.buildinfo import describe
 from monoceros.config import (
     LOG_LEVELS,
+    MAX_HTTP2_STREAMS,
     Config,
     ForwardedFamily,
+    Http2Settings,
     HttpLimits,
     ListenSettings,
     ObserveSettings,
@@ -238,6 +240,20 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     default=_default(WebSocketSettings, "per_message_deflate"),
     show_default=True,
     help="Offer the permessage-deflate extension.",
+)
+@click.option(
+    "--http2/--no-http2",
+    default=_default(Http2Settings, "enabled"),
+    show_default=True,
+    help="Serve HTTP/2 beside HTTP/1.1: h2c to clients that open with the HTTP/2 preface "
+    "(prior knowledge), and h2 offered by ALPN with TLS (pip install 'monoceros[http2]').",
+)
+@click.option(
+    "--http2-max-concurrent-streams",
+    type=click.IntRange(min=1, max=MAX_HTTP2_STREAMS),
+    default=_default(Http2Settings, "max_concurrent_streams"),
+    show_default=True,
+    help="Streams one HTTP/2 connection may have open; beyond, new ones are refused.",
 )
 @click.option(
     "--limit-concurrency",

@@ -90,6 +90,30 @@ class HttpLimits:
                 raise ValueError(f"{_LIMIT_OPTIONS[item.name]} must be positive, not {value}")
 
 
+# What zttp's SETTINGS frame advertises as SETTINGS_MAX_CONCURRENT_STREAMS.
+MAX_HTTP2_STREAMS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Http2Settings:
+    """HTTP/2 (protocols/http2.py): h2c by prior knowledge on the plain-text port, and `h2`
+    offered by ALPN with TLS. Needs the `zttp` package (`pip install 'monoceros[http2]'`)."""
+
+    enabled: bool = False  # --http2
+    # Streams one connection may have open: zttp advertises 128 in its SETTINGS (not
+    # configurable), so a lower bound here refuses the streams beyond it (REFUSED_STREAM).
+    max_concurrent_streams: int = 128
+
+    def __post_init__(self) -> None:
+        if self.enabled and importlib.util.find_spec("zttp") is None:
+            raise ValueError("--http2 needs zttp: pip install 'monoceros[http2]'")
+        if not 1 <= self.max_concurrent_streams <= MAX_HTTP2_STREAMS:
+            raise ValueError(
+                f"--http2-max-concurrent-streams must be 1 to {MAX_HTTP2_STREAMS}, "
+                f"not {self.max_concurrent_streams}"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class WebSocketSettings:
     """WebSockets (protocols/websocket.py), with uvicorn's option names and defaults; the
@@ -185,6 +209,7 @@ class Config:
     observe: ObserveSettings = field(default_factory=ObserveSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
+    http2: Http2Settings = field(default_factory=Http2Settings)
     loop: LoopName = "auto"
     http: Literal["auto", "httptools"] = "auto"
     lifespan: LifespanMode = "auto"
@@ -255,6 +280,7 @@ class Config:
             "observe": {},
             "proxy": {},
             "ws": {},
+            "http2": {},
         }
         top: dict[str, Any] = {}
         for name, value in options.items():
@@ -278,6 +304,7 @@ class Config:
             observe=ObserveSettings(**groups["observe"]),
             proxy=ProxySettings(**groups["proxy"]),
             ws=WebSocketSettings(**groups["ws"]),
+            http2=Http2Settings(**groups["http2"]),
             **top,
         )
 
@@ -339,6 +366,8 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "ws_ping_interval": ("ws", "ping_interval"),
     "ws_ping_timeout": ("ws", "ping_timeout"),
     "ws_per_message_deflate": ("ws", "per_message_deflate"),
+    "http2": ("http2", "enabled"),
+    "http2_max_concurrent_streams": ("http2", "max_concurrent_streams"),
 }
 # HttpLimits attribute -> the option that sets it, so errors name what the user typed.
 _LIMIT_OPTIONS = {
@@ -349,5 +378,5 @@ _LIMIT_OPTIONS = {
 _TOP_LEVEL_OPTIONS = frozenset(
     item.name
     for item in fields(Config)
-    if item.name not in ("app", "listen", "tls", "limits", "observe", "proxy", "ws")
+    if item.name not in ("app", "listen", "tls", "limits", "observe", "proxy", "ws", "http2")
 )

@@ -107,7 +107,9 @@ class Server:
         if config.env_file:
             load_env_file(config.env_file)
         app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
-        ssl_context = create_ssl_context(config.tls) if config.tls.enabled else None
+        ssl_context = None
+        if config.tls.enabled:
+            ssl_context = create_ssl_context(config.tls, http2=config.http2.enabled)
         # Bind before the app's startup runs, so a busy port fails fast; connections made
         # meanwhile wait in the backlog until we start serving.
         self.sockets = sockets if sockets is not None else [bind_socket(config.listen)]

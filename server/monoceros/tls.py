@@ -12,7 +12,7 @@ class _NoPassword(Exception):
     pass
 
 
-def create_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
+def create_ssl_context(tls: TLSSettings, *, http2: bool = False) -> ssl.SSLContext:
     assert tls.certfile is not None
     # ssl's errors do not say which file is missing, so check each one first.
     for flag, path in (
@@ -51,6 +51,8 @@ def create_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
         context.set_ciphers(tls.ciphers)
     except ssl.SSLError as exc:
         raise StartupError(f"--ssl-ciphers {tls.ciphers!r} selects no cipher") from exc
+    # ALPN: HTTP/2 when --http2 and the client offers it (RFC 9113 section 3.2), else 1.1.
+    context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     return context
 
 

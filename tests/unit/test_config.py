@@ -75,6 +75,8 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "ws_ping_interval": (5.0, "ws.ping_interval", 5.0),
     "ws_ping_timeout": (3.0, "ws.ping_timeout", 3.0),
     "ws_per_message_deflate": (False, "ws.per_message_deflate", False),
+    "http2": (True, "http2.enabled", True),
+    "http2_max_concurrent_streams": (64, "http2.max_concurrent_streams", 64),
 }
 
 
@@ -183,17 +185,24 @@ def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> 
     assert named in str(info.value)
 
 
-def test_ws_wsproto_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--ws wsproto` is an optional extra: without it, a startup error that says what to do."""
+@pytest.mark.parametrize(
+    ("package", "options", "extra"),
+    [("wsproto", {"ws": "wsproto"}, "wsproto"), ("zttp", {"http2": True}, "http2")],
+)
+def test_optional_extra_without_its_package(
+    monkeypatch: pytest.MonkeyPatch, package: str, options: dict[str, Any], extra: str
+) -> None:
+    """`--ws wsproto` and `--http2` need an optional extra: without it, a startup error that
+    says what to install; the server without the option does not need it."""
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
-        lambda name, *args: None if name == "wsproto" else real_find_spec(name, *args),
+        lambda name, *args: None if name == package else real_find_spec(name, *args),
     )
-    with pytest.raises(ValueError, match=r"pip install 'monoceros\[wsproto\]'"):
-        Config.from_options("mod:app", ws="wsproto")
-    assert Config.from_options("mod:app", ws="websockets").ws.mode == "websockets"
+    with pytest.raises(ValueError, match=rf"pip install 'monoceros\[{extra}\]'"):
+        Config.from_options("mod:app", **options)
+    assert Config.from_options("mod:app").app == "mod:app"
 
 
 def test_unknown_option() -> None:

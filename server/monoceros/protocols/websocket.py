@@ -165,6 +165,13 @@ class WebSocketProtocol(asyncio.Protocol):
             self.flow.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._session_ended()
+        observer = self.context.observer
+        if observer is not None:
+            observer.connection_closed()
+
+    def _session_ended(self) -> None:
+        """The session's end, however it came: the app hears of it, the observer sees it."""
         self._lost = True
         self._closing = True
         self.session = Session.CLOSED
@@ -191,7 +198,6 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.request_id,
             )
         )
-        observer.connection_closed()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -312,11 +318,7 @@ class WebSocketProtocol(asyncio.Protocol):
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
             raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client")
-        headers = _default_headers(self.context.default_headers) + _app_headers(message)
-        if self.request_id is not None:
-            headers.append((self.context.request_id_header, self.request_id.encode()))
-        self.engine.accept(subprotocol, headers)
-        self._status = 101
+        self._status = self._send_acceptance(subprotocol, message)
         self.session = Session.OPEN
         self._flush()
         self._schedule_ping()
@@ -328,19 +330,31 @@ class WebSocketProtocol(asyncio.Protocol):
         for data in early:
             self.data_received(data)
 
+    def _send_acceptance(self, subprotocol: str | None, message: Message) -> int:
+        """The engine's 101 response, with the app's headers and ours; the status sent."""
+        headers = self.context.default_headers.fields() + _app_headers(message)
+        if self.request_id is not None:
+            headers.append((self.context.request_id_header, self.request_id.encode()))
+        self.engine.accept(subprotocol, headers)
+        return 101
+
     def _respond(self, status: int, headers: Headers, body: bytes) -> None:
         """Answer the upgrade request with plain HTTP (a rejection or the app's denial) and
         close: the engine is not involved once the session is refused."""
-        defaults = self.context.default_headers
+        self.session = Session.CLOSED
         try:
-            head = _encode_denial(status, headers, defaults, len(body))
+            self._send_denial(status, headers, body)
         except InvalidResponseHead:
             logger.error("Invalid WebSocket denial response from the ASGI application")
             status, body = 500, b""
-            head = _encode_denial(500, [], defaults, 0)
+            self._send_denial(status, [], body)
         self._status = status
-        self.session = Session.CLOSED
         self.bytes_sent += len(body)
+
+    def _send_denial(self, status: int, headers: Headers, body: bytes) -> None:
+        """Write the answer and close; InvalidResponseHead, before anything is written, when
+        the app's headers are unsafe."""
+        head = _encode_denial(status, headers, self.context.default_headers, len(body))
         self.transport.write(head + body)
         self.transport.close()
 
@@ -457,16 +471,6 @@ def _encode_denial(status: int, headers: Headers, defaults: DefaultHeaders, leng
         body_length=length,
         send_body=True,
     ).data
-
-
-def _default_headers(defaults: DefaultHeaders) -> Headers:
-    """`server`, `date` and `--header` lines, as pairs for the 101 response."""
-    pairs = []
-    for line in defaults.block.split(b"\r\n"):
-        name, sep, value = line.partition(b": ")
-        if sep:
-            pairs.append((name, value))
-    return pairs
 
 
 def _app_headers(message: Message) -> Headers:
