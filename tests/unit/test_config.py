@@ -25,7 +25,7 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "limit_max_rss": (256, "limit_max_rss", 256),
     "timeout_worker_healthcheck": (9.5, "timeout_worker_healthcheck", 9.5),
     "loop": ("asyncio", "loop", "asyncio"),
-    "http": ("httptools", "http", "httptools"),
+    "http": ("h11", "http", "h11"),
     "lifespan": ("on", "lifespan", "on"),
     "env_file": (".env", "env_file", ".env"),
     "log_level": ("debug", "log_level", "debug"),
@@ -35,7 +35,7 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "limit_max_requests": (7, "limit_max_requests", 7),
     "limit_request_line": (100, "limits.max_request_line", 100),
     "limit_request_fields": (12, "limits.max_header_count", 12),
-    "limit_request_header_size": (2048, "limits.max_header_bytes", 2048),
+    "limit_request_header_size": (2048, "limits.max_header_bytes", 2048),  # wins over h11's
     "limit_request_body": (0, "limits.max_body_bytes", 0),
     "timeout_request_header": (1.5, "limits.header_timeout", 1.5),
     "timeout_keep_alive": (2.5, "limits.keep_alive_timeout", 2.5),
@@ -74,6 +74,17 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "ws_ping_interval": (5.0, "ws.ping_interval", 5.0),
     "ws_ping_timeout": (3.0, "ws.ping_timeout", 3.0),
     "ws_per_message_deflate": (False, "ws.per_message_deflate", False),
+    "reload": (True, "reload.enabled", True),
+    "reload_dirs": (["src", "lib"], "reload.dirs", ("src", "lib")),
+    "reload_includes": ("*.html", "reload.includes", ("*.html",)),
+    "reload_excludes": (["*.log"], "reload.excludes", ("*.log",)),
+    "reload_delay": (0.5, "reload.delay", 0.5),
+    "interface": ("asgi2", "interface", "asgi2"),
+    "use_colors": (True, "observe.use_colors", True),
+    "ssl_version": (int(ssl.PROTOCOL_TLS), "tls.version", int(ssl.PROTOCOL_TLS)),
+    "http2": (True, "http2", True),
+    "h11_max_incomplete_event_size": (4096, "h11_max_incomplete_event_size", 4096),
+    "reset_contextvars": (True, "reset_contextvars", True),
 }
 
 
@@ -146,6 +157,12 @@ def test_replace() -> None:
         pytest.param({"ssl_keyfile": "key.pem"}, "--ssl-keyfile", id="key-without-cert"),
         pytest.param({"ssl_cert_reqs": 5}, "--ssl-cert-reqs", id="cert-reqs"),
         pytest.param({"loop": "foo"}, "--loop", id="loop"),
+        pytest.param({"loop": "module:"}, "--loop", id="loop-import-string"),
+        pytest.param({"http": "h3"}, "--http", id="http"),
+        pytest.param({"interface": "cgi"}, "--interface", id="interface"),
+        pytest.param({"ssl_version": 16}, "--ssl-version", id="ssl-version-client"),
+        pytest.param({"reload_delay": -1}, "--reload-delay", id="reload-delay"),
+        pytest.param({"h11_max_incomplete_event_size": 0}, "--h11-max", id="h11-size"),
         pytest.param({"lifespan": "maybe"}, "--lifespan", id="lifespan"),
         pytest.param({"log_level": "loud"}, "--log-level", id="log-level"),
         pytest.param({"root_path": "api"}, "--root-path", id="root-path-no-slash"),
@@ -196,8 +213,46 @@ def test_ws_wsproto_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_unknown_option() -> None:
-    with pytest.raises(TypeError, match="'reload'"):
-        Config.from_options("mod:app", reload=True)
+    with pytest.raises(TypeError, match="'reloader'"):
+        Config.from_options("mod:app", reloader=True)
+
+
+def test_h11_event_size_is_the_head_limit_unless_ours_is_given() -> None:
+    assert (
+        Config.from_options("m:a", h11_max_incomplete_event_size=99).limits.max_header_bytes == 99
+    )
+    both = Config.from_options(
+        "m:a", h11_max_incomplete_event_size=99, limit_request_header_size=1000
+    )
+    assert both.limits.max_header_bytes == 1000
+
+
+def test_reload_and_workers_need_an_import_string() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="--reload"):
+        Config.from_options(app, reload=True)
+
+
+@pytest.mark.parametrize(
+    ("package", "options", "extra"),
+    [
+        pytest.param("watchfiles", {"reload": True}, "reload", id="reload"),
+        pytest.param("a2wsgi", {"interface": "wsgi"}, "wsgi", id="wsgi"),
+    ],
+)
+def test_optional_extras_missing(
+    monkeypatch: pytest.MonkeyPatch, package: str, options: dict[str, Any], extra: str
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == package else real_find_spec(name, *args),
+    )
+    with pytest.raises(ValueError, match=rf"pip install 'monoceros\[{extra}\]'"):
+        Config.from_options("mod:app", **options)
 
 
 @pytest.mark.parametrize(
