@@ -194,7 +194,9 @@ def test_a2wsgis_own_wsgi_app(app_dir: str) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        pytest.param("not_an_app", 'ASGI app "interface_apps:not_an_app" is not callable', id="int"),
+        pytest.param(
+            "not_an_app", 'ASGI app "interface_apps:not_an_app" is not callable', id="int"
+        ),
         pytest.param(
             "two_keyword_only",
             '"interface_apps:two_keyword_only" is not an ASGI 3, ASGI 2 or WSGI application '
