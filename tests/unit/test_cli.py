@@ -87,6 +87,18 @@ def test_help_names_every_options_environment_variable() -> None:
         pytest.param(["--forwarded-allow-ips", "10.0.0.1/8"], "10.0.0.1/8", id="trust-entry"),
         pytest.param(["--forwarded-allow-ips", "localhost"], "--forwarded-allow-ips", id="trust"),
         pytest.param(["--forwarded-headers", "x-real-ip"], "--forwarded-headers", id="family"),
+        pytest.param(["--reload-delay", "-1"], "--reload-delay", id="reload-delay"),
+        pytest.param(["--reload-dir", "/no/such/dir"], "--reload-dir", id="reload-dir"),
+        pytest.param(["--interface", "cgi"], "--interface", id="interface"),
+        pytest.param(["--http", "h3"], "--http", id="http"),
+        pytest.param(["--loop", "trio"], "--loop", id="loop-name"),
+        pytest.param(["--ssl-version", "99"], "--ssl-version", id="ssl-version"),
+        pytest.param(["--ssl-version", "tls"], "--ssl-version", id="ssl-version-text"),
+        pytest.param(["--h11-max-incomplete-event-size", "0"], "--h11-max", id="h11-size"),
+        pytest.param(["--ws", "websockets-io"], "--ws", id="ws"),
+        pytest.param(["--log-config", "/no/such.json"], "--log-config", id="log-config-missing"),
+        pytest.param(["--env-file", "/no/such.env"], "--env-file", id="env-file-missing"),
+        pytest.param(["--reload", "--workers", "x"], "--workers", id="workers-with-reload"),
     ],
 )
 def test_invalid_value_is_a_one_line_usage_error(
