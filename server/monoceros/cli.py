@@ -8,20 +8,17 @@ it, and every option can also be set as MONOCEROS_<NAME> (click's auto_envvar_pr
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 from dataclasses import MISSING, fields
 from typing import Any, get_args
 
 import click
-from click.core import ParameterSource
 
 from monoceros import __version__, serve
 from monoceros.buildinfo import describe
 from monoceros.config import (
     LOG_LEVELS,
-    LOOPS,
     Config,
     ForwardedFamily,
     HttpLimits,
@@ -35,7 +32,9 @@ from monoceros.config import (
     WebSocketMode,
     WebSocketSettings,
 )
+from monoceros.envvars import assign_envvars, uvicorn_variables_read
 from monoceros.errors import StartupError
+from monoceros.option_types import HeaderType, LoopType
 
 
 def _default(settings: type, name: str) -> Any:
@@ -54,31 +53,6 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     python = f"{platform.python_implementation()} {platform.python_version()}"
     click.echo(f"monoceros {__version__} ({describe()}) on {python}")
     ctx.exit()
-
-
-class LoopType(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """--loop: one of LOOPS, or a loop factory as module:attribute (imported at startup)."""
-
-    name = "|".join(LOOPS) + "|MODULE:ATTR"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        module, sep, attribute = str(value).partition(":")
-        if value in LOOPS or (sep and module and attribute):
-            return value
-        self.fail(f"{value!r} is not one of {', '.join(LOOPS)} nor module:attribute", param, ctx)
-
-
-class HeaderType(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """--header NAME:VALUE. From the environment, a value with a newline holds one header per
-    line, so that values may have spaces; without one it is split at whitespace, as click
-    (and so uvicorn) splits every repeatable option."""
-
-    name = "NAME:VALUE"
-
-    def split_envvar_value(self, rv: str) -> list[str]:
-        if "\n" in rv:
-            return [line.strip() for line in rv.splitlines() if line.strip()]
-        return rv.split()
 
 
 @click.command(
@@ -532,45 +506,5 @@ def main(app: str, **options: Any) -> None:
     sys.exit(code)
 
 
-def uvicorn_variables_read(ctx: click.Context) -> list[str]:
-    """A startup line for each UVICORN_* variable an option was taken from."""
-    lines = []
-    for param in ctx.command.params:
-        if (
-            param.name is None
-            or ctx.get_parameter_source(param.name) != ParameterSource.ENVIRONMENT
-        ):
-            continue
-        envvars = [param.envvar] if isinstance(param.envvar, str) else param.envvar or []
-        used = next((name for name in envvars if os.environ.get(name)), None)
-        if used is not None and used.startswith("UVICORN_"):
-            lines.append(f"Read {used} (uvicorn's name for {envvars[0]})")
-    return lines
-
-
-# Options of ours that uvicorn does not have: no UVICORN_* variable for them.
-OUR_OPTIONS = frozenset(
-    {
-        *("limit_request_line", "limit_request_fields", "limit_request_header_size"),
-        *("limit_request_body", "timeout_request_header", "forwarded_headers"),
-        *("proxy_forwarded_host", "proxy_forwarded_port", "proxy_forwarded_prefix"),
-        *("reuse_port", "limit_max_rss", "log_format", "metrics", "metrics_host"),
-        *("metrics_port", "request_id_header", "shutdown_delay"),
-    }
-)
-# Variables uvicorn reads after its own UVICORN_* one.
-LEGACY_VARIABLES = {"workers": "WEB_CONCURRENCY", "forwarded_allow_ips": "FORWARDED_ALLOW_IPS"}
-
-# Each option's environment variables, in the order they are read (command line > MONOCEROS_*
-# > UVICORN_* > uvicorn's older names > default), named in `--help` (set here once rather
-# than on every option). --header's is MONOCEROS_HEADER, like the flag.
-for _param in main.params:
-    if isinstance(_param, click.Option) and _param.allow_from_autoenv and _param.name:
-        ours = "HEADER" if _param.name == "headers" else _param.name.upper()
-        _envvars = [f"MONOCEROS_{ours}"]
-        if _param.name not in OUR_OPTIONS:
-            _envvars.append(f"UVICORN_{_param.name.upper()}")
-        if _param.name in LEGACY_VARIABLES:
-            _envvars.append(LEGACY_VARIABLES[_param.name])
-        _param.envvar = _envvars
-        _param.show_envvar = True
+# Each option's environment variables, named in `--help` (envvars.py).
+assign_envvars(main)

@@ -297,3 +297,12 @@ def test_header_variable(
 ) -> None:
     config = configured(configs, "examples.app:app", env={"MONOCEROS_HEADER": value})
     assert config.headers == expected
+
+
+def test_uvicorn_variables_are_offered_for_uvicorns_options_only() -> None:
+    from monoceros.cli import main
+    from monoceros.envvars import OUR_OPTIONS
+
+    theirs = {param.name for param in UVICORN_OPTIONS}
+    ours = {param.name for param in main.params if isinstance(param, click.Option)}
+    assert ours - theirs - {"help", "version"} == OUR_OPTIONS
