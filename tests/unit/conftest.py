@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -31,3 +32,17 @@ def configs(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
         ):
             monkeypatch.delenv(name)
     return recorded
+
+
+@pytest.fixture
+def hidden_packages(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Names added to the returned set are not installed, as importlib.util.find_spec (what
+    the config checks optional extras with) sees it."""
+    hidden: set[str] = set()
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name in hidden else real_find_spec(name, *args),
+    )
+    return hidden

@@ -3,7 +3,6 @@ invalid value is refused with a ValueError that names the option."""
 
 from __future__ import annotations
 
-import importlib.util
 import ssl
 from typing import Any
 
@@ -199,14 +198,9 @@ def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> 
     assert named in str(info.value)
 
 
-def test_ws_wsproto_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ws_wsproto_without_the_package(hidden_packages: set[str]) -> None:
     """`--ws wsproto` is an optional extra: without it, a startup error that says what to do."""
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == "wsproto" else real_find_spec(name, *args),
-    )
+    hidden_packages.add("wsproto")
     with pytest.raises(ValueError, match=r"pip install 'monoceros\[wsproto\]'"):
         Config.from_options("mod:app", ws="wsproto")
     assert Config.from_options("mod:app", ws="websockets").ws.mode == "websockets"
@@ -243,14 +237,9 @@ def test_reload_and_workers_need_an_import_string() -> None:
     ],
 )
 def test_optional_extras_missing(
-    monkeypatch: pytest.MonkeyPatch, package: str, options: dict[str, Any], extra: str
+    hidden_packages: set[str], package: str, options: dict[str, Any], extra: str
 ) -> None:
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == package else real_find_spec(name, *args),
-    )
+    hidden_packages.add(package)
     with pytest.raises(ValueError, match=rf"pip install 'monoceros\[{extra}\]'"):
         Config.from_options("mod:app", **options)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 from typing import Any
 
 import pytest
@@ -116,12 +115,7 @@ def test_adapt_wraps_asgi2_and_refuses_what_is_no_app() -> None:
     assert adapt(star_args, "asgi3", "m:a")[1] == "asgi3"
 
 
-def test_a_wsgi_app_without_a2wsgi(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == "a2wsgi" else real_find_spec(name, *args),
-    )
+def test_a_wsgi_app_without_a2wsgi(hidden_packages: set[str]) -> None:
+    hidden_packages.add("a2wsgi")
     with pytest.raises(StartupError, match=r"pip install 'monoceros\[wsgi\]'"):
         adapt(wsgi, "auto", "m:a")
