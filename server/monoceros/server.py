@@ -22,6 +22,7 @@ from monoceros.observe.trace import MessageLog, TracedProtocol, trace_enabled
 from monoceros.protocols.context import ConnectionContext, RequestLimit
 from monoceros.protocols.http import TICK, HttpProtocol
 from monoceros.protocols.observer import Observer
+from monoceros.protocols.proxied import ProxiedHttpProtocol
 from monoceros.protocols.state import ServerState
 from monoceros.signals import captured_signals
 from monoceros.sockets import bind_socket, close_sockets, describe
@@ -120,13 +121,16 @@ class Server:
 
         scheme = "https" if ssl_context else "http"
 
+        # Behind a PROXY-protocol balancer, connections read its header first (proxied.py).
+        connection = HttpProtocol if self.context.proxy_protocol is None else ProxiedHttpProtocol
+
         def protocol_factory() -> asyncio.Protocol:
-            return HttpProtocol(app, self.context, self.state, scheme)
+            return connection(app, self.context, self.state, scheme)
 
         if trace_enabled():
 
             def traced_factory() -> asyncio.Protocol:
-                return TracedProtocol(HttpProtocol(app, self.context, self.state, scheme))
+                return TracedProtocol(connection(app, self.context, self.state, scheme))
 
             protocol_factory = traced_factory
 
