@@ -269,3 +269,25 @@ def test_use_colors_drives_the_console_format(flag: str | None, coloured: bool) 
     access = next(line for line in process.lines if "monoceros.access" in line)
     assert ("\x1b[" in listening) is coloured
     assert ("\x1b[" in access) is coloured
+
+
+def test_trace_follows_a_connection_upgraded_to_websocket() -> None:
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    args = ("examples.app:app", "--port", "0", "--log-level", "trace", "--no-access-log")
+    with serving(*args) as (process, url):
+
+        async def talk() -> str:
+            async with connect(url.replace("http", "ws", 1) + "/ws") as websocket:
+                await websocket.send("hi")
+                return str(await websocket.recv())
+
+        assert asyncio.run(talk()) == "hi"
+        process.wait_for_line("WebSocket connection lost", TIMEOUT)
+    events = [json.loads(line)["event"] for line in process.lines if '"level":"trace"' in line]
+    peer = next(e.split(" - ")[0] for e in events if e.endswith("HTTP connection made"))
+    assert f"{peer} - Upgrading to WebSocket" in events
+    assert f"{peer} - WebSocket connection lost" in events
+    assert f"{peer} - HTTP connection lost" not in events  # the session owns it by then
