@@ -33,7 +33,7 @@ OUR_OPTIONS = frozenset(
         *("limit_request_body", "timeout_request_header", "forwarded_headers"),
         *("proxy_forwarded_host", "proxy_forwarded_port", "proxy_forwarded_prefix"),
         *("reuse_port", "limit_max_rss", "log_format", "metrics", "metrics_host"),
-        *("metrics_port", "request_id_header", "shutdown_delay"),
+        *("metrics_port", "request_id_header", "shutdown_delay", "proxy_protocol"),
     }
 )
 # Variables uvicorn reads after its own UVICORN_* one.
