@@ -148,6 +148,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @click.option(
     "--loop",
     type=LoopType(),
+    metavar=LoopType.metavar,
     default=_default(Config, "loop"),
     show_default=True,
     help="Event loop: auto (uvloop if installed), asyncio, uvloop, or a loop factory as "

@@ -13,7 +13,8 @@ from monoceros.config import LOOPS
 class LoopType(click.ParamType):  # type: ignore[type-arg,unused-ignore]
     """--loop: one of LOOPS, or a loop factory as module:attribute (imported at startup)."""
 
-    name = "|".join(LOOPS) + "|MODULE:ATTR"
+    name = "loop"
+    metavar = "[" + "|".join(LOOPS) + "|MODULE:ATTR]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         module, sep, attribute = str(value).partition(":")
