@@ -111,6 +111,7 @@ def _outermost(directories: list[Path]) -> list[Path]:
 
 class Reloader(Supervisor):
     role = "reloader"
+    serving_what = "one server process, restarted on changes"
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

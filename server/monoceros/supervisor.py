@@ -46,6 +46,10 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.
 class Supervisor:
     role = "supervisor"  # in its log lines
 
+    @property
+    def serving_what(self) -> str:
+        return f"{self.target} workers"
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.target = config.workers
@@ -85,7 +89,7 @@ class Supervisor:
                     self.sockets = [bind_socket(self.config.listen)]
                     scheme = "https" if self.config.tls.enabled else "http"
                     where = describe(self.sockets[0], scheme)
-                    logger.info("Bound %s for %d workers", where, self.target)
+                    logger.info("Bound %s for %s", where, self.serving_what)
                 if self.admin is not None:
                     await self.admin.start()
             except StartupError as exc:
