@@ -43,12 +43,20 @@ class Count:
     instructions_per_request: float
 
 
-def request_bytes(endpoint: Endpoint) -> bytes:
+# A W3C trace context header as a traced client sends it (`--traceparent`).
+TRACEPARENT = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def request_bytes(endpoint: Endpoint, headers: tuple[str, ...] = ()) -> bytes:
+    extra = "".join(f"{header}\r\n" for header in headers)
     if endpoint.method == "POST":
         body = b"x" * ECHO_BODY_BYTES
-        head = f"POST {endpoint.path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {len(body)}\r\n"
+        head = (
+            f"POST {endpoint.path} HTTP/1.1\r\nHost: {HOST}\r\n{extra}"
+            f"Content-Length: {len(body)}\r\n"
+        )
         return head.encode() + b"\r\n" + body
-    return f"GET {endpoint.path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    return f"GET {endpoint.path} HTTP/1.1\r\nHost: {HOST}\r\n{extra}\r\n".encode()
 
 
 def proxy_v2_header() -> bytes:
@@ -131,6 +139,7 @@ def count(
     only: str | None = None,
     fresh: bool = False,
     opening: bytes = b"",
+    headers: tuple[str, ...] = (),
 ) -> Count:
     port = free_port()
     command = shlex.split(
@@ -150,7 +159,7 @@ def count(
     try:
         wait_for_port(process, port, timeout=300)
         client = Client(port, fresh=fresh, prefix=opening)
-        request = request_bytes(endpoint)
+        request = request_bytes(endpoint, headers)
         for _ in range(WARMUP_REQUESTS):
             client.exchange(request)
         control = ["callgrind_control", str(process.pid)]
@@ -196,7 +205,20 @@ def main() -> None:
         action="store_true",
         help="open each connection with a PROXY protocol v2 header (serve with --proxy-protocol)",
     )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="send this header with every request (repeatable)",
+    )
+    parser.add_argument(
+        "--traceparent",
+        action="store_true",
+        help="send a W3C traceparent header with every request (a traced client)",
+    )
     args = parser.parse_args()
+    headers = (*args.header, *((TRACEPARENT,) if args.traceparent else ()))
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("valgrind (with callgrind_control) is not installed: apt-get install valgrind")
     servers = dict(item.split("=", 1) for item in args.server) or {
@@ -219,6 +241,7 @@ def main() -> None:
                     args.only,
                     fresh=args.fresh_connections,
                     opening=proxy_v2_header() if args.proxy_v2 else b"",
+                    headers=headers,
                 )
                 per_request = f"{result.instructions_per_request:,.0f}"
                 print(f"{name:<20} {endpoint.name:<10} {per_request:>22}", flush=True)
