@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 README_GENERATOR := @bitnami/readme-generator-for-helm@2.7.2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest pytest-compiled compiled dist wheel docs bench autobahn chart-files chart-readme clean
+.PHONY: run test lint typecheck pytest pytest-compiled compiled dist wheel docs bench autobahn chart-files chart-readme log-schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,11 @@ autobahn: $(STAMP)
 chart-files:
 	cp grafana/dashboards/monoceros.json helm/monoceros/dashboards/monoceros.json
 	cp docker/prometheus/rules/monoceros.yml helm/monoceros/rules/monoceros.yml
+
+## log-schemas: write the JSON schemas of the log lines (docs/reference/log-schemas/) from the table
+## of fields in docs/hooks/log_fields.py; tests/unit/test_docs.py fails while they differ.
+log-schemas: $(STAMP)
+	$(BIN)/python docs/hooks/log_fields.py
 
 ## chart-readme: regenerate the values table of helm/monoceros/README.md from the `## @param` lines
 ## of values.yaml with Bitnami's readme-generator-for-helm (npm; tests/integration/test_helm.py

@@ -30,6 +30,7 @@ from setuptools.command.build_py import build_py
 
 HOT_PATH = [
     "server/monoceros/protocols/events.py",
+    "server/monoceros/protocols/tracecontext.py",
     "server/monoceros/protocols/flow_control.py",
     "server/monoceros/protocols/channel.py",
     "server/monoceros/protocols/head.py",
@@ -50,6 +51,7 @@ HOT_PATH = [
     "server/monoceros/observe/__init__.py",
     "server/monoceros/observe/output.py",
     "server/monoceros/observe/access.py",
+    "server/monoceros/observe/routes.py",
     "server/monoceros/observe/metrics.py",
     "server/monoceros/addresses.py",
     "server/monoceros/proxy.py",

@@ -8,7 +8,9 @@ A page asks for one with a marker line, `<!-- generated: NAME -->`, replaced by:
   server's and a worker group's), with type, labels and help text;
 - `helm-values`: the chart's values, from the `## @section` and `## @param` lines of
   helm/monoceros/values.yaml (Bitnami readme-generator-for-helm's format), with each default
-  read from the values themselves.
+  read from the values themselves;
+- `log-fields`: every field of the JSON log lines in each --log-schema, from the table in
+  docs/hooks/log_fields.py (which the JSON schemas beside the page are written from).
 
 An unknown marker, or a value documented by no `## @param`, fails the build.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,9 @@ import click
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).parent))  # mkdocs loads this file alone: log_fields too
+
+import log_fields  # noqa: E402
 VALUES = REPO / "helm" / "monoceros" / "values.yaml"
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 
@@ -87,19 +93,27 @@ def metrics() -> str:
     from monoceros.observe.scrape import build_registry
 
     # One of everything, so that every family has a sample and shows its labels.
+    from monoceros.observe.group import SUPERVISOR, process_families
+
     snapshot = MetricsSnapshot(
-        series={("GET", 200, "/items/{item_id}", "https", "1.1"): Series()},
+        series={("GET", 200, "/items/{item_id}", "https", "1.1", ""): Series()},
         rejections={413: 1},
         websocket_closes={1000: 1},
     )
-    group = GroupCollector(lambda: GroupStatus(snapshot, "started", 2, {"crashed": 1}))
-    group_only = {family.name for family in group.collect()} - {
+    processes = {SUPERVISOR: process_families(), "1": process_families()}
+    group = GroupCollector(
+        lambda: GroupStatus(snapshot, "started", 2, {"crashed": 1}, processes)
+    )
+    per_process = {family.name for family in process_families()}
+    group_only = {family.name for family in group.collect()} - per_process - {
         family.name for family in _single(snapshot)
     }
     rows = ["| Metric | Type | Labels | Meaning |", "| --- | --- | --- | --- |"]
-    for family in build_registry(group).collect():
+    for family in build_registry(group, process=False).collect():
         names = sorted({sample.name for sample in family.samples})
-        labels = sorted({k for sample in family.samples for k in sample.labels} - {"le"})
+        labels = sorted(
+            {k for sample in family.samples for k in sample.labels} - {"le", "worker"}
+        )
         shown = names[0] if len(names) == 1 else family.name
         suffixes = [name.removeprefix(family.name) for name in names]
         meaning = family.documentation.replace("|", "\\|")
@@ -107,6 +121,8 @@ def metrics() -> str:
             meaning += f" Unit: {family.unit}."
         if family.name in group_only:
             meaning += " Only with `--workers` (the supervisor's)."
+        elif family.name in per_process:
+            meaning += " With `--workers`, per process: label `worker`."
         label_text = ", ".join(f"`{label}`" for label in labels) or "none"
         series = "" if len(names) == 1 else " (" + ", ".join(f"`{n}`" for n in suffixes) + ")"
         rows.append(f"| `{shown}`{series} | {family.type} | {label_text} | {meaning} |")
@@ -171,4 +187,9 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> set[str]:
     return keys
 
 
-GENERATORS = {"settings": settings, "metrics": metrics, "helm-values": helm_values}
+GENERATORS = {
+    "settings": settings,
+    "metrics": metrics,
+    "helm-values": helm_values,
+    "log-fields": log_fields.reference,
+}

@@ -18,6 +18,7 @@ import click
 from monoceros import __version__, serve
 from monoceros.buildinfo import describe
 from monoceros.config import (
+    DURATION_BUCKETS,
     LOG_LEVELS,
     MAX_HTTP2_STREAMS,
     Config,
@@ -27,6 +28,7 @@ from monoceros.config import (
     HttpName,
     Interface,
     ListenSettings,
+    LogSchema,
     ObserveSettings,
     ProxySettings,
     ReloadSettings,
@@ -198,6 +200,13 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     default=True,
     show_default=True,
     help="Write one access-log line per request.",
+)
+@click.option(
+    "--access-log-exclude",
+    multiple=True,
+    metavar="PATH",
+    help="Write no access-log line for requests to this path, or below it when it ends in * "
+    "(repeatable: /healthz, /static/*); they are still counted in the metrics.",
 )
 @click.option(
     "--use-colors/--no-use-colors",
@@ -438,6 +447,14 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     help="Log line format.  [default: json, or console when stdout is a terminal]",
 )
 @click.option(
+    "--log-schema",
+    type=click.Choice(get_args(LogSchema)),
+    default=_default(ObserveSettings, "log_schema"),
+    show_default=True,
+    help="Field names of JSON log lines: ours, Elastic Common Schema, or OpenTelemetry's log "
+    "data model and semantic conventions.",
+)
+@click.option(
     "--log-config",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
@@ -462,6 +479,21 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     default=_default(ObserveSettings, "metrics_port"),
     show_default=True,
     help="Admin listener port (never the application port).",
+)
+@click.option(
+    "--metrics-duration-buckets",
+    metavar="SECONDS,...",
+    default=",".join(map(str, DURATION_BUCKETS)),
+    show_default=True,
+    help="Upper bounds of http_server_request_duration_seconds's buckets, increasing "
+    "(OpenTelemetry's by default).",
+)
+@click.option(
+    "--trace-id-generate/--no-trace-id-generate",
+    default=_default(ObserveSettings, "trace_id_generate"),
+    show_default=True,
+    help="Give a request without a valid W3C traceparent header a trace id and span id of its "
+    "own, for its log lines (the app does not see them).",
 )
 @click.option(
     "--request-id-header",

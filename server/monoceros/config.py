@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import ssl
 from dataclasses import dataclass, field, fields, replace
+from itertools import pairwise
 from typing import Any, Literal, get_args
 
 from monoceros.addresses import TrustedProxies
@@ -27,6 +29,15 @@ ForwardedFamily = Literal["x-forwarded", "forwarded", "both"]
 # websockets-sansio is uvicorn's name for the websockets engine we run anyway (sans I/O).
 WebSocketMode = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# --log-schema: the field names of JSON lines (docs/observability/log-reference.md).
+LogSchema = Literal["default", "ecs", "otel"]
+# OpenTelemetry's default buckets for http.server.request.duration, in seconds.
+# fmt: off
+DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+# fmt: on
+MAX_DURATION_BUCKETS = 50
 # --ssl-version: the ssl.PROTOCOL_* numbers a server can use (uvicorn's default is TLS_SERVER).
 _SSL_PROTOCOLS = ("TLS", "TLSv1", "TLSv1_1", "TLSv1_2", "TLS_SERVER")
 SSL_VERSIONS = {
@@ -169,16 +180,40 @@ class ObserveSettings:
     """Logs, metrics and the admin listener (`/metrics`, `/healthz`, `/readyz`)."""
 
     log_format: Literal["json", "console"] | None = None  # None: json unless stdout is a tty
+    log_schema: LogSchema = "default"  # the field names of JSON lines
     log_config: str | None = None
     use_colors: bool | None = None  # console format; None: colours when stdout is a terminal
     metrics: bool = True
     metrics_host: str = "127.0.0.1"  # never follows --host: /metrics is published only when asked
     metrics_port: int = 9000
     request_id_header: str = "X-Request-ID"  # empty: no request ids
+    # A trace of its own for a request without a valid traceparent header (logs only).
+    trace_id_generate: bool = False
+    # Upper bounds of http_server_request_duration_seconds's buckets, increasing.
+    metrics_duration_buckets: tuple[float, ...] = DURATION_BUCKETS
+    # Paths whose requests write no access-log line: exact, or a prefix when ending in "*".
+    access_log_exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.log_format not in (None, "json", "console"):
             raise ValueError(f"--log-format must be json or console, not {self.log_format!r}")
+        if self.log_schema not in get_args(LogSchema):
+            choices = ", ".join(get_args(LogSchema))
+            raise ValueError(f"--log-schema must be one of {choices}, not {self.log_schema!r}")
+        buckets = self.metrics_duration_buckets
+        if not 0 < len(buckets) <= MAX_DURATION_BUCKETS or any(
+            not low < high < math.inf for low, high in pairwise((0.0, *buckets))
+        ):
+            raise ValueError(
+                "--metrics-duration-buckets must be 1 to "
+                f"{MAX_DURATION_BUCKETS} increasing positive numbers of seconds, not "
+                + ",".join(map(str, buckets))
+            )
+        for path in self.access_log_exclude:
+            if not path.startswith("/"):
+                raise ValueError(
+                    f"--access-log-exclude takes paths (/healthz, /static/*), not {path!r}"
+                )
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"--metrics-port must be between 0 and 65535, not {self.metrics_port}")
         if self.request_id_header and not is_token(self.request_id_header):
@@ -363,6 +398,17 @@ class Config:
             value = groups["reload"].get(name)
             if value is not None:
                 groups["reload"][name] = (value,) if isinstance(value, str) else tuple(value)
+        observe = groups["observe"]
+        buckets = observe.get("metrics_duration_buckets")
+        if isinstance(buckets, str):  # as the command line and the environment give it
+            observe["metrics_duration_buckets"] = parse_buckets(buckets)
+        elif buckets is not None:
+            observe["metrics_duration_buckets"] = tuple(float(bound) for bound in buckets)
+        excluded = observe.get("access_log_exclude")
+        if isinstance(excluded, str):
+            observe["access_log_exclude"] = (excluded,)
+        elif excluded is not None:
+            observe["access_log_exclude"] = tuple(excluded)
         allowed = groups["proxy"].get("forwarded_allow_ips")
         if allowed is not None and not isinstance(allowed, str):
             groups["proxy"]["forwarded_allow_ips"] = ",".join(allowed)  # uvicorn.run takes lists
@@ -386,6 +432,16 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return replace(self, **changes)
+
+
+def parse_buckets(text: str) -> tuple[float, ...]:
+    """`--metrics-duration-buckets 0.01,0.1,1`: seconds, comma-separated."""
+    try:
+        return tuple(float(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise ValueError(
+            f"--metrics-duration-buckets takes numbers of seconds separated by commas, not {text!r}"
+        ) from None
 
 
 def parse_header_option(item: str | tuple[str, str]) -> tuple[str, str]:
@@ -420,12 +476,16 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "timeout_request_header": ("limits", "header_timeout"),
     "timeout_keep_alive": ("limits", "keep_alive_timeout"),
     "log_format": ("observe", "log_format"),
+    "log_schema": ("observe", "log_schema"),
     "log_config": ("observe", "log_config"),
     "use_colors": ("observe", "use_colors"),
     "metrics": ("observe", "metrics"),
     "metrics_host": ("observe", "metrics_host"),
     "metrics_port": ("observe", "metrics_port"),
     "request_id_header": ("observe", "request_id_header"),
+    "trace_id_generate": ("observe", "trace_id_generate"),
+    "metrics_duration_buckets": ("observe", "metrics_duration_buckets"),
+    "access_log_exclude": ("observe", "access_log_exclude"),
     "proxy_headers": ("proxy", "enabled"),
     "forwarded_allow_ips": ("proxy", "forwarded_allow_ips"),
     "forwarded_headers": ("proxy", "family"),

@@ -35,6 +35,7 @@ OUR_OPTIONS = frozenset(
         *("reuse_port", "limit_max_rss", "log_format", "metrics", "metrics_host"),
         *("metrics_port", "request_id_header", "shutdown_delay", "proxy_protocol"),
         "http2_max_concurrent_streams",
+        *("log_schema", "access_log_exclude", "metrics_duration_buckets", "trace_id_generate"),
     }
 )
 # Variables uvicorn reads after its own UVICORN_* one.

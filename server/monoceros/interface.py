@@ -24,7 +24,7 @@ import inspect
 from typing import Any, Literal, cast
 
 from monoceros.errors import StartupError
-from monoceros.protocols.events import request_id
+from monoceros.protocols.events import current_exchange
 from monoceros.types import ASGIApp, Receive, Scope, Send
 
 Kind = Literal["asgi3", "asgi2", "wsgi"]
@@ -111,7 +111,7 @@ class FreshContext:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         context = contextvars.Context()
-        context.run(request_id.set, request_id.get())
+        context.run(current_exchange.set, current_exchange.get())
 
         async def call() -> None:
             await self.app(scope, receive, send)

@@ -151,6 +151,7 @@ class Server:
         for --reset-contextvars and the TRACE message log when asked for."""
         config = self.config
         obj = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        self.observability.app_loaded(obj)
         name = config.app if isinstance(config.app, str) else repr(config.app)
         app, kind = adapt(obj, config.interface, name)
         if kind == "asgi2":

@@ -3,8 +3,9 @@
 The supervisor binds the application socket once (or, with --reuse-port, lets each worker
 bind its own), runs no application code, and spawns workers (worker.py) that are full
 monoceros servers without an admin listener. It serves the admin listener for the whole
-group itself: /metrics sums fresh snapshots from every worker, /readyz is 200 while at least
-one worker serves. Everything happens in one loop, `_act()`: signal handlers, pipe readers
+group itself: /metrics sums fresh snapshots from every worker (and the app's own metrics, from
+the directory it owns: observe/app_metrics.py), /readyz is 200 while at least one worker
+serves. Everything happens in one loop, `_act()`: signal handlers, pipe readers
 and exit watchers only record what happened and wake it up.
 """
 
@@ -25,7 +26,8 @@ from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.loops import loop_factory
 from monoceros.observe.admin import AdminApp, AdminListener, Readiness
-from monoceros.observe.group import GroupCollector, GroupStatus
+from monoceros.observe.app_metrics import WorkerMetricsDirectory
+from monoceros.observe.group import SUPERVISOR, GroupCollector, GroupStatus, process_families
 from monoceros.observe.logging import current_output
 from monoceros.observe.metrics import MetricsSnapshot
 from monoceros.observe.scrape import build_registry
@@ -68,8 +70,12 @@ class Supervisor:
         self._wakeup: asyncio.Event | None = None
         self._context = multiprocessing.get_context("spawn")
         self.admin: AdminListener | None = None
+        self.app_metrics: WorkerMetricsDirectory | None = None
         if config.observe.metrics:
-            app = AdminApp(build_registry(GroupCollector(self.status)))
+            self.app_metrics = WorkerMetricsDirectory()
+            group = GroupCollector(self.status, config.observe.metrics_duration_buckets)
+            registry = build_registry(group, self.app_metrics.collector, process=False)
+            app = AdminApp(registry)
             app.before_scrape = self.refresh
             self.admin = AdminListener(app, config)
 
@@ -176,11 +182,16 @@ class Supervisor:
         )
         process.start()
         child.close()
-        worker = Worker(process, parent)
+        worker = Worker(process, parent, self._free_number())
         self.workers.append(worker)
         loop.add_reader(parent.fileno(), self._on_readable, worker)
         loop.add_reader(process.sentinel, self._on_sentinel, worker)
         logger.info("Started worker process [%d]", worker.pid)
+
+    def _free_number(self) -> int:
+        """The lowest worker number no running worker has (the `worker` label)."""
+        taken = {worker.number for worker in self.workers}
+        return next(number for number in range(1, len(taken) + 2) if number not in taken)
 
     def _stop(self, worker: Worker, reason: str) -> None:
         worker.stop_reason = reason
@@ -244,6 +255,8 @@ class Supervisor:
         code = worker.reap()
         self.workers.remove(worker)
         self.retired.add(worker.snapshot, gauges=False)
+        if self.app_metrics is not None:
+            self.app_metrics.worker_exited(worker.pid)
         reason = worker.stop_reason or "crashed"
         served = worker.phase is Phase.READY
         if not served and worker.stop_reason is None:
@@ -339,14 +352,21 @@ class Supervisor:
         for worker in self.workers:
             total.add(worker.snapshot)
         serving = any(w.phase is Phase.READY for w in self.workers)
+        processes = {SUPERVISOR: process_families()}
+        for worker in self.workers:
+            if worker.processes:
+                processes[str(worker.number)] = worker.processes
         return GroupStatus(
             snapshot=total,
             lifespan_phase="stopping" if self.stopping else "started" if serving else "starting",
             workers=sum(w.stop_reason is None for w in self.workers),
             restarts=dict(self.restarts),
+            processes=processes,
         )
 
     def _close(self) -> None:
         if self.admin is not None:
             self.admin.close()
+        if self.app_metrics is not None:
+            self.app_metrics.close()
         close_sockets(self.sockets, self.config.listen)

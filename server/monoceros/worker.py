@@ -2,9 +2,10 @@
 supervisor over a pipe, and `Worker`, the supervisor's handle on one such process.
 
 Messages are small tuples. Worker -> supervisor: ("ready",) once it listens, ("failed", line)
-when it cannot start, ("snapshot", seq, MetricsSnapshot, rss_bytes) in answer to each request
-(they double as the heartbeat), ("retire", reason) when --limit-max-requests is reached, and
-("final", MetricsSnapshot) once it has drained, just before it exits. Supervisor -> worker:
+when it cannot start, ("snapshot", seq, MetricsSnapshot, rss_bytes, process families) in
+answer to each request (they double as the heartbeat), ("retire", reason) when
+--limit-max-requests is reached, and ("final", MetricsSnapshot) once it has drained, just
+before it exits. Supervisor -> worker:
 ("snapshot", seq). The supervisor stops a worker with SIGTERM, as anyone else would.
 """
 
@@ -25,10 +26,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
+
 from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.importer import make_importable
 from monoceros.lifespan import Lifespan
+from monoceros.observe.group import process_families
 from monoceros.observe.logging import configure_logging_for
 from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
 from monoceros.server import Server
@@ -49,6 +53,7 @@ class Worker:
 
     process: BaseProcess
     channel: Connection
+    number: int  # its `worker` label: the lowest number no other running worker has
     # Loop time of the oldest snapshot request not answered yet (the heartbeat), or None.
     waiting_since: float | None = None
     phase: Phase = Phase.STARTING
@@ -57,6 +62,7 @@ class Worker:
     failure: str | None = None  # the worker's startup error, when it could not start
     snapshot: MetricsSnapshot = field(default_factory=MetricsSnapshot)
     rss: int = 0  # resident bytes, as of the last snapshot
+    processes: list[Metric] = field(default_factory=list)  # its process_* families, as of then
     waiters: dict[int, asyncio.Future[None]] = field(default_factory=dict)
 
     @property
@@ -81,7 +87,7 @@ class Worker:
         self.waiting_since = None
         kind: str = message[0]
         if kind == "snapshot":
-            _, seq, self.snapshot, self.rss = message
+            _, seq, self.snapshot, self.rss, self.processes = message
             waiter = self.waiters.pop(seq, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -177,7 +183,14 @@ class WorkerServer(Server):
             self.request_exit()
             return
         if message[0] == "snapshot":
-            _send(self.channel, ("snapshot", message[1], self._snapshot(), resident_bytes()))
+            answer = (
+                "snapshot",
+                message[1],
+                self._snapshot(),
+                resident_bytes(),
+                process_families(),
+            )
+            _send(self.channel, answer)
 
     def _snapshot(self) -> MetricsSnapshot:
         metrics = self.observability.metrics

@@ -38,6 +38,7 @@ HTTP_LABELS = {
     "http_route",
     "url_scheme",
     "network_protocol_version",
+    "error_type",
 }
 # Methods with their own label value; any other is labelled "_OTHER".
 KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]

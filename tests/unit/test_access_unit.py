@@ -26,9 +26,9 @@ from monoceros.observe.access import (
     render_request,
     seconds_text,
 )
-from monoceros.observe.logging import add_request_id, configure_logging
+from monoceros.observe.logging import add_request_context, configure_logging
 from monoceros.observe.output import FLUSH_THRESHOLD, LineBuffer
-from monoceros.protocols.events import RequestFinished, request_id
+from monoceros.protocols.events import RequestFinished, TraceContext, current_exchange
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
@@ -38,6 +38,8 @@ def record(
     status: int = 200,
     outcome: str = "complete",
     client: tuple[str, int] | None = ("203.0.113.7", 0),
+    trace: TraceContext | None = None,
+    error_type: str | None = None,
     **scope: Any,
 ) -> RequestFinished:
     full_scope: dict[str, Any] = {
@@ -52,7 +54,18 @@ def record(
         **scope,
     }
     return RequestFinished(
-        full_scope, status, outcome, 0.0123456789, 10, 20, ("127.0.0.1", 4321), "rid-1"
+        full_scope,
+        full_scope["method"],
+        full_scope["scheme"],
+        status,
+        outcome,
+        0.0123456789,
+        10,
+        20,
+        ("127.0.0.1", 4321),
+        "rid-1",
+        trace,
+        error_type,
     )
 
 
@@ -93,17 +106,49 @@ def test_request_fields() -> None:
         "status": 200,
         "outcome": "complete",
         "duration": 0.012346,
-        "bytes_received": 10,
-        "bytes_sent": 20,
-        "client": "203.0.113.7:0",
-        "peer": "127.0.0.1:4321",
+        "body_bytes_received": 10,
+        "body_bytes_sent": 20,
+        "client": "203.0.113.7",
+        "client_port": None,  # a client named by a proxy header, without a port
+        "peer": "127.0.0.1",
+        "peer_port": 4321,
         "scheme": "https",
         "host": "example.com",
         "http_version": "1.1",
         "user_agent": "caf\xe9",
         "referer": "http://r/",
         "request_id": "rid-1",
+        "trace_id": None,
+        "span_id": None,
+        "error_type": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("client", "peer", "shown"),
+    [
+        pytest.param(
+            ("2001:db8::7", 0), ("::1", 50266), ("2001:db8::7", None, "::1", 50266), id="ipv6"
+        ),
+        pytest.param(
+            ("203.0.113.7", 4711), None, ("203.0.113.7", 4711, None, None), id="unix-socket"
+        ),
+    ],
+)
+def test_addresses_and_ports_are_apart(client: Any, peer: Any, shown: tuple[Any, ...]) -> None:
+    """An IPv6 address followed by `:port` reads as a longer address: they are two fields."""
+    rec = record(client=client)._replace(peer=peer)
+    fields = request_fields(rec)
+    assert (fields["client"], fields["client_port"], fields["peer"], fields["peer_port"]) == shown
+
+
+def test_trace_context_and_error_type() -> None:
+    trace = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    fields = request_fields(record(status=500, outcome="error", trace=trace, error_type="KeyError"))
+    assert (fields["trace_id"], fields["span_id"]) == trace
+    assert fields["error_type"] == "KeyError"
+    assert request_fields(record(status=503))["error_type"] == "503"  # a server error status
+    assert request_fields(record(status=404))["error_type"] is None
 
 
 @pytest.mark.parametrize(
@@ -124,7 +169,7 @@ def test_missing_values_are_null() -> None:
     assert fields["host"] is None
     assert fields["user_agent"] is None
     assert fields["referer"] is None
-    assert fields["client"] is None
+    assert fields["client"] is fields["client_port"] is None
 
 
 # -- the JSON line ------------------------------------------------------------------------------
@@ -132,7 +177,7 @@ def test_missing_values_are_null() -> None:
 
 def test_access_log_writes_one_escaped_json_line() -> None:
     stream = io.BytesIO()
-    log = AccessLog(LineBuffer(stream), "json")
+    log = AccessLog(LineBuffer(stream))
     hostile = '"}\n{"forged": true, "x": "\r\x00\x1b'
     log.request(
         record(
@@ -178,13 +223,34 @@ def test_literals_are_bounded() -> None:
     for number in range(MAX_LITERALS + 10):
         assert literals.header(b"agent-%d" % number) == b'"agent-%d"' % number
         assert literals.text(f"m-{number}") == b'"m-%d"' % number
-        assert literals.address(("10.0.0.1", number)) == b'"10.0.0.1:%d"' % number
+        assert literals.address(("10.0.0.1", number + 1)) == (b'"10.0.0.1"', b"%d" % (number + 1))
+        assert literals.host(b"h%d.example:80" % number) == (b'"h%d.example"' % number, b"80")
     long_host = "h" * MAX_LITERAL_LENGTH
-    assert literals.address((long_host, 1)) == b'"%s:1"' % long_host.encode()
-    for cache in (literals._headers, literals._texts, literals._addresses):
+    assert literals.address((long_host, 1)) == (b'"%s"' % long_host.encode(), b"1")
+    for cache in (literals._headers, literals._texts):
         assert 0 < len(cache) <= MAX_LITERALS
         assert all(len(literal) <= MAX_LITERAL_LENGTH for literal in cache.values())
-    assert literals.header(None) == literals.address(None) == b"null"
+    for pairs in (literals._addresses, literals._hosts):
+        assert 0 < len(pairs) <= MAX_LITERALS
+        assert all(len(pair[0]) <= MAX_LITERAL_LENGTH for pair in pairs.values())
+    assert literals.header(None) == b"null"
+    assert literals.address(None) == literals.host(None) == (b"null", b"null")
+
+
+@pytest.mark.parametrize(
+    ("host", "parts"),
+    [
+        (b"example.com", (b'"example.com"', b"null")),
+        (b"example.com:8443", (b'"example.com"', b"8443")),
+        (b"[2001:db8::1]:8000", (b'"2001:db8::1"', b"8000")),
+        (b"[::1]", (b'"::1"', b"null")),
+        (b"example.com:http", (b'"example.com"', b"null")),
+    ],
+)
+def test_host_header_split_for_the_schemas_that_name_its_parts(
+    host: bytes, parts: tuple[bytes, bytes]
+) -> None:
+    assert Literals().host(host) == parts
 
 
 def test_values_an_app_put_in_the_scope_are_still_logged() -> None:
@@ -196,9 +262,10 @@ def test_values_an_app_put_in_the_scope_are_still_logged() -> None:
         method=None,
         scheme=7,
     )
+    rec = rec._replace(method="GET", scheme="https")  # as the request started: the server's
     line = json.loads(render_request(rec, b"t", 1, literals))
     assert (line["host"], line["user_agent"], line["query"]) == ("h.example", "ua", "a=1")
-    assert (line["method"], line["scheme"]) == (None, 7)
+    assert (line["method"], line["scheme"]) == ("GET", "https")
 
 
 @pytest.mark.parametrize(
@@ -219,7 +286,7 @@ def test_durations_have_six_decimals(seconds: float, text: bytes) -> None:
 
 def test_an_error_is_logged_at_level_error() -> None:
     stream = io.BytesIO()
-    AccessLog(LineBuffer(stream), "json").request(record(status=500, outcome="error"))
+    AccessLog(LineBuffer(stream)).request(record(status=500, outcome="error"))
     assert json.loads(stream.getvalue())["level"] == "error"
 
 
@@ -295,35 +362,55 @@ def restore_logging() -> Iterator[None]:
         structlog.reset_defaults()
 
 
-def test_add_request_id_inside_a_request_only() -> None:
-    assert add_request_id(None, "info", {"event": "x"}) == {"event": "x"}
-    token = request_id.set("abc")
+class Exchange:
+    def __init__(self, request_id: str | None, trace: TraceContext | None = None) -> None:
+        self.request_id = request_id
+        self.trace = trace
+
+
+TRACE = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+
+
+@pytest.mark.parametrize(
+    ("exchange", "added"),
+    [
+        pytest.param(None, {}, id="outside-a-request"),
+        pytest.param(Exchange("abc"), {"request_id": "abc"}, id="request-id"),
+        pytest.param(
+            Exchange(None, TRACE), {"trace_id": TRACE[0], "span_id": TRACE[1]}, id="trace"
+        ),
+    ],
+)
+def test_add_request_context(exchange: Exchange | None, added: dict[str, str]) -> None:
+    token = current_exchange.set(exchange)
     try:
-        assert add_request_id(None, "info", {"event": "x"}) == {"event": "x", "request_id": "abc"}
+        assert add_request_context(None, "info", {"event": "x"}) == {"event": "x", **added}
     finally:
-        request_id.reset(token)
+        current_exchange.reset(token)
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_stdlib_records_become_json_lines_with_the_request_id() -> None:
+def test_stdlib_records_become_json_lines_with_the_request_context() -> None:
     stream = io.BytesIO()
     configure_logging("info", "json", output=LineBuffer(stream))
     logger = logging.getLogger("some.app")
     logger.info("outside")
-    token = request_id.set("rid-42")
+    token = current_exchange.set(Exchange("rid-42", TRACE))
     try:
-        logger.warning("inside %s", "a request", extra={"ignored": 1})
+        logger.warning("inside %s", "a request", extra={"order_id": 7, "user": "ada"})
         try:
             raise ValueError("bad\nvalue")
         except ValueError:
             logger.exception("failed")
     finally:
-        request_id.reset(token)
+        current_exchange.reset(token)
     logger.debug("filtered out at info")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["event"] for line in lines] == ["outside", "inside a request", "failed"]
     assert "request_id" not in lines[0]
     assert lines[1]["request_id"] == lines[2]["request_id"] == "rid-42"
+    assert lines[1]["trace_id"] == lines[2]["trace_id"] == TRACE[0]
+    assert (lines[1]["order_id"], lines[1]["user"]) == (7, "ada")  # extra= fields are kept
     assert lines[1]["logger"] == "some.app"
     assert lines[1]["level"] == "warning"
     assert lines[1]["timestamp"].endswith("Z")
@@ -346,6 +433,10 @@ def test_server_logs_go_through_structlog_too() -> None:
     stream = io.BytesIO()
     configure_logging("info", "json", output=LineBuffer(stream))
     structlog.get_logger("monoceros.test").info("structured", answer=42)
-    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
-    assert (line["event"], line["answer"], line["level"]) == ("structured", 42, "info")
+    structlog.get_logger().info("nameless")
+    first, second = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert (first["event"], first["answer"], first["level"]) == ("structured", 42, "info")
+    assert first["logger"] == "monoceros.test"  # structlog loggers keep their name
+    assert "logger" not in second
+    line = first
     assert time.time() - datetime.fromisoformat(line["timestamp"]).timestamp() < 60

@@ -46,6 +46,18 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "metrics_host": ("0.0.0.0", "observe.metrics_host", "0.0.0.0"),
     "metrics_port": (9100, "observe.metrics_port", 9100),
     "request_id_header": ("X-Trace", "observe.request_id_header", "X-Trace"),
+    "log_schema": ("ecs", "observe.log_schema", "ecs"),
+    "trace_id_generate": (True, "observe.trace_id_generate", True),
+    "metrics_duration_buckets": (
+        "0.01, 0.1,1,10",  # as the command line and MONOCEROS_METRICS_DURATION_BUCKETS give it
+        "observe.metrics_duration_buckets",
+        (0.01, 0.1, 1.0, 10.0),
+    ),
+    "access_log_exclude": (
+        ["/healthz", "/static/*"],
+        "observe.access_log_exclude",
+        ("/healthz", "/static/*"),
+    ),
     "ssl_keyfile": ("key.pem", "tls.keyfile", "key.pem"),
     "ssl_certfile": ("cert.pem", "tls.certfile", "cert.pem"),
     "ssl_keyfile_password": ("secret", "tls.keyfile_password", "secret"),
@@ -192,6 +204,20 @@ def test_replace() -> None:
         pytest.param({"ws_max_queue": 0}, "--ws-max-queue", id="ws-max-queue"),
         pytest.param({"ws_ping_interval": 0}, "--ws-ping-interval", id="ws-ping-interval"),
         pytest.param({"ws_ping_timeout": -1}, "--ws-ping-timeout", id="ws-ping-timeout"),
+        pytest.param({"log_schema": "gcp"}, "--log-schema", id="log-schema"),
+        *[
+            pytest.param({"metrics_duration_buckets": value}, "--metrics-duration", id=name)
+            for name, value in [
+                ("buckets-words", "fast,slow"),
+                ("buckets-decreasing", "1,0.5"),
+                ("buckets-repeated", "0.1,0.1"),
+                ("buckets-zero", "0,1"),
+                ("buckets-infinite", "1,inf"),
+                ("buckets-none", ""),
+                ("buckets-too-many", ",".join(str(n) for n in range(1, 60))),
+            ]
+        ],
+        pytest.param({"access_log_exclude": ["healthz"]}, "--access-log-exclude", id="exclude"),
     ],
 )
 def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> None:
@@ -213,6 +239,12 @@ def test_optional_extra_without_its_package(
     with pytest.raises(ValueError, match=rf"pip install 'monoceros\[{extra}\]'"):
         Config.from_options("mod:app", **options)
     assert Config.from_options("mod:app").app == "mod:app"
+
+
+def test_run_takes_buckets_and_exclusions_as_python_values() -> None:
+    config = Config.from_options("m:a", metrics_duration_buckets=[1, 2], access_log_exclude="/x")
+    assert config.observe.metrics_duration_buckets == (1.0, 2.0)
+    assert config.observe.access_log_exclude == ("/x",)
 
 
 def test_unknown_option() -> None:

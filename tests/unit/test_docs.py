@@ -1,19 +1,25 @@
-"""The documentation against what it documents, where a page is written by hand: the access-log
-fields against the renderer, every alert against its runbook section, the README's size and its
-links into the site. (The settings, metrics and Helm values references are generated at build
-time: docs/hooks/generated.py; tests/integration/test_docs_site.py opens the built site.)"""
+"""The documentation against what it documents: the log fields' table against the renderers and
+the committed JSON schemas, every alert against its runbook section, the README's size and its
+links into the site. (The settings, metrics, log fields and Helm values references are generated
+at build time: docs/hooks/generated.py; tests/integration/test_docs_site.py opens the built
+site; tests/integration/test_log_schemas.py holds real lines to the JSON schemas.)"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
-from monoceros.observe.access import Literals, render_request, render_session
+from monoceros.observe.access import SCHEMAS, Literals, render_request, render_session
+from monoceros.observe.log_schemas import ECS_VERSION
 from monoceros.protocols.events import RequestFinished, SessionFinished
 from tests.utils import REPO
 
@@ -36,44 +42,65 @@ SCOPE: dict[str, Any] = {
 }
 
 
-def table_fields(page: Path, heading: str) -> list[str]:
-    """The first column of the table under `heading` (up to the next heading)."""
-    text = page.read_text()
-    section = text.split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
-    return re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
+def log_fields() -> ModuleType:
+    """docs/hooks/log_fields.py: the table of every log field, in each schema."""
+    spec = importlib.util.spec_from_file_location("log_fields", DOCS / "hooks" / "log_fields.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
-def rendered_fields(line: bytes) -> list[str]:
-    return list(json.loads(line))
-
-
-@pytest.mark.parametrize(
-    ("heading", "line"),
-    [
-        pytest.param(
-            "## Request lines",
-            render_request(
-                RequestFinished(SCOPE, 200, "complete", 0.1, 1, 2, ("10.0.0.1", 80), "r"),
-                b"t",
-                1,
-                Literals(),
-            ),
-            id="request",
-        ),
-        pytest.param(
-            "## WebSocket session lines",
-            render_session(
-                SessionFinished(SCOPE, 101, 1000, 0.1, 1, 2, 3, 4, ("10.0.0.1", 80), "r"),
-                b"t",
-                1,
-                Literals(),
-            ),
-            id="websocket",
-        ),
-    ],
+FIELDS = log_fields()
+TIMESTAMP = b"2026-01-01T00:00:00.000000Z"
+REQUEST = RequestFinished(
+    SCOPE, "GET", "https", 200, "complete", 0.1, 1, 2, ("10.0.0.1", 80), "r", None, None
 )
-def test_the_log_page_lists_every_access_log_field_in_order(heading: str, line: bytes) -> None:
-    assert table_fields(DOCS / "observability" / "logs.md", heading) == rendered_fields(line)
+SESSION = SessionFinished(SCOPE, 101, 1000, 0.1, 1, 2, 3, 4, ("10.0.0.1", 80), "r", None)
+
+
+def access_line(kind: str, schema: str) -> dict[str, Any]:
+    number = SCHEMAS.index(schema)
+    if kind == "request":
+        line = render_request(REQUEST, TIMESTAMP, 1, Literals(), number)
+    else:
+        line = render_session(SESSION, TIMESTAMP, 1, Literals(), number)
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+@pytest.mark.parametrize("kind", ["request", "websocket"])
+def test_the_field_table_lists_every_access_log_field_in_order(kind: str, schema: str) -> None:
+    listed = [name for name, _ in FIELDS.fields(schema, kind)]
+    assert listed == list(access_line(kind, schema))
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_the_committed_json_schemas_are_the_table_s(schema: str) -> None:
+    """`make log-schemas` writes them; they must not drift from the table."""
+    committed = DOCS / "reference" / "log-schemas" / f"{schema}.json"
+    assert committed.read_text() == FIELDS.schema_text(schema), "run `make log-schemas`"
+    jsonschema.Draft202012Validator.check_schema(json.loads(committed.read_text()))
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+@pytest.mark.parametrize("kind", ["request", "websocket"])
+def test_a_json_schema_takes_its_lines_and_refuses_others(kind: str, schema: str) -> None:
+    validator = jsonschema.Draft202012Validator(FIELDS.json_schema(schema))
+    line = access_line(kind, schema)
+    assert not list(validator.iter_errors(line))
+    first = next(iter(FIELDS.fields(schema, kind)[6:]))[0]  # a field of the kind's own
+    assert list(validator.iter_errors({k: v for k, v in line.items() if k != first}))
+    assert list(validator.iter_errors({**line, "unknown": 1}))
+    other = "default" if schema != "default" else "ecs"
+    assert list(validator.iter_errors(access_line(kind, other)))
+
+
+def test_the_ecs_templates_name_the_version_the_other_lines_do() -> None:
+    assert access_line("request", "ecs")["ecs.version"] == ECS_VERSION
+    assert access_line("websocket", "ecs")["ecs.version"] == ECS_VERSION
 
 
 def alerts(rule_file: Path) -> dict[str, dict[str, Any]]:

@@ -4,26 +4,32 @@ registry's samples out (`get_sample_value`), never the global REGISTRY."""
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 import monoceros
+from monoceros.config import DURATION_BUCKETS
+from monoceros.observe.app_metrics import default_registry
 from monoceros.observe.metrics import (
-    DURATION_BUCKETS,
     MAX_SERIES,
     OVERFLOW_ROUTE,
     SIZE_BUCKETS,
     HttpMetrics,
     duration_bucket,
-    route_of,
     size_bucket,
 )
+from monoceros.observe.routes import route_of
 from monoceros.observe.scrape import MetricsCollector, build_registry
-from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.events import RequestFinished, TraceContext
 from monoceros.protocols.observer import REJECTION_REASONS
 
 DURATION = "http_server_request_duration_seconds"
@@ -52,23 +58,39 @@ def finished(
     duration: float = 0.001,
     received: int = 0,
     sent: int = 0,
+    trace: TraceContext | None = None,
+    error_type: str | None = None,
     **scope_options: Any,
 ) -> RequestFinished:
+    full = scope(**scope_options)
     return RequestFinished(
-        scope(**scope_options), status, outcome, duration, received, sent, None, None
+        full,
+        full["method"],
+        full["scheme"],
+        status,
+        outcome,
+        duration,
+        received,
+        sent,
+        None,
+        None,
+        trace,
+        error_type,
     )
 
 
 class Route:
-    def __init__(self, path: Any) -> None:
-        self.path = path
+    """What Starlette puts in scope["route"], as far as the label reads it."""
+
+    def __init__(self, path_format: Any) -> None:
+        self.path_format = path_format
 
 
 class Setup:
     """HttpMetrics and a fresh registry reading it."""
 
-    def __init__(self, lifespan: str = "started") -> None:
-        self.http = HttpMetrics()
+    def __init__(self, lifespan: str = "started", **options: Any) -> None:
+        self.http = HttpMetrics(**options)
         self.lifespan = lifespan
         self.registry: CollectorRegistry = build_registry(
             MetricsCollector(self.http, lambda: self.lifespan)
@@ -84,6 +106,7 @@ class Setup:
             "http_route": "",
             "url_scheme": "http",
             "network_protocol_version": "1.1",
+            "error_type": "",
             **labels,
         }
         return self.value(DURATION + "_count", **full)
@@ -132,22 +155,88 @@ def test_status_label_and_app_exceptions(
     setup: Setup, status: int, outcome: str, label: str, exceptions: int
 ) -> None:
     setup.http.observe(finished(status=status, outcome=outcome))
-    assert setup.count(http_response_status_code=label) == 1
+    error = label if int(label) >= 500 else ""
+    assert setup.count(http_response_status_code=label, error_type=error) == 1
     assert setup.value("monoceros_app_exceptions_total") == exceptions
 
 
 @pytest.mark.parametrize(
-    ("scope_route", "label"),
+    ("status", "error_type", "label"),
     [
-        pytest.param(None, "", id="no-route"),
-        pytest.param(Route("/items/{item_id}"), "/items/{item_id}", id="template"),
-        pytest.param(Route(None), "", id="route-without-path"),
-        pytest.param(Route(b"/bytes"), "", id="path-not-str"),
-        pytest.param(object(), "", id="not-a-route"),
+        pytest.param(200, None, "", id="success"),
+        pytest.param(404, None, "", id="client-error"),
+        pytest.param(503, None, "503", id="server-error"),
+        pytest.param(500, "ValueError", "ValueError", id="app-raised"),
+        pytest.param(500, "sqlalchemy.exc.OperationalError", "sqlalchemy.exc.OperationalError"),
     ],
 )
-def test_route_label(scope_route: Any, label: str) -> None:
-    assert route_of(scope(route=scope_route)) == label
+def test_error_type_label(setup: Setup, status: int, error_type: str | None, label: str) -> None:
+    setup.http.observe(finished(status=status, error_type=error_type))
+    assert setup.count(http_response_status_code=str(status), error_type=label) == 1
+
+
+class Mount(Route):
+    def __init__(self, path: str) -> None:
+        super().__init__(path + "/{path}")
+        self.path = path
+        self.routes: list[Any] = []
+        self.param_convertors = {"path": None}
+
+
+def mounted(route: Any, params: dict[str, str], root: str = "", top: str = "") -> dict[str, Any]:
+    """A scope as Starlette leaves it after routing under Mounts (`root`: the root_path they
+    grew it to; `top`: the root_path before them). The route's own parameters: its template's."""
+    if not hasattr(route, "param_convertors"):
+        route.param_convertors = dict.fromkeys(re.findall(r"{(\w+)}", route.path_format))
+    return {**scope(route=route), "root_path": root, "app_root_path": top, "path_params": params}
+
+
+ITEM = Route("/items/{item_id}")
+
+
+@pytest.mark.parametrize(
+    ("the_scope", "label"),
+    [
+        pytest.param(scope(), "", id="no-route"),
+        pytest.param(scope(route=ITEM), "/items/{item_id}", id="template"),
+        pytest.param(scope(route=Route(None)), "", id="route-without-path"),
+        pytest.param(scope(route=Route(b"/bytes")), "", id="path-not-str"),
+        pytest.param(scope(route=object()), "", id="not-a-route"),
+        pytest.param(
+            mounted(Route("/users/{uid}"), {"uid": "7"}, "/v2", ""), "/v2/users/{uid}", id="mount"
+        ),
+        pytest.param(
+            mounted(Route("/users/{uid}"), {"uid": "7"}, "/api/v2", "/api"),
+            "/v2/users/{uid}",
+            id="mount-below-root-path",
+        ),
+        pytest.param(
+            mounted(Route("/users/{uid}"), {"uid": "7", "tenant": "acme"}, "/t/acme", ""),
+            "",
+            id="mount-with-parameters-unknown-without-the-app",
+        ),
+        pytest.param(mounted(Mount("/static"), {}, "/static", ""), "/static/{path}", id="files"),
+        pytest.param({**scope(), "path_template": "/books/{book_id:int}"}, "/books/{book_id:int}"),
+        pytest.param(
+            {**scope(), "extensions": {"monoceros.route": "/own/{id}"}}, "/own/{id}", id="own"
+        ),
+        pytest.param({**scope(), "extensions": {"monoceros.route": 7}}, "", id="own-not-str"),
+    ],
+)
+def test_route_label(the_scope: dict[str, Any], label: str) -> None:
+    assert route_of(the_scope) == label
+
+
+def test_route_label_asks_the_app_when_the_scope_cannot_say() -> None:
+    asked: list[Any] = []
+
+    def finder(scope: Any) -> str:
+        asked.append(scope)
+        return "/found"
+
+    assert route_of(scope(), finder) == "/found"
+    assert route_of(scope(route=ITEM), finder) == "/items/{item_id}"
+    assert len(asked) == 1  # a scope that names its route is not asked about
 
 
 def test_route_never_comes_from_the_raw_path(setup: Setup) -> None:
@@ -173,13 +262,7 @@ def test_route_never_comes_from_the_raw_path(setup: Setup) -> None:
 def test_duration_buckets(setup: Setup, duration: float, first_bucket: str) -> None:
     setup.http.observe(finished(duration=duration))
     bounds = [*map(repr, OTEL_BUCKETS), "+Inf"]
-    labels = {
-        "http_request_method": "GET",
-        "http_response_status_code": "200",
-        "http_route": "",
-        "url_scheme": "http",
-        "network_protocol_version": "1.1",
-    }
+    labels = LABELS
     counts = [setup.value(DURATION + "_bucket", le=bound, **labels) for bound in bounds]
     index = bounds.index(first_bucket)
     assert counts == [0.0] * index + [1.0] * (len(bounds) - index)
@@ -200,16 +283,59 @@ def test_bucket_of_every_edge_matches_bisect() -> None:
     assert size_bucket(2**62) == len(SIZE_BUCKETS)
 
 
+LABELS = {
+    "http_request_method": "GET",
+    "http_response_status_code": "200",
+    "http_route": "",
+    "url_scheme": "http",
+    "network_protocol_version": "1.1",
+    "error_type": "",
+}
+
+
+def test_duration_buckets_of_one_s_own() -> None:
+    setup = Setup(duration_buckets=(0.1, 1.0))
+    for seconds in (0.05, 0.5, 5.0):
+        setup.http.observe(finished(duration=seconds))
+    buckets = [setup.value(DURATION + "_bucket", le=le, **LABELS) for le in ("0.1", "1.0", "+Inf")]
+    assert buckets == [1, 2, 3]
+    assert setup.value(DURATION + "_bucket", le="0.005", **LABELS) is None
+
+
+def test_exemplars_of_traced_requests_in_openmetrics_only(setup: Setup) -> None:
+    trace = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    setup.http.observe(finished(duration=0.02, trace=trace))
+    setup.http.observe(finished(duration=0.3))  # untraced: no exemplar in its bucket
+    families = openmetrics_families(openmetrics_latest(setup.registry).decode())
+    duration = next(f for f in families if f.name == DURATION)
+    exemplars = {s.labels["le"]: s.exemplar for s in duration.samples if s.exemplar is not None}
+    assert list(exemplars) == ["0.025"]
+    assert exemplars["0.025"].labels == {"trace_id": trace[0], "span_id": trace[1]}
+    assert exemplars["0.025"].value == pytest.approx(0.02)
+    assert b"trace_id" not in generate_latest(setup.registry)  # the text format has none
+
+
+def test_active_requests_by_method_and_scheme_pair_with_how_they_started(setup: Setup) -> None:
+    http = setup.http
+    started = [scope(method="GET"), scope(method="POST", scheme="https"), scope(method="BREW")]
+    for each in started:
+        http.request_started(each, reused=False)
+    active = "http_server_active_requests"
+    assert setup.value(active, http_request_method="GET", url_scheme="http") == 1
+    assert setup.value(active, http_request_method="POST", url_scheme="https") == 1
+    assert setup.value(active, http_request_method="_OTHER", url_scheme="http") == 1
+    for each in started:
+        record = finished(**{k: each[k] for k in ("method", "scheme")})
+        record.scope["scheme"] = "https"  # an app's middleware rewrote it (uvicorn's does)
+        http.request_finished(record)
+    for method, scheme in (("GET", "http"), ("POST", "https"), ("_OTHER", "http")):
+        assert setup.value(active, http_request_method=method, url_scheme=scheme) == 0
+
+
 def test_body_size_histograms(setup: Setup) -> None:
     setup.http.observe(finished(received=100, sent=5000))
     setup.http.observe(finished(received=0, sent=64))
-    labels = {
-        "http_request_method": "GET",
-        "http_response_status_code": "200",
-        "http_route": "",
-        "url_scheme": "http",
-        "network_protocol_version": "1.1",
-    }
+    labels = LABELS
     request = "http_server_request_body_size_bytes"
     response = "http_server_response_body_size_bytes"
     assert setup.value(request + "_sum", **labels) == 100
@@ -240,13 +366,11 @@ def test_scheme_label(setup: Setup) -> None:
 
 def test_server_counters(setup: Setup) -> None:
     http = setup.http
-    http.active_requests = 3
     http.connections_accepted = 7
     http.keepalive_reuses = 11
     http.connections_open = 2
     for status in (400, 400, 408, 413, 414, 431, 503):
         http.request_rejected(None, REJECTION_REASONS[status])
-    assert setup.value("http_server_active_requests") == 3
     assert setup.value("monoceros_connections_open") == 2
     assert setup.value("monoceros_connections_accepted_total") == 7
     assert setup.value("monoceros_keepalive_reused_requests_total") == 11
@@ -293,6 +417,32 @@ def test_process_and_python_metrics_are_registered(setup: Setup) -> None:
     assert "python_gc_objects_collected" in names
 
 
+def test_the_app_s_metrics_in_the_default_registry_are_served_beside_ours(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """prometheus-client's default registry is the app's: served after ours, each family name
+    once (the standard process_* ones and any clash with ours left out, the clash logged)."""
+    orders = Counter("orders_made", "Orders the app made.")
+    clash = Counter("monoceros_connections_accepted", "An app's counter with our name.")
+    try:
+        orders.inc(3)
+        setup = Setup()
+        setup.registry = build_registry(
+            MetricsCollector(setup.http, lambda: "started"), default_registry()
+        )
+        text = generate_latest(setup.registry).decode()
+        names = [family.name for family in text_string_to_metric_families(text)]
+        assert setup.value("orders_made_total") == 3
+        assert len(names) == len(set(names)), names
+        assert setup.value("monoceros_connections_accepted_total") == 0  # ours
+        generate_latest(setup.registry)
+        warnings = [r for r in caplog.records if "monoceros_connections_accepted" in r.message]
+        assert len(warnings) == 1, "the clash is logged once"
+    finally:
+        REGISTRY.unregister(orders)
+        REGISTRY.unregister(clash)
+
+
 def test_the_global_registry_is_left_alone(setup: Setup) -> None:
     setup.http.observe(finished())
     assert REGISTRY.get_sample_value(DURATION + "_count", {}) is None
@@ -316,4 +466,5 @@ def test_exposition_round_trips(setup: Setup) -> None:
         "http_route": "/items/{item_id}",
         "url_scheme": "http",
         "network_protocol_version": "1.1",
+        "error_type": "",
     }

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monoceros.config import Config
-from monoceros.observe.group import GroupCollector, GroupStatus
+from monoceros.observe.group import SUPERVISOR, GroupCollector, GroupStatus, process_families
 from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
 from monoceros.observe.scrape import build_registry
 from monoceros.protocols.events import RequestFinished
@@ -72,11 +72,15 @@ def worker_snapshot(requests: int, open_connections: int) -> MetricsSnapshot:
     """A worker's snapshot after `requests` GETs, as it crosses the pipe (pickled)."""
     http = HttpMetrics()
     scope = {"method": "GET", "scheme": "http", "path": "/", "http_version": "1.1"}
+    record = RequestFinished(
+        scope, "GET", "http", 200, "complete", 0.001, 0, 13, None, None, None, None
+    )
     for _ in range(requests):
-        http.observe(RequestFinished(scope, 200, "complete", 0.001, 0, 13, None, None))
+        http.observe(record)
     http.connections_accepted = requests
     http.request_rejected(None, REJECTION_REASONS[503])
-    http.active_requests = open_connections
+    for _ in range(open_connections):
+        http.request_started(scope, reused=False)
     snapshot = snapshot_of(http)
     snapshot.connections_open = open_connections
     result: MetricsSnapshot = pickle.loads(pickle.dumps(snapshot))
@@ -91,8 +95,9 @@ def group_registry(live: list[MetricsSnapshot], exited: list[MetricsSnapshot]) -
     total.add(retired)
     for snapshot in live:
         total.add(snapshot)
-    status = GroupStatus(total, "started", len(live), {"crashed": 1, "recycled": 2})
-    return build_registry(GroupCollector(lambda: status))
+    processes = {SUPERVISOR: process_families(), "1": process_families()}
+    status = GroupStatus(total, "started", len(live), {"crashed": 1, "recycled": 2}, processes)
+    return build_registry(GroupCollector(lambda: status), process=False)
 
 
 def test_counters_add_up_over_live_and_exited_workers_and_gauges_over_live_only() -> None:
@@ -105,6 +110,7 @@ def test_counters_add_up_over_live_and_exited_workers_and_gauges_over_live_only(
         "http_route": "",
         "url_scheme": "http",
         "network_protocol_version": "1.1",
+        "error_type": "",
     }
     value = registry.get_sample_value
     assert value("http_server_request_duration_seconds_count", labels) == 12
@@ -112,7 +118,32 @@ def test_counters_add_up_over_live_and_exited_workers_and_gauges_over_live_only(
     assert value("monoceros_connections_accepted_total") == 12
     assert value("monoceros_requests_rejected_total", {"reason": "overload"}) == 3
     assert value("monoceros_connections_open") == 3
-    assert value("http_server_active_requests") == 3
+    active = {"http_request_method": "GET", "url_scheme": "http"}
+    assert value("http_server_active_requests", active) == 3
     assert value("monoceros_workers") == 2
     assert value("monoceros_worker_restarts_total", {"reason": "recycled"}) == 2
     assert value("monoceros_lifespan_state", {"state": "started"}) == 1
+
+
+def test_process_metrics_are_each_process_s_labelled_with_its_worker() -> None:
+    registry = group_registry(live=[worker_snapshot(1, 0)], exited=[])
+    value = registry.get_sample_value
+    for worker in (SUPERVISOR, "1"):
+        assert value("process_resident_memory_bytes", {"worker": worker}) > 0
+        assert value("process_cpu_seconds_total", {"worker": worker}) >= 0
+        assert value("python_gc_collections_total", {"generation": "0", "worker": worker}) >= 0
+    assert value("process_resident_memory_bytes") is None  # never unlabelled: the supervisor's
+    assert value("python_info", {**sys_python_info()}) == 1
+
+
+def sys_python_info() -> dict[str, str]:
+    import platform
+
+    major, minor, patchlevel = platform.python_version_tuple()
+    return {
+        "implementation": platform.python_implementation(),
+        "major": major,
+        "minor": minor,
+        "patchlevel": patchlevel,
+        "version": platform.python_version(),
+    }

@@ -11,6 +11,7 @@ from monoceros.observe.access import AccessLog
 from monoceros.observe.metrics import HttpMetrics
 from monoceros.protocols.events import RequestFinished, SessionFinished
 from monoceros.protocols.observer import Observer
+from monoceros.types import Scope
 
 
 class Observers:
@@ -48,11 +49,11 @@ class Observers:
         if self.also is not None:
             self.also.connection_rejected(reason)
 
-    def request_started(self, reused: bool) -> None:
+    def request_started(self, scope: Scope, reused: bool) -> None:
         if self.metrics is not None:
-            self.metrics.request_started(reused)
+            self.metrics.request_started(scope, reused)
         if self.also is not None:
-            self.also.request_started(reused)
+            self.also.request_started(scope, reused)
 
     def request_finished(self, record: RequestFinished) -> None:
         if self.metrics is not None:

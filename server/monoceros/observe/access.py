@@ -1,7 +1,9 @@
 """The access log: one line per finished request or WebSocket session, written from here only.
 
 It is the hottest log line there is, so a line is rendered straight to bytes from one
-template (mypyc turns `b"..." % (...)` with `%s` and `%d` into a single concatenation):
+template per log schema (mypyc turns `b"..." % (...)` with `%s` and `%d` into a single
+concatenation; the schema picks the template, never a per-field lookup, so --log-schema costs
+nothing per request):
 
 - numbers the server produced (status, sizes, duration, pid) are written as digits;
 - every value a client or the app could have chosen (path, query, headers, method, scheme,
@@ -10,10 +12,10 @@ template (mypyc turns `b"..." % (...)` with `%s` and `%d` into a single concaten
 - literals of values that repeat from request to request (methods, hosts, user agents,
   addresses) are made once and looked up after (`Literals`).
 
-Compiled, a request's line costs 15.6k instructions, against 27.5k for building a dict and
-`orjson.dumps`-ing it. The line has the same shape as every other JSON line the process
-writes (`timestamp`, `level`, `logger`, `event`, `pid`); in console format it is parsed back
-and goes through structlog.
+The fields of each schema, their types and units: docs/reference/log-fields.md, and the JSON
+schemas beside it, which the tests hold real lines to. In the console format the line is
+observe/console.py's, for people; with --log-config filters or handlers on the access logger,
+it goes through them (observe/access_logger.py).
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from __future__ import annotations
 import os
 import time
 from time import time_ns
-from typing import Any
+from typing import Any, Final
 
-import structlog
-from orjson import dumps, loads
+from orjson import dumps
 
 from monoceros.observe.output import LineBuffer
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
@@ -33,6 +34,12 @@ from monoceros.protocols.events import RequestFinished, SessionFinished, reporte
 # churn), each at most this long (so hostile headers cannot grow it past ~2 MiB).
 MAX_LITERALS = 4096
 MAX_LITERAL_LENGTH = 256
+
+# --log-schema, as the templates below number them.
+SCHEMAS: Final = ("default", "ecs", "otel")
+DEFAULT: Final = 0
+ECS: Final = 1
+OTEL: Final = 2
 
 
 def _six_digits(value: int) -> bytes:
@@ -75,18 +82,24 @@ def json_literal(value: Any) -> bytes:
     return dumps(value)
 
 
+# An address or a Host header as two JSON values: host (or IP) and port (null: none known).
+Pair = tuple[bytes, bytes]
+_NULLS: Final[Pair] = (b"null", b"null")
+
+
 class Literals:
     """JSON literals of the values that repeat from request to request (methods, hosts, user
     agents, addresses), each made once. Bounded: at most MAX_LITERALS of each kind, none
     longer than MAX_LITERAL_LENGTH; anything else is encoded each time."""
 
-    __slots__ = ("_addresses", "_headers", "_texts")
+    __slots__ = ("_addresses", "_headers", "_hosts", "_texts")
 
     def __init__(self) -> None:
         # Apart, so that a header's bytes are never compared with a scope field's str.
         self._headers: dict[bytes, bytes] = {}
         self._texts: dict[str, bytes] = {}
-        self._addresses: dict[Any, bytes] = {}
+        self._addresses: dict[Any, Pair] = {}
+        self._hosts: dict[Any, Pair] = {}
 
     def header(self, value: Any) -> bytes:
         """A header value (bytes), or null if the request had none."""
@@ -106,13 +119,39 @@ class Literals:
             literal = _remember(self._texts, value, json_literal(value))
         return literal
 
-    def address(self, address: Any) -> bytes:
-        """A (host, port) pair as `"host:port"`, or null."""
-        literal = self._addresses.get(address)
-        if literal is None:
-            text = None if address is None else f"{address[0]}:{address[1]}"
-            literal = _remember(self._addresses, address, json_literal(text))
-        return literal
+    def address(self, address: Any) -> Pair:
+        """A (host, port) pair as its host and its port (null for port 0: a client a proxy
+        header named without one), or two nulls. Apart, an IPv6 address reads unambiguously."""
+        pair = self._addresses.get(address)
+        if pair is None:
+            if address is None:
+                return _NULLS
+            host, port = address[0], address[1]
+            pair = (json_literal(host), b"%d" % port if type(port) is int and port else b"null")
+            _remember_pair(self._addresses, address, pair)
+        return pair
+
+    def host(self, value: Any) -> Pair:
+        """A Host header as its host and port (the port null when not given), for the
+        schemas that name them apart."""
+        pair = self._hosts.get(value)
+        if pair is None:
+            if value is None:
+                return _NULLS
+            pair = _split_host(bytes(value).decode("latin-1"))
+            _remember_pair(self._hosts, value, pair)
+        return pair
+
+
+def _split_host(text: str) -> Pair:
+    if text.startswith("["):  # an IPv6 literal: [::1]:8000
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, colon, port = text.rpartition(":")
+        if not colon:
+            host, port = text, ""
+    return json_literal(host), (port.encode() if port.isdigit() and len(port) <= 5 else b"null")
 
 
 def _remember(literals: dict[Any, bytes], value: Any, literal: bytes) -> bytes:
@@ -121,6 +160,13 @@ def _remember(literals: dict[Any, bytes], value: Any, literal: bytes) -> bytes:
             literals.clear()  # client ports churn; hostile values may too
         literals[value] = literal
     return literal
+
+
+def _remember_pair(pairs: dict[Any, Pair], value: Any, pair: Pair) -> None:
+    if len(pair[0]) <= MAX_LITERAL_LENGTH:
+        if len(pairs) >= MAX_LITERALS:
+            pairs.clear()
+        pairs[value] = pair
 
 
 def _query_literal(query: Any) -> bytes:
@@ -140,63 +186,266 @@ def _named_headers(scope: Any) -> tuple[Any, Any, Any]:  # bytes, or what an app
     return host, user_agent, referer
 
 
-def _origin_fields(scope: Any, peer: Any, host: Any, user_agent: Any, literals: Literals) -> bytes:
+def _origin_fields(
+    scope: Any, peer: Any, scheme: Any, host: Any, user_agent: Any, literals: Literals, schema: int
+) -> bytes:
     """Where the request came from: the fields both kinds of line carry, "client" to
-    "user_agent"."""
-    return b'"client":%s,"peer":%s,"scheme":%s,"host":%s,"http_version":%s,"user_agent":%s' % (
-        literals.address(scope.get("client")),
-        literals.address(peer),
-        literals.text(scope["scheme"]),
-        literals.header(host),
-        literals.text(scope["http_version"]),
-        literals.header(user_agent),
+    "user_agent" (or what the schema calls them)."""
+    client_host, client_port = literals.address(scope.get("client"))
+    peer_host, peer_port = literals.address(peer)
+    version = literals.text(scope["http_version"])
+    agent = literals.header(user_agent)
+    if schema == DEFAULT:
+        return (
+            b'"client":%s,"client_port":%s,"peer":%s,"peer_port":%s,"scheme":%s,"host":%s,'
+            b'"http_version":%s,"user_agent":%s'
+            % (
+                client_host,
+                client_port,
+                peer_host,
+                peer_port,
+                literals.text(scheme),
+                literals.header(host),
+                version,
+                agent,
+            )
+        )
+    server_host, server_port = literals.host(host)
+    if schema == ECS:
+        return (
+            b'"client.address":%s,"client.port":%s,"source.address":%s,"source.port":%s,'
+            b'"url.scheme":%s,"url.domain":%s,"url.port":%s,"http.version":%s,'
+            b'"user_agent.original":%s'
+            % (
+                client_host,
+                client_port,
+                peer_host,
+                peer_port,
+                literals.text(scheme),
+                server_host,
+                server_port,
+                version,
+                agent,
+            )
+        )
+    return (
+        b'"client.address":%s,"client.port":%s,"network.peer.address":%s,'
+        b'"network.peer.port":%s,"url.scheme":%s,"server.address":%s,"server.port":%s,'
+        b'"network.protocol.version":%s,"user_agent.original":%s'
+        % (
+            client_host,
+            client_port,
+            peer_host,
+            peer_port,
+            literals.text(scheme),
+            server_host,
+            server_port,
+            version,
+            agent,
+        )
     )
 
 
+_NO_TRACE: Final = (b"null", b"null")
+
+
+def _trace_literals(trace: tuple[str, str] | None) -> tuple[bytes, bytes]:
+    """The trace id and span id as JSON (hex digits: nothing to escape), or two nulls."""
+    if trace is None:
+        return _NO_TRACE
+    return b'"%s"' % trace[0].encode(), b'"%s"' % trace[1].encode()
+
+
+def error_type(record: RequestFinished, status: int) -> str | None:
+    """OpenTelemetry's error.type of a request: the class of the exception the app raised,
+    else a 5xx status (a server error), else None."""
+    if record.error_type is not None:
+        return record.error_type
+    return str(status) if status >= 500 else None
+
+
 def render_request(
-    record: RequestFinished, timestamp: bytes, pid: int, literals: Literals
+    record: RequestFinished, timestamp: bytes, pid: int, literals: Literals, schema: int = DEFAULT
 ) -> bytes:
-    """The access-log line of one request (docs/observability/logs.md); runs once per request."""
+    """The access-log line of one request (docs/reference/log-fields.md); runs once per
+    request."""
     scope = record.scope
     host, user_agent, referer = _named_headers(scope)
+    error = record.outcome == "error"
+    status = reported_status(record)
+    method = literals.text(record.method)
+    path = json_literal(scope["path"])
+    query = _query_literal(scope["query_string"])
+    outcome = literals.text(record.outcome)
+    origin = _origin_fields(scope, record.peer, record.scheme, host, user_agent, literals, schema)
+    refered = literals.header(referer)
+    rid = json_literal(record.request_id)
+    trace_id, span_id = _trace_literals(record.trace)
+    failure_type = error_type(record, status)
+    failure = b"null" if failure_type is None else json_literal(failure_type)
+    if schema == DEFAULT:
+        return (
+            b'{"timestamp":"%s","level":"%s","logger":"monoceros.access","event":"request",'
+            b'"method":%s,"path":%s,"query":%s,"status":%d,"outcome":%s,"duration":%s,'
+            b'"body_bytes_received":%d,"body_bytes_sent":%d,%s,"referer":%s,"request_id":%s,'
+            b'"trace_id":%s,"span_id":%s,"error_type":%s,"pid":%d}\n'
+            % (
+                timestamp,
+                b"error" if error else b"info",
+                method,
+                path,
+                query,
+                status,
+                outcome,
+                seconds_text(record.duration),
+                record.bytes_received,
+                record.bytes_sent,
+                origin,
+                refered,
+                rid,
+                trace_id,
+                span_id,
+                failure,
+                pid,
+            )
+        )
+    if schema == ECS:
+        return (
+            b'{"@timestamp":"%s","log.level":"%s","log.logger":"monoceros.access",'
+            b'"message":"request","ecs.version":"8.11.0","http.request.method":%s,'
+            b'"url.path":%s,"url.query":%s,"http.response.status_code":%d,'
+            b'"monoceros.outcome":%s,"event.duration":%d,"http.request.body.bytes":%d,'
+            b'"http.response.body.bytes":%d,%s,"http.request.referrer":%s,"http.request.id":%s,'
+            b'"trace.id":%s,"span.id":%s,"error.type":%s,"process.pid":%d}\n'
+            % (
+                timestamp,
+                b"error" if error else b"info",
+                method,
+                path,
+                query,
+                status,
+                outcome,
+                int(record.duration * 1e9 + 0.5),
+                record.bytes_received,
+                record.bytes_sent,
+                origin,
+                refered,
+                rid,
+                trace_id,
+                span_id,
+                failure,
+                pid,
+            )
+        )
     return (
-        b'{"timestamp":"%s","level":"%s","logger":"monoceros.access","event":"request",'
-        b'"method":%s,"path":%s,"query":%s,"status":%d,"outcome":%s,"duration":%s,'
-        b'"bytes_received":%d,"bytes_sent":%d,%s,"referer":%s,"request_id":%s,"pid":%d}\n'
+        b'{"timestamp":"%s",%s,"scope.name":"monoceros.access","body":"request",'
+        b'"http.request.method":%s,"url.path":%s,"url.query":%s,'
+        b'"http.response.status_code":%d,"monoceros.outcome":%s,'
+        b'"http.server.request.duration":%s,"http.request.body.size":%d,'
+        b'"http.response.body.size":%d,%s,"http.request.header.referer":%s,'
+        b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"error.type":%s,'
+        b'"process.pid":%d}\n'
         % (
             timestamp,
-            b"error" if record.outcome == "error" else b"info",
-            literals.text(scope["method"]),
-            json_literal(scope["path"]),
-            _query_literal(scope["query_string"]),
-            reported_status(record),
-            literals.text(record.outcome),
+            _OTEL_ERROR if error else _OTEL_INFO,
+            method,
+            path,
+            query,
+            status,
+            outcome,
             seconds_text(record.duration),
             record.bytes_received,
             record.bytes_sent,
-            _origin_fields(scope, record.peer, host, user_agent, literals),
-            literals.header(referer),
-            json_literal(record.request_id),
+            origin,
+            b"null" if refered == b"null" else b"[%s]" % refered,  # a header: a list of values
+            rid,
+            trace_id,
+            span_id,
+            failure,
             pid,
         )
     )
 
 
+# OpenTelemetry's severity numbers: INFO is 9, ERROR 17.
+_OTEL_INFO: Final = b'"severity_text":"info","severity_number":9'
+_OTEL_ERROR: Final = b'"severity_text":"error","severity_number":17'
+
+
 def render_session(
-    record: SessionFinished, timestamp: bytes, pid: int, literals: Literals
+    record: SessionFinished, timestamp: bytes, pid: int, literals: Literals, schema: int = DEFAULT
 ) -> bytes:
     """The access-log line of one WebSocket session (once per session)."""
     scope = record.scope
     host, user_agent, _ = _named_headers(scope)
+    path = json_literal(scope["path"])
+    query = _query_literal(scope["query_string"])
+    origin = _origin_fields(scope, record.peer, scope["scheme"], host, user_agent, literals, schema)
+    rid = json_literal(record.request_id)
+    trace_id, span_id = _trace_literals(record.trace)
+    if schema == DEFAULT:
+        return (
+            b'{"timestamp":"%s","level":"info","logger":"monoceros.access","event":"websocket",'
+            b'"path":%s,"query":%s,"status":%d,"close_code":%d,"duration":%s,'
+            b'"messages_received":%d,"messages_sent":%d,"message_bytes_received":%d,'
+            b'"message_bytes_sent":%d,%s,"request_id":%s,"trace_id":%s,"span_id":%s,"pid":%d}\n'
+            % (
+                timestamp,
+                path,
+                query,
+                record.status,
+                record.close_code,
+                seconds_text(record.duration),
+                record.messages_received,
+                record.messages_sent,
+                record.bytes_received,
+                record.bytes_sent,
+                origin,
+                rid,
+                trace_id,
+                span_id,
+                pid,
+            )
+        )
+    if schema == ECS:
+        return (
+            b'{"@timestamp":"%s","log.level":"info","log.logger":"monoceros.access",'
+            b'"message":"websocket","ecs.version":"8.11.0","url.path":%s,"url.query":%s,'
+            b'"http.response.status_code":%d,"monoceros.websocket.close_code":%d,'
+            b'"event.duration":%d,"monoceros.websocket.messages_received":%d,'
+            b'"monoceros.websocket.messages_sent":%d,"monoceros.websocket.bytes_received":%d,'
+            b'"monoceros.websocket.bytes_sent":%d,%s,"http.request.id":%s,"trace.id":%s,'
+            b'"span.id":%s,"process.pid":%d}\n'
+            % (
+                timestamp,
+                path,
+                query,
+                record.status,
+                record.close_code,
+                int(record.duration * 1e9 + 0.5),
+                record.messages_received,
+                record.messages_sent,
+                record.bytes_received,
+                record.bytes_sent,
+                origin,
+                rid,
+                trace_id,
+                span_id,
+                pid,
+            )
+        )
     return (
-        b'{"timestamp":"%s","level":"info","logger":"monoceros.access","event":"websocket",'
-        b'"path":%s,"query":%s,"status":%d,"close_code":%d,"duration":%s,'
-        b'"messages_received":%d,"messages_sent":%d,"bytes_received":%d,"bytes_sent":%d,'
-        b'%s,"request_id":%s,"pid":%d}\n'
+        b'{"timestamp":"%s",%s,"scope.name":"monoceros.access","body":"websocket",'
+        b'"url.path":%s,"url.query":%s,"http.response.status_code":%d,'
+        b'"monoceros.websocket.close_code":%d,"monoceros.websocket.duration":%s,'
+        b'"monoceros.websocket.messages_received":%d,"monoceros.websocket.messages_sent":%d,'
+        b'"monoceros.websocket.bytes_received":%d,"monoceros.websocket.bytes_sent":%d,%s,'
+        b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"process.pid":%d}\n'
         % (
             timestamp,
-            json_literal(scope["path"]),
-            _query_literal(scope["query_string"]),
+            _OTEL_INFO,
+            path,
+            query,
             record.status,
             record.close_code,
             seconds_text(record.duration),
@@ -204,40 +453,75 @@ def render_session(
             record.messages_sent,
             record.bytes_received,
             record.bytes_sent,
-            _origin_fields(scope, record.peer, host, user_agent, literals),
-            json_literal(record.request_id),
+            origin,
+            rid,
+            trace_id,
+            span_id,
             pid,
         )
     )
 
 
-# Keys every line of the process starts with; the console renderer adds its own.
-_LINE_META = ("timestamp", "level", "logger", "event", "pid")
+class ExcludedPaths:
+    """--access-log-exclude: exact paths, and prefixes (given ending in "*")."""
+
+    __slots__ = ("exact", "prefixes")
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.exact = frozenset(p for p in patterns if not p.endswith("*"))
+        self.prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
+
+    def __contains__(self, path: Any) -> bool:
+        if type(path) is not str:
+            return False
+        return path in self.exact or path.startswith(self.prefixes)
 
 
 class AccessLog:
-    """Writes one line per RequestFinished and per SessionFinished."""
+    """Writes one line per RequestFinished and per SessionFinished.
 
-    def __init__(self, output: LineBuffer, log_format: str = "json") -> None:
+    `console`: renders the line for people instead (observe/console.py); `through`: hands
+    each line to the access logger's filters and handlers (observe/access_logger.py)."""
+
+    def __init__(
+        self,
+        output: LineBuffer,
+        schema: str = "default",
+        excluded: tuple[str, ...] = (),
+        console: Any = None,
+        through: Any = None,
+    ) -> None:
         self._output = output
-        self._json = log_format == "json"
+        self._schema = SCHEMAS.index(schema)
+        self._excluded = ExcludedPaths(excluded) if excluded else None
+        self._console = console
+        self._through = through
         self._timestamps = Timestamps()
         self._pid = os.getpid()
         self._literals = Literals()
-        self._logger = structlog.get_logger("monoceros.access")
 
     def request(self, record: RequestFinished) -> None:
-        self._write(render_request(record, self._timestamps.now(), self._pid, self._literals))
+        if self._excluded is not None and record.scope["path"] in self._excluded:
+            return
+        if self._console is not None:
+            line = self._console.request(record)
+        else:
+            timestamp = self._timestamps.now()
+            line = render_request(record, timestamp, self._pid, self._literals, self._schema)
+        if self._through is None:
+            self._output.write(line)
+        else:
+            self._through.request(record, line)
 
     def session(self, record: SessionFinished) -> None:
-        self._write(render_session(record, self._timestamps.now(), self._pid, self._literals))
-
-    def _write(self, line: bytes) -> None:
-        if self._json:
-            self._output.write(line)
+        if self._excluded is not None and record.scope["path"] in self._excluded:
             return
-        fields = loads(line)
-        level, event = fields["level"], fields["event"]
-        for key in _LINE_META:
-            del fields[key]
-        getattr(self._logger, level)(event, logger="monoceros.access", **fields)
+        if self._console is not None:
+            line = self._console.session(record)
+        else:
+            timestamp = self._timestamps.now()
+            line = render_session(record, timestamp, self._pid, self._literals, self._schema)
+        if self._through is None:
+            self._output.write(line)
+        else:
+            self._through.session(record, line)

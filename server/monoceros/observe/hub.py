@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from monoceros.config import Config
 from monoceros.observe import Observers
 from monoceros.observe.access import AccessLog
+from monoceros.observe.access_logger import LoggedAccess, configured
 from monoceros.observe.admin import AdminApp, Readiness
-from monoceros.observe.logging import current_output, resolve_log_format
+from monoceros.observe.app_metrics import default_registry
+from monoceros.observe.console import ConsoleAccessLine
+from monoceros.observe.logging import current_output, resolve_colors, resolve_log_format
 from monoceros.observe.metrics import HttpMetrics
+from monoceros.observe.route_hooks import route_finder
 from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.observer import Observer
 
@@ -23,12 +28,8 @@ class Observability:
     ) -> None:
         settings = config.observe
         self.output = current_output()
-        self.metrics = HttpMetrics() if settings.metrics else None
-        access_enabled = config.access_log and logging.getLogger("monoceros.access").isEnabledFor(
-            logging.INFO
-        )
-        log_format = resolve_log_format(config)  # the console format on a terminal, as the rest
-        self.access_log = AccessLog(self.output, log_format) if access_enabled else None
+        self.metrics = HttpMetrics(settings.metrics_duration_buckets) if settings.metrics else None
+        self.access_log = access_log(config, self.output)
         # None when nobody would be told anything: connections then build no records.
         self.observer = (
             Observers(self.metrics, self.access_log, also)
@@ -38,8 +39,31 @@ class Observability:
         self.admin: AdminApp | None = None
         if self.metrics is not None:
             collector = MetricsCollector(self.metrics, lifespan_phase)
-            self.admin = AdminApp(build_registry(collector))
+            self.admin = AdminApp(build_registry(collector, default_registry()))
+
+    def app_loaded(self, app: Any) -> None:
+        """The object the import string named: where route templates come from when the
+        scope does not carry one (observe/route_hooks.py)."""
+        if self.metrics is not None:
+            self.metrics.find_route = route_finder(app)
 
     def set_readiness(self, readiness: Readiness) -> None:
         if self.admin is not None:
             self.admin.readiness = readiness
+
+
+def access_log(config: Config, output: Any) -> AccessLog | None:
+    """The access log the config asks for, or None (--no-access-log, or a level above info)."""
+    logger = logging.getLogger("monoceros.access")
+    if not config.access_log or not logger.isEnabledFor(logging.INFO):
+        return None
+    settings = config.observe
+    # The console format, as the rest of the lines: on a terminal, unless --log-format says.
+    console = resolve_log_format(config) == "console"
+    return AccessLog(
+        output,
+        settings.log_schema,
+        settings.access_log_exclude,
+        console=ConsoleAccessLine(resolve_colors(config)) if console else None,
+        through=LoggedAccess(logger) if configured(logger) else None,
+    )

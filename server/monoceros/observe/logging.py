@@ -1,9 +1,11 @@
 """One logging configuration for everything the process writes.
 
 structlog renders the server's own events and, through `ProcessorFormatter`, every stdlib
-`logging` record (the app's included), as JSON lines or readable console output. All lines
-go to one `LineBuffer` on stdout. The request id of the request being served is added to
-every record emitted inside it (see `protocols/events.request_id`).
+`logging` record (the app's included, with its `extra=` fields), as JSON lines or readable
+console output. All lines go to one `LineBuffer` on stdout. The request id and trace context of
+the request being served are added to every record emitted inside it (see
+`protocols/events.current_exchange`). --log-schema renames the fields of JSON lines
+(observe/log_schemas.py).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from monoceros.config import Config
+from monoceros.config import Config, LogSchema
 from monoceros.errors import StartupError
+from monoceros.observe.log_schemas import schema_processor
 from monoceros.observe.output import LineBuffer
-from monoceros.protocols.events import request_id
+from monoceros.protocols.events import current_exchange
 
 LogFormat = Literal["json", "console"]
 TRACE = 5
@@ -39,10 +42,17 @@ LEVELS = {
 }
 
 
-def add_request_id(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    rid = request_id.get()
-    if rid is not None:
-        event.setdefault("request_id", rid)
+def add_request_context(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """The request id and trace context of the request being served, if any."""
+    exchange = current_exchange.get()
+    if exchange is None:
+        return event
+    if exchange.request_id is not None:
+        event.setdefault("request_id", exchange.request_id)
+    trace = exchange.trace
+    if trace is not None:
+        event.setdefault("trace_id", trace[0])
+        event.setdefault("span_id", trace[1])
     return event
 
 
@@ -65,7 +75,7 @@ def shared_processors() -> list[Processor]:
         structlog.processors.add_log_level,
         add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        add_request_id,
+        add_request_context,
         add_pid,
     ]
 
@@ -79,7 +89,12 @@ class _LineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.output.write(self.format(record).encode("utf-8", "backslashreplace") + b"\n")
+            # An access line that went through the access logger's filters is written as
+            # rendered (observe/access_logger.py).
+            line = getattr(record, "monoceros_line", None)
+            if line is None:
+                line = self.format(record).encode("utf-8", "backslashreplace") + b"\n"
+            self.output.write(line)
         except Exception:
             self.handleError(record)
 
@@ -121,15 +136,22 @@ def current_output() -> LineBuffer:
     return _output
 
 
-def configure_logging_for(config: Config) -> LineBuffer:
-    """`configure_logging` with the config's --log-level, --log-format, --use-colors and
-    --log-config (whose classes must be importable by now: --app-dir is on sys.path)."""
+def resolve_colors(config: Config) -> bool:
+    """--use-colors, or colours when stdout is a terminal."""
     colors = config.observe.use_colors
+    return sys.stdout.isatty() if colors is None else colors
+
+
+def configure_logging_for(config: Config) -> LineBuffer:
+    """`configure_logging` with the config's --log-level, --log-format, --log-schema,
+    --use-colors and --log-config (whose classes must be importable by now: --app-dir is on
+    sys.path)."""
     return configure_logging(
         config.log_level,
         resolve_log_format(config),
         config.observe.log_config,
-        colors=sys.stdout.isatty() if colors is None else colors,
+        colors=resolve_colors(config),
+        schema=config.observe.log_schema,
     )
 
 
@@ -140,35 +162,40 @@ def configure_logging(
     output: LineBuffer | None = None,
     *,
     colors: bool = False,
+    schema: LogSchema = "default",
 ) -> LineBuffer:
     """Configure structlog and stdlib logging once for the process; return the output.
-    `colors`: ANSI colours in the console format (JSON lines have none)."""
+    `colors`: ANSI colours in the console format (JSON lines have none); `schema`: the field
+    names of JSON lines."""
     global _output
     output = _output = output if output is not None else current_output()
+    # People read the console format as it is written: each line goes out at once, after
+    # anything print() wrote before it, so the two come out in the order they were written.
+    output.immediate = log_format == "console"
     shared = shared_processors()
-    renderer: Processor
+    last: list[Processor] = [structlog.processors.format_exc_info]
     if log_format == "json":
-        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps_str)
+        renamed = schema_processor(schema)
+        if renamed is not None:
+            last.append(renamed)
+        last.append(structlog.processors.JSONRenderer(serializer=_json_dumps_str))
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=colors)
+        last.append(structlog.dev.ConsoleRenderer(colors=colors))
     stdlib_level = LEVELS[level]
 
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, *last],
         # structlog's own loggers know the standard levels only; TRACE is for stdlib records.
         wrapper_class=structlog.make_filtering_bound_logger(max(stdlib_level, logging.DEBUG)),
-        logger_factory=structlog.WriteLoggerFactory(file=_TextOutput(output)),  # type: ignore[arg-type]
+        logger_factory=_NamedLoggerFactory(_TextOutput(output)),
         cache_logger_on_first_use=True,
     )
     handler = _LineHandler(output)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
+            # ExtraAdder: the fields a record was given with `extra=`.
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last],
         )
     )
     root = logging.getLogger()
@@ -182,6 +209,20 @@ def configure_logging(
     if log_config:
         _apply_log_config(log_config)
     return output
+
+
+class _NamedLoggerFactory:
+    """structlog's WriteLoggerFactory, keeping the name a logger is asked for
+    (`structlog.get_logger("app.jobs")`) for the `logger` field."""
+
+    def __init__(self, output: _TextOutput) -> None:
+        self._output = output
+
+    def __call__(self, *args: Any) -> structlog.WriteLogger:
+        logger = structlog.WriteLogger(self._output)  # type: ignore[arg-type]
+        if args and isinstance(args[0], str):
+            logger.name = args[0]  # type: ignore[attr-defined]
+        return logger
 
 
 class _TextOutput:

@@ -16,16 +16,13 @@ unseen base crashes. The prometheus-client side lives in the plain `scrape.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
+from monoceros.config import DURATION_BUCKETS
+from monoceros.observe.routes import RouteFinder, route_of
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
+from monoceros.types import Scope
 
-# OpenTelemetry's default buckets for http.server.request.duration (seconds).
-# fmt: off
-DURATION_BUCKETS: Final[tuple[float, ...]] = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-)
-# fmt: on
 # Body sizes in bytes: powers of four from 64 B to 64 MiB.
 SMALLEST_SIZE_BUCKET: Final = 64
 SIZE_BUCKET_FACTOR: Final = 4
@@ -33,35 +30,49 @@ SIZE_BUCKET_COUNT: Final = 11
 SIZE_BUCKETS = tuple(
     float(SMALLEST_SIZE_BUCKET * SIZE_BUCKET_FACTOR**i) for i in range(SIZE_BUCKET_COUNT)
 )
-KNOWN_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+# The method labels, in the order of the tallies of requests in flight; any other method is
+# _OTHER.
+METHOD_LABELS: Final = (
+    *("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"),
+    "_OTHER",
 )
+_METHOD_INDEX: Final = {method: index for index, method in enumerate(METHOD_LABELS[:-1])}
+_OTHER_INDEX: Final = len(METHOD_LABELS) - 1
+# The schemes of HTTP requests (proxy resolution gives no other), in the same tallies' order.
+SCHEMES: Final = ("http", "https")
+ACTIVE_SLOTS: Final = len(METHOD_LABELS) * len(SCHEMES)
 # Beyond this many label sets, new ones are folded into one overflow series per status.
 MAX_SERIES = 2000
 OVERFLOW_ROUTE = "_overflow"
-# A request series' labels: method, status, route, scheme, HTTP version ("1.1", "2").
-SeriesKey = tuple[str, int, str, str, str]
+# A request series' labels: method, status, route, scheme, HTTP version ("1.1", "2"), and the
+# error type ("" unless the app raised or the status is 5xx).
+SeriesKey = tuple[str, int, str, str, str, str]
+# The last traced request of a duration bucket: trace id, span id, seconds (an exemplar).
+Exemplar = tuple[str, str, float]
 
 
 class Series:
-    """Non-cumulative bucket counts (+Inf last) and sums for one label set."""
+    """Non-cumulative bucket counts (+Inf last) and sums for one label set, and the duration
+    buckets' exemplars (bucket index -> the last traced request in it; None until one)."""
 
     __slots__ = (
         "duration",
         "duration_sum",
+        "exemplars",
         "request_size",
         "request_sum",
         "response_size",
         "response_sum",
     )
 
-    def __init__(self) -> None:
-        self.duration = [0] * (len(DURATION_BUCKETS) + 1)
+    def __init__(self, duration_buckets: int = len(DURATION_BUCKETS)) -> None:
+        self.duration = [0] * (duration_buckets + 1)
         self.request_size = [0] * (len(SIZE_BUCKETS) + 1)
         self.response_size = [0] * (len(SIZE_BUCKETS) + 1)
         self.duration_sum = 0.0
         self.request_sum = 0
         self.response_sum = 0
+        self.exemplars: dict[int, Exemplar] | None = None
 
     def add(self, other: Series) -> None:
         for mine, theirs in (
@@ -74,12 +85,16 @@ class Series:
         self.duration_sum += other.duration_sum
         self.request_sum += other.request_sum
         self.response_sum += other.response_sum
+        if other.exemplars:
+            if self.exemplars is None:
+                self.exemplars = {}
+            self.exemplars.update(other.exemplars)
 
 
-def duration_bucket(seconds: float) -> int:
-    """The index of the first DURATION_BUCKETS bound >= seconds (len(): +Inf)."""
+def duration_bucket(seconds: float, bounds: tuple[float, ...] = DURATION_BUCKETS) -> int:
+    """The index of the first of `bounds` >= seconds (len(): +Inf)."""
     index = 0
-    for bound in DURATION_BUCKETS:
+    for bound in bounds:
         if seconds <= bound:
             break
         index += 1
@@ -96,21 +111,35 @@ def size_bucket(size: int) -> int:
     return index
 
 
-def route_of(scope: Any) -> str:
-    """The route template when the framework says which route matched (Starlette and
-    FastAPI put the Route in scope["route"]); otherwise "" (unknown), never the raw path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None) if route is not None else None
-    return path if isinstance(path, str) else ""
+def active_slot(method: str, scheme: str) -> int:
+    """Where a request of `method` and `scheme` is tallied among the requests in flight: its
+    method's label at `slot // 2`, its scheme at `slot % 2`."""
+    return _METHOD_INDEX.get(method, _OTHER_INDEX) * 2 + (scheme == "https")
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS[_METHOD_INDEX.get(method, _OTHER_INDEX)]
+
+
+def error_label(record: RequestFinished, status: int) -> str:
+    """OpenTelemetry's error.type: the exception's class if the app raised, else a 5xx status
+    (a server error), else "" (none)."""
+    if record.error_type is not None:
+        return record.error_type
+    return str(status) if status >= 500 else ""
 
 
 class HttpMetrics:
     """The tallies of one server process, fed one event at a time (the Observer's methods)."""
 
-    def __init__(self) -> None:
+    def __init__(self, duration_buckets: tuple[float, ...] = DURATION_BUCKETS) -> None:
+        self.duration_buckets = duration_buckets
+        # The app's own RouteFinder (observe/route_hooks.py), once it is loaded.
+        self.find_route: RouteFinder | None = None
         self.series: dict[SeriesKey, Series] = {}
         self.app_exceptions = 0
-        self.active_requests = 0
+        # Requests in flight, by active_slot(): no label key is built per request.
+        self.active_requests = [0] * ACTIVE_SLOTS
         self.connections_accepted = 0
         self.connections_open = 0
         self.keepalive_reuses = 0
@@ -130,14 +159,16 @@ class HttpMetrics:
         rejections = self.connection_rejections
         rejections[reason] = rejections.get(reason, 0) + 1
 
-    def request_started(self, reused: bool) -> None:
-        self.active_requests += 1
+    def request_started(self, scope: Scope, reused: bool) -> None:
+        self.active_requests[active_slot(scope["method"], scope["scheme"])] += 1
         if reused:
             self.keepalive_reuses += 1
 
     def request_finished(self, record: RequestFinished) -> None:
-        self.active_requests -= 1
-        self.observe(record)
+        # As it started, whatever the app did to its scope since.
+        slot = active_slot(record.method, record.scheme)
+        self.active_requests[slot] -= 1
+        self._tally(record, METHOD_LABELS[slot >> 1])
 
     def request_rejected(self, record: RequestFinished | None, reason: str) -> None:
         self.rejections[reason] = self.rejections.get(reason, 0) + 1
@@ -151,26 +182,37 @@ class HttpMetrics:
         self.websocket_closes[code] = self.websocket_closes.get(code, 0) + 1
 
     def observe(self, record: RequestFinished) -> None:
+        """Tally a finished request into its series."""
+        self._tally(record, method_label(record.method))
+
+    def _tally(self, record: RequestFinished, method: str) -> None:
         if record.outcome == "rejected":
             return  # answered by the server itself: monoceros_requests_rejected_total has it
         scope = record.scope
-        method = scope["method"]
-        if method not in KNOWN_METHODS:
-            method = "_OTHER"
         status = reported_status(record)
         if record.outcome == "error":
             self.app_exceptions += 1
-        key = (method, status, route_of(scope), scope["scheme"], scope["http_version"])
+        error = error_label(record, status)
+        version = scope["http_version"]
+        route = route_of(cast(dict[str, Any], scope), self.find_route)  # ours: a dict
+        key = (method, status, route, record.scheme, version, error)
         series = self.series.get(key)
         if series is None:
             if len(self.series) >= MAX_SERIES:
-                key = (method, status, OVERFLOW_ROUTE, key[3], key[4])
+                key = (method, status, OVERFLOW_ROUTE, record.scheme, version, error)
                 series = self.series.get(key)
             if series is None:
-                series = self.series[key] = Series()
+                series = self.series[key] = Series(len(self.duration_buckets))
         duration = record.duration
-        series.duration[duration_bucket(duration)] += 1
+        bucket = duration_bucket(duration, self.duration_buckets)
+        series.duration[bucket] += 1
         series.duration_sum += duration
+        trace = record.trace
+        if trace is not None:
+            exemplars = series.exemplars
+            if exemplars is None:
+                exemplars = series.exemplars = {}
+            exemplars[bucket] = (trace[0], trace[1], duration)
         received = record.bytes_received
         series.request_size[size_bucket(received)] += 1
         series.request_sum += received
@@ -192,7 +234,7 @@ class MetricsSnapshot:
     connection_rejections: dict[str, int] = field(default_factory=dict)  # reason -> count
     websocket_closes: dict[int, int] = field(default_factory=dict)  # close code -> sessions
     # Gauges: only live processes contribute (`add(..., gauges=False)` for exited ones).
-    active_requests: int = 0
+    active_requests: list[int] = field(default_factory=lambda: [0] * ACTIVE_SLOTS)
     connections_open: int = 0
     websocket_sessions: int = 0
 
@@ -200,7 +242,7 @@ class MetricsSnapshot:
         for key, theirs in other.series.items():
             ours = self.series.get(key)
             if ours is None:
-                ours = self.series[key] = Series()
+                ours = self.series[key] = Series(len(theirs.duration) - 1)
             ours.add(theirs)
         self.app_exceptions += other.app_exceptions
         self.connections_accepted += other.connections_accepted
@@ -209,7 +251,8 @@ class MetricsSnapshot:
         _add_counts(self.connection_rejections, other.connection_rejections)
         _add_counts(self.websocket_closes, other.websocket_closes)
         if gauges:
-            self.active_requests += other.active_requests
+            for slot, count in enumerate(other.active_requests):
+                self.active_requests[slot] += count
             self.connections_open += other.connections_open
             self.websocket_sessions += other.websocket_sessions
 

@@ -4,6 +4,9 @@ A write per line would cost a syscall per request (and containers run with
 PYTHONUNBUFFERED). Lines written while the loop runs are collected and written together by
 a callback scheduled for the end of the current turn, or at once past 64 KiB; nothing waits
 longer than one loop turn, and `close()` flushes what is left at exit.
+
+`immediate` (the console format, for people): every line goes out as it is written, after
+whatever print() left in sys.stdout, so the two come out in the order they were written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ FLUSH_THRESHOLD = 64 * 1024
 class LineBuffer:
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream if stream is not None else sys.stdout.buffer
+        # What print() writes goes through sys.stdout's own buffer first (when ours is under it).
+        self._text = sys.stdout if stream is None else None
+        self.immediate = False
         self._pending = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
@@ -30,6 +36,9 @@ class LineBuffer:
 
     def write(self, line: bytes) -> None:
         self._pending += line
+        if self.immediate:
+            self.flush()
+            return
         if self._scheduled and len(self._pending) <= FLUSH_THRESHOLD:
             # The common case under load: a flush is already due this turn. (Should the loop
             # close before it runs, close() writes what is left: the server calls it first.)
@@ -47,6 +56,8 @@ class LineBuffer:
             return
         data, self._pending = bytes(self._pending), bytearray()
         try:
+            if self.immediate and self._text is not None:
+                self._text.flush()
             self._stream.write(data)
             self._stream.flush()
         except (BrokenPipeError, ValueError):

@@ -2,12 +2,14 @@
 
 Every metric is defined once, in `render()`, from a `MetricsSnapshot` (`metrics.py`): one
 process's own tallies (`MetricsCollector`), or with --workers the supervisor's sum of its
-workers' snapshots (`group.GroupCollector`). Plain Python, not compiled: it runs once per
+workers' snapshots (`group.GroupCollector`). After ours, the app's own metrics
+(observe/app_metrics.py), each family name once. Plain Python, not compiled: it runs once per
 scrape, and its collector derives from prometheus-client's.
 """
 
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 from collections.abc import Iterator
@@ -22,10 +24,13 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 
 from monoceros._version import __version__
+from monoceros.config import DURATION_BUCKETS
 from monoceros.observe.metrics import (
-    DURATION_BUCKETS,
+    METHOD_LABELS,
+    SCHEMES,
     SIZE_BUCKETS,
     HttpMetrics,
     MetricsSnapshot,
@@ -33,7 +38,12 @@ from monoceros.observe.metrics import (
     SeriesKey,
     snapshot_of,
 )
+from monoceros.observe.metrics import (
+    Exemplar as Traced,
+)
 from monoceros.protocols.observer import CONNECTION_REJECTION_REASONS, REJECTION_REASONS
+
+logger = logging.getLogger("monoceros.error")
 
 HTTP_LABELS = (
     "http_request_method",
@@ -41,6 +51,7 @@ HTTP_LABELS = (
     "http_route",
     "url_scheme",
     "network_protocol_version",
+    "error_type",
 )
 
 
@@ -52,15 +63,25 @@ class MetricsCollector(Collector):
         self.lifespan_state = lifespan_state  # a callable returning the lifespan state name
 
     def collect(self) -> Iterator[Metric]:
-        return render(snapshot_of(self.http), self.lifespan_state())
+        http = self.http
+        return render(snapshot_of(http), self.lifespan_state(), http.duration_buckets)
 
 
-def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
+def render(
+    snapshot: MetricsSnapshot,
+    lifespan_phase: str,
+    duration_buckets: tuple[float, ...] = DURATION_BUCKETS,
+) -> Iterator[Metric]:
     """The metric families for one snapshot (one process's, or a worker group's sum)."""
-    yield from _http_families(snapshot.series)
-    yield GaugeMetricFamily(
-        "http_server_active_requests", "Requests being served.", value=snapshot.active_requests
+    yield from _http_families(snapshot.series, duration_buckets)
+    active = GaugeMetricFamily(
+        "http_server_active_requests",
+        "Requests being served.",
+        labels=["http_request_method", "url_scheme"],
     )
+    for slot, count in enumerate(snapshot.active_requests):
+        active.add_metric([METHOD_LABELS[slot >> 1], SCHEMES[slot & 1]], count)
+    yield active
     yield GaugeMetricFamily(
         "monoceros_connections_open", "Open client connections.", value=snapshot.connections_open
     )
@@ -128,7 +149,9 @@ def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
     yield info
 
 
-def _http_families(series_by_labels: dict[SeriesKey, Series]) -> Iterator[Metric]:
+def _http_families(
+    series_by_labels: dict[SeriesKey, Series], duration_buckets: tuple[float, ...]
+) -> Iterator[Metric]:
     duration = HistogramMetricFamily(
         "http_server_request_duration_seconds",
         "Duration of HTTP server requests.",
@@ -147,11 +170,10 @@ def _http_families(series_by_labels: dict[SeriesKey, Series]) -> Iterator[Metric
         labels=HTTP_LABELS,
         unit="bytes",
     )
-    for (method, status, route, scheme, version), series in list(series_by_labels.items()):
-        labels = [method, str(status), route, scheme, version]
-        duration.add_metric(
-            labels, _cumulative(DURATION_BUCKETS, series.duration), series.duration_sum
-        )
+    for (method, status, route, scheme, version, error), series in list(series_by_labels.items()):
+        labels = [method, str(status), route, scheme, version, error]
+        buckets = _cumulative(duration_buckets, series.duration, series.exemplars)
+        duration.add_metric(labels, buckets, series.duration_sum)
         request_size.add_metric(
             labels, _cumulative(SIZE_BUCKETS, series.request_size), float(series.request_sum)
         )
@@ -163,12 +185,23 @@ def _http_families(series_by_labels: dict[SeriesKey, Series]) -> Iterator[Metric
     yield response_size
 
 
-def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+def _cumulative(
+    bounds: tuple[float, ...], counts: list[int], exemplars: dict[int, Traced] | None = None
+) -> list[Any]:
+    """(bound, cumulative count) per bucket, and the bucket's exemplar when it has one (only
+    the OpenMetrics format shows them)."""
     total = 0
-    buckets = []
-    for bound, count in zip((*map(_format_bound, bounds), "+Inf"), counts, strict=True):
+    buckets: list[Any] = []
+    bounds_text = (*map(_format_bound, bounds), "+Inf")
+    for index, (bound, count) in enumerate(zip(bounds_text, counts, strict=True)):
         total += count
-        buckets.append((bound, float(total)))
+        traced = exemplars.get(index) if exemplars else None
+        if traced is None:
+            buckets.append((bound, float(total)))
+        else:
+            trace_id, span_id, seconds = traced
+            exemplar = Exemplar({"trace_id": trace_id, "span_id": span_id}, seconds)
+            buckets.append((bound, float(total), exemplar))
     return buckets
 
 
@@ -176,11 +209,51 @@ def _format_bound(bound: float) -> str:
     return repr(float(bound))
 
 
-def build_registry(collector: Collector) -> CollectorRegistry:
-    """An explicit registry (never the global one): ours plus process and Python metrics."""
-    registry = CollectorRegistry(auto_describe=False)
+class ServedRegistry(CollectorRegistry):
+    """What /metrics serves: the collectors registered here (ours), then `app`'s families (the
+    app's own metrics), leaving out any whose name one of ours has: the text format allows a
+    family once, and a scrape with two would be refused whole."""
+
+    def __init__(self, app: Collector | None = None) -> None:
+        super().__init__(auto_describe=False)
+        self.app = app
+        self._clashes_logged: set[str] = set()
+
+    def collect(self) -> Iterator[Metric]:
+        names = set()
+        for family in super().collect():
+            names.add(family.name)
+            yield family
+        if self.app is None:
+            return
+        for family in self.app.collect():
+            if family.name not in names:
+                yield family
+            elif family.name not in self._clashes_logged and not family.name.startswith(
+                _STANDARD_PREFIXES
+            ):
+                # The standard process_* and python_* families are in the default registry
+                # too: ours are the same, left out quietly.
+                self._clashes_logged.add(family.name)
+                logger.warning(
+                    "The app's metric %s has the name of one of monoceros's: it is not served",
+                    family.name,
+                )
+
+
+_STANDARD_PREFIXES = ("process_", "python_")
+
+
+def build_registry(
+    collector: Collector, app: Collector | None = None, *, process: bool = True
+) -> ServedRegistry:
+    """An explicit registry (never the global one): ours plus Python's build, and this
+    process's own metrics (`process`: a worker group's collector brings each process's
+    instead), then `app`'s (the app's own metrics)."""
+    registry = ServedRegistry(app)
     registry.register(collector)
-    ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
+    if process:
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
     return registry

@@ -16,30 +16,50 @@ from typing import Any, Final
 
 from monoceros.addresses import TrustedProxies
 from monoceros.config import Config, Http2Settings, HttpLimits, WebSocketSettings
+from monoceros.protocols.events import TraceContext
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.observer import Observer
+from monoceros.protocols.tracecontext import parse_traceparent
 from monoceros.proxy import ProxyResolver
 
-_HEX_PAD: Final = 1 << 64
+# The sequence behind the ids: 60 bits, so that every value is a native int to mypyc (below
+# 2**62: no big-integer arithmetic per request).
+_BITS: Final = 60
+_MASK: Final = (1 << _BITS) - 1
+_HEX_PAD: Final = 1 << _BITS
+# 2**60 divided by the golden ratio, made odd: adding it modulo 2**60 visits every value once
+# (a Weyl sequence) in an order that looks random, at the cost of an addition.
+_STEP: Final = 0x9E3779B97F4A7C1
 
 
 class RequestIds:
-    """Request ids as 32 hex digits, like a UUID's: 16 random per process, then a counter.
+    """Request ids shaped as W3C trace ids (32 lowercase hex digits, not a counter's zeros):
+    17 random per process, then 15 of a sequence that repeats no value in 2**60 steps; and
+    span ids (16 digits) for --trace-id-generate.
 
     Unique across processes and restarts without a random draw per request (`os.urandom`
     plus `hex()` costs several times more, on the hot path)."""
 
-    __slots__ = ("_count", "_prefix")
+    __slots__ = ("_prefix", "_state")
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(8).hex()
-        self._count = 0
+        random = os.urandom(16).hex()
+        self._prefix = random[:17]
+        self._state = int(random[17:], 16) & _MASK
+
+    def _step(self) -> str:
+        self._state = (self._state + _STEP) & _MASK
+        # hex() of 2**60 + n is "0x1" and then exactly 15 digits (n, zero-padded): a quarter
+        # of the cost of a `:015x` format spec.
+        return hex(_HEX_PAD + self._state)[3:]
 
     def next(self) -> str:
-        self._count += 1
-        # hex() of 2**64 + count is "0x1" and then exactly 16 digits (the count, zero-padded):
-        # a quarter of the cost of a `:016x` format spec.
-        return self._prefix + hex(_HEX_PAD + self._count)[3:]
+        return self._prefix + self._step()
+
+    def trace(self) -> TraceContext:
+        """A fresh trace: a trace id like a request id, and a span id (unique in the trace)."""
+        step = self._step()
+        return self._prefix + step, self._prefix[:1] + step
 
 
 class RequestLimit:
@@ -69,6 +89,8 @@ class ConnectionContext:
     # Lowercased request/response header carrying the request id; empty: no request ids.
     request_id_header: bytes = b""
     request_ids: RequestIds = field(default_factory=RequestIds)
+    # --trace-id-generate: a request without a valid traceparent gets a trace of its own.
+    generate_traces: bool = False
     # Proxy headers: None believes none (--no-proxy-headers, the admin listener).
     proxy: ProxyResolver | None = None
     # --proxy-protocol: the peers that must open with a PROXY header (others must not send
@@ -80,6 +102,14 @@ class ConnectionContext:
     request_limit: RequestLimit | None = None
     # Lifespan state: each request scope gets a shallow copy (ASGI lifespan "state").
     app_state: dict[str, Any] = field(default_factory=dict)
+
+    def trace_for(self, traceparent: bytes | None) -> TraceContext | None:
+        """A request's trace context: its traceparent's (None: no valid one), or with
+        --trace-id-generate one of its own."""
+        trace = parse_traceparent(traceparent) if traceparent is not None else None
+        if trace is None and self.generate_traces:
+            return self.request_ids.trace()
+        return trace
 
     @classmethod
     def for_application(
@@ -98,6 +128,7 @@ class ConnectionContext:
             root_path=config.root_path,
             ws=config.ws if config.ws.enabled else None,
             request_id_header=config.observe.request_id_header.lower().encode("ascii"),
+            generate_traces=config.observe.trace_id_generate,
             proxy=ProxyResolver.from_settings(config.proxy),
             proxy_protocol=(
                 TrustedProxies.parse(config.proxy.forwarded_allow_ips)

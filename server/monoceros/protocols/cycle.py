@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.channel import ResponseChannel
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.events import RequestFinished, request_id
+from monoceros.protocols.events import RequestFinished, TraceContext, current_exchange
 from monoceros.protocols.head import (
     InvalidResponseHead,
     encode_early_hints,
@@ -69,17 +69,21 @@ class RequestCycle:
         "channel",
         "context",
         "disconnected",
+        "error_type",
         "expect_continue",
         "http10",
         "is_head",
         "keep_alive",
+        "method",
         "more_body",
         "observed",
         "request_id",
         "response",
+        "scheme",
         "scope",
         "started",
         "status",
+        "trace",
     )
 
     def __init__(
@@ -96,7 +100,10 @@ class RequestCycle:
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.http10 = scope["http_version"] == "1.0"
-        self.is_head = scope["method"] == "HEAD"
+        method: str = scope["method"]
+        self.method = method
+        self.scheme: str = scope["scheme"]
+        self.is_head = method == "HEAD"
         self.started = time.perf_counter()
         self.response = ResponseState.WAITING_START
         self.status = 0
@@ -107,6 +114,8 @@ class RequestCycle:
         self.bytes_sent = 0
         self.observed = False
         self.request_id: str | None = None
+        self.trace: TraceContext | None = None
+        self.error_type: str | None = None  # the class of the exception the app raised
         self._chunks: list[bytes] = []
         self._body_delivered = False
         self._waiter: asyncio.Future[None] | None = None
@@ -161,8 +170,7 @@ class RequestCycle:
     # -- the app's side ------------------------------------------------------------------------
 
     async def run(self, app: ASGIApp) -> None:
-        if self.request_id is not None:
-            request_id.set(self.request_id)  # this runs in the request's own context
+        current_exchange.set(self)  # this runs in the request's own context
         try:
             # Any: an app that returns a value is logged below, not a TypeError (the compiled
             # build checks return types against the annotations).
@@ -188,6 +196,7 @@ class RequestCycle:
             self._observe("error")
 
     def _app_failed(self, exc: BaseException) -> str:
+        self.error_type = error_type(exc)
         if self.disconnected:
             if not isinstance(exc, ClientDisconnected | asyncio.CancelledError):
                 logger.error(
@@ -221,6 +230,8 @@ class RequestCycle:
             RequestFinished,
             (
                 self.scope,
+                self.method,
+                self.scheme,
                 self.status,
                 outcome,
                 time.perf_counter() - self.started,
@@ -228,6 +239,8 @@ class RequestCycle:
                 self.bytes_sent,
                 self.channel.peer,
                 self.request_id,
+                self.trace,
+                self.error_type,
             ),
         )
         observer.request_finished(record)
@@ -464,10 +477,12 @@ def _accepts_trailers(scope: Scope) -> bool:
     return isinstance(extensions, dict) and "http.response.trailers" in extensions
 
 
-def admit(app: ASGIApp, context: ConnectionContext, state: ServerState, reused: bool) -> ASGIApp:
-    """What answers a request that starts now: `app`, or a 503 beyond --limit-concurrency.
-    The start is counted for --limit-max-requests and told to the observer (`reused`: the
-    connection served a request before)."""
+def admit(
+    app: ASGIApp, context: ConnectionContext, state: ServerState, scope: Scope, reused: bool
+) -> ASGIApp:
+    """What answers the request of `scope`, starting now: `app`, or a 503 beyond
+    --limit-concurrency. The start is counted for --limit-max-requests and told to the
+    observer (`reused`: the connection served a request before)."""
     if context.request_limit is not None:
         context.request_limit.count()
     observer = context.observer
@@ -477,8 +492,16 @@ def admit(app: ASGIApp, context: ConnectionContext, state: ServerState, reused: 
         if observer is not None:
             observer.request_rejected(None, REJECTION_REASONS[503])
     if observer is not None:
-        observer.request_started(reused)
+        observer.request_started(scope, reused)
     return app
+
+
+def error_type(exc: BaseException) -> str:
+    """An exception's class as OpenTelemetry's `error.type` names it: module and qualified
+    name, the module left out for builtins (`ValueError`, `sqlalchemy.exc.OperationalError`)."""
+    kind = type(exc)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 async def service_unavailable(scope: Scope, receive: Any, send: Any) -> None:

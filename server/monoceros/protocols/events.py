@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from monoceros.types import Scope
+
+# A request's W3C trace context: (trace id, span id), 32 and 16 lowercase hex digits. The span
+# is the caller's (traceparent's parent-id), or one the server made up (--trace-id-generate).
+TraceContext = tuple[str, str]
 
 
 class RequestFinished(NamedTuple):
@@ -14,6 +18,11 @@ class RequestFinished(NamedTuple):
     frozen dataclass) and nobody changes it afterwards."""
 
     scope: Scope
+    # The method and scheme the request started with (the scheme after proxy resolution): the
+    # app may rewrite its scope (uvicorn's ProxyHeadersMiddleware sets the scheme), and the
+    # metrics pair a finished request with the start they counted.
+    method: str
+    scheme: str
     status: int  # what was sent, or would have been sent; 0 if the app never started a response
     # "complete", "disconnected" (client went away first), "error" (the app failed),
     # "rejected" (bad input the server answered itself: 400, 408, 413, 414, 431, 501) or
@@ -24,6 +33,8 @@ class RequestFinished(NamedTuple):
     bytes_sent: int  # response body bytes
     peer: tuple[str, int] | None  # the direct TCP peer
     request_id: str | None
+    trace: TraceContext | None  # from the request's traceparent header, or generated
+    error_type: str | None  # the class of the exception the app raised, if it raised
 
 
 class SessionFinished(NamedTuple):
@@ -39,6 +50,7 @@ class SessionFinished(NamedTuple):
     bytes_sent: int
     peer: tuple[str, int] | None
     request_id: str | None
+    trace: TraceContext | None
 
 
 # A response the client did not wait for, as nginx records it.
@@ -53,6 +65,31 @@ def reported_status(record: RequestFinished) -> int:
     return record.status
 
 
-# The id of the request being served, set in each request's own context; log records emitted
-# while it runs (the app's included) carry it.
-request_id: ContextVar[str | None] = ContextVar("monoceros_request_id", default=None)
+def rejected_record(
+    scope: Scope, status: int, size: int, peer: tuple[str, int] | None
+) -> RequestFinished:
+    """The record of a request the server answered itself with `status` (`size` body bytes):
+    no app saw it (`scope` is protocols.scope.rejected_scope's)."""
+    method, scheme = scope["method"], scope["scheme"]
+    return RequestFinished(
+        scope, method, scheme, status, "rejected", 0.0, 0, size, peer, None, None, None
+    )
+
+
+class Exchange(Protocol):
+    """A request (RequestCycle) or a WebSocket session, as the log output sees it."""
+
+    request_id: str | None
+    trace: TraceContext | None
+
+
+# The exchange being served, set once in its own context (one ContextVar.set per request: each
+# costs ~1,000 instructions): log records emitted while it runs, the app's included, carry its
+# request id and trace context.
+current_exchange: ContextVar[Exchange | None] = ContextVar("monoceros_exchange", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request (or WebSocket session) being served, if any."""
+    exchange = current_exchange.get()
+    return None if exchange is None else exchange.request_id

@@ -14,6 +14,7 @@ import asyncio
 from typing import Any, cast
 
 from monoceros.protocols.context import ConnectionContext
+from monoceros.protocols.events import TraceContext
 from monoceros.protocols.h2_stream import CANCEL, H2Stream, StreamHost, StreamTunnel
 from monoceros.protocols.head import InvalidResponseHead, response_fields
 from monoceros.protocols.state import ServerState
@@ -99,10 +100,10 @@ class H2WebSocket(WebSocketProtocol):
         transport: StreamTransport,
         peer: tuple[str, int] | None,
         request_id: str | None,
+        trace: TraceContext | None,
     ) -> None:
-        super().__init__(
-            app, context, state, scope, cast(asyncio.Transport, transport), peer, request_id
-        )
+        stream = cast(asyncio.Transport, transport)
+        super().__init__(app, context, state, scope, stream, peer, request_id, trace)
         self.stream_transport = transport
         transport.session = self
         # The stream's back-pressure is the session's: a closed window pauses its send().

@@ -212,7 +212,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         self.cycle = cycle
         self.conn_state = ConnectionState.BUSY
         self.deadline = math.inf
-        app = admit(self.app, self.context, self.state, self._served > 0)
+        app = admit(self.app, self.context, self.state, cycle.scope, self._served > 0)
         self._served += 1
         # The app runs in a real Task of its own, from its first step to its last:
         # asyncio.current_task(), asyncio.timeout() and anyio's cancel scopes (Starlette's
@@ -259,9 +259,17 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
     def _switch_to_websocket(self, scope: Scope, rest: bytes) -> None:
         """Hand the transport to a WebSocket session; this connection object is done."""
         context = self.context
-        request_id = self.reader.choose_request_id() if context.request_id_header else None
+        reader = self.reader
+        request_id = reader.choose_request_id() if context.request_id_header else None
         session = WebSocketProtocol(
-            self.app, context, self.state, scope, self.transport, self.peer, request_id
+            self.app,
+            context,
+            self.state,
+            scope,
+            self.transport,
+            self.peer,
+            request_id,
+            reader.trace_context(),
         )
         self.transport.set_protocol(session)
         self.conn_state = ConnectionState.CLOSED

@@ -20,7 +20,7 @@ import zttp
 from monoceros.config import MAX_HTTP2_STREAMS
 from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.cycle import admit
-from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.events import TraceContext, rejected_record
 from monoceros.protocols.flow_control import HIGH_WATER
 from monoceros.protocols.h2_stream import CANCEL, H2RequestCycle, H2Stream, StreamHost
 from monoceros.protocols.head import STATUS_LINES
@@ -35,6 +35,7 @@ from monoceros.protocols.scope import (
     websocket_scope,
 )
 from monoceros.protocols.state import ServerState
+from monoceros.protocols.tracecontext import HEADER as TRACEPARENT
 from monoceros.types import ASGIApp, Scope
 
 # RFC 9113 section 7 error codes.
@@ -226,6 +227,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
             cycle.more_body = False
         if context.request_id_header:
             cycle.request_id = self._request_id(headers)
+        cycle.trace = self._trace(headers)
         self._start(cycle)
 
     def _refusal(self, event: Any, headers: list[tuple[bytes, bytes]]) -> int:
@@ -263,7 +265,14 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         context = self.context
         request_id = self._request_id(headers) if context.request_id_header else None
         session = H2WebSocket(
-            self.app, context, self.state, scope, transport, self.peer, request_id
+            self.app,
+            context,
+            self.state,
+            scope,
+            transport,
+            self.peer,
+            request_id,
+            self._trace(headers),
         )
         if self._writing_paused:
             session.flow.pause_writing()
@@ -278,8 +287,16 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
                     return value.decode("ascii")
         return self.context.request_ids.next()
 
+    def _trace(self, headers: list[tuple[bytes, bytes]]) -> TraceContext | None:
+        """The trace context of a request with these headers (none from two traceparents)."""
+        value: bytes | None = None
+        for name, field_value in headers:
+            if name == TRACEPARENT:
+                value = field_value if value is None else b""
+        return self.context.trace_for(value)
+
     def _start(self, cycle: H2RequestCycle) -> None:
-        app = admit(self.app, self.context, self.state, self._served > 0)
+        app = admit(self.app, self.context, self.state, cycle.scope, self._served > 0)
         self._served += 1
         if self._writing_paused:
             cycle.stream.flow.pause_writing()
@@ -319,7 +336,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         if observer is not None:
             method = event.method.decode("latin-1")
             scope = rejected_scope(self.facts, method, "2", event.target, headers)
-            record = RequestFinished(scope, status, "rejected", 0.0, 0, size, self.peer, None)
+            record = rejected_record(scope, status, size, self.peer)
             observer.request_rejected(record, REJECTION_REASONS.get(status, "bad_request"))
 
     def _answer(self, stream: H2Stream, status: int) -> int:

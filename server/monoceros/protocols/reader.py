@@ -16,7 +16,7 @@ import httptools
 from monoceros.protocols.channel import ResponseChannel
 from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.cycle import RequestCycle
-from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.events import RequestFinished, TraceContext, rejected_record
 from monoceros.protocols.flow_control import HIGH_WATER
 from monoceros.protocols.scope import (
     METHODS,
@@ -27,6 +27,7 @@ from monoceros.protocols.scope import (
     valid_request_id,
     websocket_scope,
 )
+from monoceros.protocols.tracecontext import HEADER
 from monoceros.types import Scope
 
 # Parsed requests that may wait behind the one being answered. What a client pipelines beyond
@@ -106,6 +107,7 @@ class RequestReader:
         self._hosts = 0
         self._expect_continue = False
         self._request_id: bytes | None = None
+        self._traceparent: bytes | None = None
         self._content_length = -1
         self._transfer_encoding: bytes | None = None
         self._te: bytes | None = None
@@ -216,6 +218,8 @@ class RequestReader:
             self._upgrade = value
         elif name == b"te":
             self._te = value
+        elif name == HEADER:  # traceparent; a second one makes both invalid (empty)
+            self._traceparent = value if self._traceparent is None else b""
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
         limits = self.context.limits
@@ -298,6 +302,8 @@ class RequestReader:
             cycle.more_body = False
         if context.request_id_header:
             cycle.request_id = self.choose_request_id()
+        if self._traceparent is not None or context.generate_traces:
+            cycle.trace = self.trace_context()
         self.queue.append(cycle)
 
     def _takes_websocket(self, method: str) -> bool:
@@ -349,6 +355,10 @@ class RequestReader:
             return given.decode("ascii")
         return self.context.request_ids.next()
 
+    def trace_context(self) -> TraceContext | None:
+        """The trace context of the request being parsed (ConnectionContext.trace_for)."""
+        return self.context.trace_for(self._traceparent)
+
     def asked_for_head(self) -> bool:
         """Whether the request being parsed is known to be a HEAD (its error response is then
         a head alone)."""
@@ -361,7 +371,7 @@ class RequestReader:
             method = self.parser.get_method().decode("latin-1")
             version = self.parser.get_http_version()
         scope = rejected_scope(self.facts, method, version, self._url, self._headers)
-        return RequestFinished(scope, status, "rejected", 0.0, 0, size, self.facts.client, None)
+        return rejected_record(scope, status, size, self.facts.client)
 
 
 def _takes_trailers(te: bytes) -> bool:

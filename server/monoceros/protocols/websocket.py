@@ -20,7 +20,7 @@ from collections import deque
 from monoceros.config import WebSocketSettings
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.events import SessionFinished, request_id
+from monoceros.protocols.events import SessionFinished, TraceContext, current_exchange
 from monoceros.protocols.flow_control import FlowControl
 from monoceros.protocols.head import CONTROL_BYTES, DefaultHeaders, InvalidResponseHead, encode_head
 from monoceros.protocols.observer import REJECTION_REASONS
@@ -69,6 +69,7 @@ class WebSocketProtocol(asyncio.Protocol):
         transport: asyncio.Transport,
         peer: tuple[str, int] | None,
         request_id: str | None = None,
+        trace: TraceContext | None = None,
     ) -> None:
         self.app = app
         self.context = context
@@ -78,6 +79,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.scope = scope
         self.transport = transport
         self.request_id = request_id
+        self.trace = trace
         self.loop = asyncio.get_running_loop()
         self.flow = FlowControl(transport)
         self.peer = peer  # the direct TCP peer (scope["client"] may come from proxy headers)
@@ -196,6 +198,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.bytes_sent,
                 self.peer,
                 self.request_id,
+                self.trace,
             )
         )
 
@@ -243,8 +246,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- the ASGI side -------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        if self.request_id is not None:
-            request_id.set(self.request_id)  # this Task's own context: app logs carry it
+        current_exchange.set(self)  # this Task's own context: app logs carry its ids
         try:
             await self.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
