@@ -53,7 +53,7 @@ class Worker:
 
     process: BaseProcess
     channel: Connection
-    number: int  # its `worker` label: the lowest number no other running worker has
+    number: int  # its `worker` label: the lowest number no other running worker had (1 to 2N)
     # Loop time of the oldest snapshot request not answered yet (the heartbeat), or None.
     waiting_since: float | None = None
     phase: Phase = Phase.STARTING

@@ -455,8 +455,10 @@ def _answers(stack: Stack) -> bool:
 def _in_flight(stack: Stack) -> None:
     wait_for(
         "the slow request to reach the app",
-        lambda: 'http_server_active_requests{http_request_method="GET",url_scheme="http"} 1.0'
-        in stack.app_metrics(),
+        lambda: (
+            'http_server_active_requests{http_request_method="GET",url_scheme="http"} 1.0'
+            in stack.app_metrics()
+        ),
         10.0,
         interval=0.2,
     )

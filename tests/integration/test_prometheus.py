@@ -3,65 +3,23 @@ load; what its query API returns must be what the test sent."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.helpers import TIMEOUT
 from tests.integration.observe_app import app
-from tests.integration.observe_helpers import eventually, require_tool, running_admin_url
-from tests.utils import RunningServer, free_port, run_server
-
-# Prometheus's first scrape lands ~5 s after it starts; everything is polled within this.
-PROMETHEUS_TIMEOUT = 30.0
-SCRAPE_CONFIG = """\
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: monoceros
-    static_configs:
-      - targets: ["{target}"]
-"""
-
-
-class Prometheus:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.process = process
-        self.log = log
-
-    def query(self, expression: str) -> list[dict[str, Any]]:
-        response = httpx.get(
-            self.url + "/api/v1/query", params={"query": expression}, timeout=TIMEOUT
-        )
-        assert response.status_code == 200, response.text
-        payload = response.json()
-        assert payload["status"] == "success", payload
-        result: list[dict[str, Any]] = payload["data"]["result"]
-        return result
-
-    def value(self, expression: str) -> float | None:
-        """The single value of an instant query, or None while there is none."""
-        result = self.query(expression)
-        return float(result[0]["value"][1]) if result else None
-
-    def wait_for(self, expression: str, expected: float) -> float | None:
-        """Poll until `expression` equals `expected` (bounded); return the last value seen."""
-        deadline = time.monotonic() + PROMETHEUS_TIMEOUT
-        last = None
-        while time.monotonic() < deadline:
-            last = self.value(expression)
-            if last == expected:
-                break
-            time.sleep(0.5)
-        return last
+from tests.integration.observe_helpers import eventually, running_admin_url
+from tests.integration.prometheus_helpers import (
+    PROMETHEUS_TIMEOUT,
+    Prometheus,
+    running_prometheus,
+)
+from tests.utils import RunningServer, run_server
 
 
 @pytest.fixture
@@ -72,51 +30,9 @@ def server() -> Iterator[RunningServer]:
 
 @pytest.fixture
 def prometheus(server: RunningServer, tmp_path: Path) -> Iterator[Prometheus]:
-    binary = require_tool("prometheus")
     target = running_admin_url(server).removeprefix("http://")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(SCRAPE_CONFIG.format(target=target))
-    promtool = require_tool("promtool")
-    check = subprocess.run(
-        [promtool, "check", "config", str(config)], capture_output=True, timeout=30, check=False
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    address = f"127.0.0.1:{free_port()}"
-    log = tmp_path / "prometheus.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--web.listen-address={address}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                "--log.level=warn",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    instance = Prometheus(f"http://{address}", process, log)
-    try:
-        deadline = time.monotonic() + PROMETHEUS_TIMEOUT
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(instance.url + "/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "Prometheus did not become ready\n" + (
-                log.read_text()
-            )
-            time.sleep(0.2)
+    with running_prometheus([target], tmp_path) as instance:
         yield instance
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def test_prometheus_sees_exactly_the_requests_sent(

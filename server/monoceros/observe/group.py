@@ -3,8 +3,8 @@
 `GroupCollector` renders the same metric families as one server (`metrics.render`) from the
 group's summed snapshot, plus `monoceros_workers` and `monoceros_worker_restarts_total`, and
 each process's own `process_*` and `python_gc_*` families, labelled `worker`: `supervisor`,
-or the worker's number (1 to N; a replacement takes the number of the worker it replaces, so
-the label stays bounded).
+or the worker's number, the lowest no running worker has: 1 to N, up to 2N while replaced
+workers drain beside their successors, however many workers came and went.
 """
 
 from __future__ import annotations
