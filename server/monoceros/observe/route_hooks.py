@@ -45,8 +45,10 @@ def route_finder(app: Any) -> RouteFinder | None:
 def _rematched(router: Any, scope: Any) -> str:
     if "router" in scope and "route" not in scope:
         return ""  # routed on this very scope, and nothing matched: unmatched stays ""
+    # As the router first saw it: Mounts move root_path on (app_root_path keeps where it began).
+    fresh = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
     try:
-        template = _match(router.routes, dict(scope), "")
+        template = _match(router.routes, fresh, "")
     except Exception:
         return ""
     return template or ""
