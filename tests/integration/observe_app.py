@@ -6,11 +6,14 @@
 /missing         404
 /boom            the app raises (500)
 /echo            reads the request body and sends it back
-/log             logs a stdlib record on logger "observe_app", then 200
+/log             logs a stdlib record on logger "observe_app" (with extra={"order_id": 7}) and a
+                 structlog one on "observe_app.structured" (answer=42), then 200
+/print           print()s a line, logs a record, print()s another, then 200
 /slow?seconds=   sleeps (at most 10 s), then 200
 /hang            never starts a response; returns once the client has gone (at most 10 s)
 /stream          200, then 100 chunks of 1 KiB, 50 ms apart (5 s if the client stays)
 anything else    200 "ok"
+WebSocket        accepts, echoes one message, closes with 1000
 
 `slow_startup` is the same app whose lifespan startup takes STARTUP_SECONDS.
 `starlette_app` is a Starlette app with a route template, for the `http_route` label.
@@ -23,6 +26,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -41,6 +45,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await lifespan(receive, send, startup_seconds=0.0)
         return
+    if scope["type"] == "websocket":
+        await echo_once(receive, send)
+        return
     path = scope["path"]
     if path == "/missing":
         await respond(send, 404, b"not found")
@@ -55,8 +62,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             more_body = message.get("more_body", False)
         await respond(send, 200, body)
     elif path == "/log":
-        logger.warning("inside a request")
+        logger.warning("inside a request", extra={"order_id": 7})
+        structlog.get_logger("observe_app.structured").info("structured inside", answer=42)
         await respond(send, 200, b"logged")
+    elif path == "/print":
+        print("printed before")
+        logger.warning("logged between")
+        print("printed after")
+        await respond(send, 200, b"printed")
     elif path == "/slow":
         query = parse_qs(scope["query_string"].decode())
         await asyncio.sleep(min(float(query.get("seconds", ["0.5"])[0]), 10.0))
@@ -92,6 +105,15 @@ async def lifespan(receive: Receive, send: Send, startup_seconds: float) -> None
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def echo_once(receive: Receive, send: Send) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    message = await receive()
+    if message["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": message.get("text") or ""})
+        await send({"type": "websocket.close", "code": 1000})
 
 
 async def respond(send: Send, status: int, body: bytes) -> None:

@@ -8,9 +8,14 @@ server returns in the `x-request-id` response header.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,13 +31,16 @@ from tests.integration.helpers import TIMEOUT
 from tests.integration.observe_app import STREAM_CHUNK, STREAM_CHUNKS
 from tests.integration.observe_helpers import (
     ACCESS_LOGGER,
+    APP,
     access_lines,
     eventually,
     json_lines,
+    scrape,
     start,
     wait_for_access,
 )
-from tests.utils import ServerProcess, read_until_closed
+from tests.integration.test_transports import has_ipv6_loopback
+from tests.utils import REPO, ServerProcess, read_until_closed
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -454,6 +462,86 @@ def test_console_format_is_readable_text() -> None:
     assert re.search(r"\[info +\] GET /missing\?x=1 404 \d+(\.\d)?ms$", access), access
     assert any("inside a request" in line for line in process.lines)
     assert any("Listening on" in line for line in process.lines)
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["unbuffered", "print-buffered"])
+def test_console_lines_and_print_come_out_in_the_order_written(buffered: bool) -> None:
+    """People read the console format as it happens: a print() before a log record comes out
+    before it, one after it after, whether Python buffers stdout or not."""
+    env = {"PYTHONUNBUFFERED": ""} if buffered else None  # empty: unset for Python
+    with start("--log-format", "console", env=env) as process:
+        url = process.wait_listening(TIMEOUT)
+        assert httpx.get(url + "/print", timeout=TIMEOUT).status_code == 200
+        process.wait_for_line(r"GET /print 200", TIMEOUT)
+    order = [
+        next(i for i, line in enumerate(process.lines) if marker in line)
+        for marker in ("printed before", "logged between", "printed after", "GET /print 200")
+    ]
+    assert order == sorted(order), process.output
+
+
+def test_access_log_exclude_leaves_out_paths_and_prefixes_but_counts_them() -> None:
+    args = ("--access-log-exclude", "/healthz", "--access-log-exclude", "/static/*")
+    with start(*args) as process:
+        url = process.wait_listening(TIMEOUT)
+        admin = process.wait_for_line(r"Admin listener on (http://\S+?:\d+)", TIMEOUT).group(1)
+        paths = ["/healthz", "/static/app.css", "/static/img/a.png", "/static", "/healthz/x"]
+        for path in paths:
+            assert httpx.get(url + path, timeout=TIMEOUT).status_code == 200
+        lines = wait_for_access(process, 2)
+        time.sleep(SETTLE)  # would an excluded one follow?
+        counted = scrape(admin).value("http_server_request_duration_seconds_count")
+    assert sorted(line["path"] for line in access_lines(process)) == ["/healthz/x", "/static"]
+    assert len(lines) == 2
+    assert counted == len(paths)
+
+
+def test_on_a_terminal_the_access_line_is_in_the_console_format_too() -> None:
+    """No --log-format on a terminal: every line for people, the access line included (it
+    once stayed JSON)."""
+    master, replica = pty.openpty()
+    env = {**os.environ, "MONOCEROS_METRICS_PORT": "0", "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "monoceros", APP, "--port", "0", "--no-use-colors"]
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=replica, stderr=replica)
+    os.close(replica)
+    output = b""
+    try:
+        url = None
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and b" 200 " not in output:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                output += os.read(master, 65536)
+            found = re.search(rb"Listening on (http://\S+)", output)
+            if found and url is None:
+                url = found.group(1).decode()
+                httpx.get(url + "/items?page=2", timeout=TIMEOUT)
+    finally:
+        process.terminate()
+        process.wait(TIMEOUT)
+        os.close(master)
+    text = output.decode()
+    (access,) = [line for line in text.splitlines() if "/items" in line]
+    assert re.search(r"\[info +\] GET /items\?page=2 200 \d+(\.\d)?ms", access), text
+    assert not text.lstrip().startswith("{"), text
+
+
+def test_ipv6_addresses_are_logged_apart_from_their_ports() -> None:
+    if not has_ipv6_loopback():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI machines must have an IPv6 loopback (::1)")
+        pytest.skip("no IPv6 loopback on this machine")
+    args = ("--host", "::1", "--forwarded-allow-ips", "::1")
+    with start(*args) as process:
+        url = process.wait_listening(TIMEOUT)
+        direct = httpx.get(url + "/", timeout=TIMEOUT)
+        proxied = httpx.get(url + "/", headers={"x-forwarded-for": "2001:db8::7"}, timeout=TIMEOUT)
+        first = line_for(process, direct.headers["x-request-id"])
+        second = line_for(process, proxied.headers["x-request-id"])
+    assert first["client"] == first["peer"] == "::1"
+    assert first["client_port"] == first["peer_port"] > 0
+    assert (second["client"], second["client_port"]) == ("2001:db8::7", None)
+    assert second["peer"] == "::1" and second["peer_port"] > 0
 
 
 @pytest.mark.parametrize("disable_existing", [None, False], ids=["minimal", "explicit"])

@@ -220,6 +220,57 @@ def test_log_config_filter_class_from_the_app_dir(
     assert "health check registered" not in process.output
 
 
+@pytest.mark.parametrize("propagate", [True, False], ids=["propagated", "own-handler-only"])
+def test_log_config_filters_and_handlers_on_uvicorn_access_are_honoured(
+    write_module: Callable[[str, str], str], tmp_path: Path, propagate: bool
+) -> None:
+    """A uvicorn log config's access logger: its filter (uvicorn's recipe, reading the
+    record's message) drops health checks, its handler formats the records with uvicorn's
+    own AccessFormatter, and `propagate: false` keeps the lines off stdout."""
+    directory = write_module("logging_app", LOGGING_APP)
+    write_module("log_filters", FILTER_MODULE)
+    logfile = tmp_path / "access.log"
+    config = {
+        "version": 1,
+        "filters": {"no_health": {"()": "log_filters.DropHealth"}},
+        "formatters": {
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": '%(client_addr)s - "%(request_line)s" %(status_code)s',
+                "use_colors": False,
+            }
+        },
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "filename": str(logfile),
+                "formatter": "access",
+            }
+        },
+        "loggers": {
+            "uvicorn.access": {
+                "filters": ["no_health"],
+                "handlers": ["file"],
+                "propagate": propagate,
+            }
+        },
+    }
+    path = tmp_path / "access.json"
+    path.write_text(json.dumps(config))
+    args = ("--app-dir", directory, "--port", "0", "--log-config", str(path))
+    with serving("logging_app:app", *args) as (process, url):
+        for target in ("/healthz", "/orders?id=7", "/healthz"):
+            assert httpx.get(url + target, timeout=TIMEOUT).text == "ok"
+        if propagate:
+            process.wait_for_line(r'"path":"/orders"', TIMEOUT)
+    access = [json.loads(line) for line in process.lines if '"logger":"monoceros.access"' in line]
+    assert [line["path"] for line in access] == (["/orders"] if propagate else [])
+    if propagate:
+        assert access[0]["query"] == "id=7" and access[0]["event"] == "request"  # our line
+    (written,) = logfile.read_text().splitlines()
+    assert re.fullmatch(r'127\.0\.0\.1:\d+ - "GET /orders\?id=7 HTTP/1\.1" 200 OK', written)
+
+
 def test_log_config_filter_class_not_found_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "filters.json"
     path.write_text(json.dumps({"version": 1, "filters": {"f": {"()": "nowhere.Filter"}}}))
@@ -264,9 +315,8 @@ def test_use_colors_drives_the_console_format(flag: str | None, coloured: bool) 
         args.append(flag)
     with serving(*args) as (process, url):
         httpx.get(url + "/", timeout=TIMEOUT)
-        process.wait_for_line("request", TIMEOUT)
+        access = process.wait_for_line(r"GET\S* / \S*200", TIMEOUT).string  # colours or not
     listening = next(line for line in process.lines if "Listening on" in line)
-    access = next(line for line in process.lines if "monoceros.access" in line)
     assert ("\x1b[" in listening) is coloured
     assert ("\x1b[" in access) is coloured
 
