@@ -373,3 +373,45 @@ def test_websocket_options_from_flags_and_env(configs: list[Config]) -> None:
     assert config.ws.per_message_deflate is False
     assert configured(configs, "examples.app:app", "--ws", "wsproto").ws.mode == "wsproto"
     assert invoke("examples.app:app", "--ws", "h2").exit_code == 2
+
+
+def test_observability_options_from_the_command_line_and_the_environment(
+    configs: list[Config],
+) -> None:
+    config = configured(
+        configs,
+        "examples.app:app",
+        *("--log-schema", "otel", "--trace-id-generate"),
+        *("--metrics-duration-buckets", "0.1,1,10", "--access-log-exclude", "/healthz"),
+        "--access-log-exclude",
+        "/static/*",
+    )
+    observe = config.observe
+    assert (observe.log_schema, observe.trace_id_generate) == ("otel", True)
+    assert observe.metrics_duration_buckets == (0.1, 1.0, 10.0)
+    assert observe.access_log_exclude == ("/healthz", "/static/*")
+    env = {
+        "MONOCEROS_LOG_SCHEMA": "ecs",
+        "MONOCEROS_ACCESS_LOG_EXCLUDE": "/healthz /metrics",  # several: whitespace apart
+        "MONOCEROS_METRICS_DURATION_BUCKETS": "0.5,5",
+    }
+    config = configured(configs, "examples.app:app", env=env)
+    assert config.observe.log_schema == "ecs"
+    assert config.observe.access_log_exclude == ("/healthz", "/metrics")
+    assert config.observe.metrics_duration_buckets == (0.5, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--log-schema", "gcp"), "--log-schema"),
+        (("--metrics-duration-buckets", "1,0.5"), "--metrics-duration-buckets"),
+        (("--access-log-exclude", "healthz"), "--access-log-exclude"),
+    ],
+)
+def test_bad_observability_values_are_one_line_usage_errors(
+    configs: list[Config], args: tuple[str, ...], message: str
+) -> None:
+    result = invoke("examples.app:app", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
