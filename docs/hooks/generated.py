@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))  # mkdocs loads this file alone: log_fields too
 
 import log_fields  # noqa: E402
+
 VALUES = REPO / "helm" / "monoceros" / "values.yaml"
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 
@@ -88,32 +89,28 @@ def settings() -> str:
 
 
 def metrics() -> str:
-    from monoceros.observe.group import GroupCollector, GroupStatus
+    from monoceros.observe.group import SUPERVISOR, GroupCollector, GroupStatus, process_families
     from monoceros.observe.metrics import MetricsSnapshot, Series
     from monoceros.observe.scrape import build_registry
 
     # One of everything, so that every family has a sample and shows its labels.
-    from monoceros.observe.group import SUPERVISOR, process_families
-
     snapshot = MetricsSnapshot(
         series={("GET", 200, "/items/{item_id}", "https", "1.1", ""): Series()},
         rejections={413: 1},
         websocket_closes={1000: 1},
     )
     processes = {SUPERVISOR: process_families(), "1": process_families()}
-    group = GroupCollector(
-        lambda: GroupStatus(snapshot, "started", 2, {"crashed": 1}, processes)
-    )
+    group = GroupCollector(lambda: GroupStatus(snapshot, "started", 2, {"crashed": 1}, processes))
     per_process = {family.name for family in process_families()}
-    group_only = {family.name for family in group.collect()} - per_process - {
-        family.name for family in _single(snapshot)
-    }
+    group_only = (
+        {family.name for family in group.collect()}
+        - per_process
+        - {family.name for family in _single(snapshot)}
+    )
     rows = ["| Metric | Type | Labels | Meaning |", "| --- | --- | --- | --- |"]
     for family in build_registry(group, process=False).collect():
         names = sorted({sample.name for sample in family.samples})
-        labels = sorted(
-            {k for sample in family.samples for k in sample.labels} - {"le", "worker"}
-        )
+        labels = sorted({k for sample in family.samples for k in sample.labels} - {"le", "worker"})
         shown = names[0] if len(names) == 1 else family.name
         suffixes = [name.removeprefix(family.name) for name in names]
         meaning = family.documentation.replace("|", "\\|")

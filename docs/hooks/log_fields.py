@@ -323,6 +323,7 @@ FIELDS: tuple[Field, ...] = (
     ),
 )
 
+
 def fields(schema: str, kind: str) -> list[tuple[str, Field]]:
     """(name, field) of the lines of `kind` in `schema`, in their order."""
     chosen = []
@@ -423,9 +424,7 @@ def reference() -> str:
 
 def _type_text(kind: Any) -> str:
     if isinstance(kind, dict):
-        return " or ".join(
-            "list of strings" if k == "array" else str(k) for k in kind["type"]
-        )
+        return " or ".join("list of strings" if k == "array" else str(k) for k in kind["type"])
     if isinstance(kind, list):
         return " or ".join(kind)
     return str(kind)
