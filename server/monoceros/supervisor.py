@@ -74,10 +74,10 @@ class Supervisor:
         if config.observe.metrics:
             self.app_metrics = WorkerMetricsDirectory()
             group = GroupCollector(self.status, config.observe.metrics_duration_buckets)
-            registry = build_registry(group, self.app_metrics.collector, process=False)
-            app = AdminApp(registry)
-            app.before_scrape = self.refresh
-            self.admin = AdminListener(app, config)
+            registry = build_registry(group, self.app_metrics, process=False)
+            admin_app = AdminApp(registry)
+            admin_app.before_scrape = self.refresh
+            self.admin = AdminListener(admin_app, config)
 
     def run(self) -> int:
         with asyncio.Runner(loop_factory=loop_factory(self.config.loop)) as runner:
@@ -90,6 +90,7 @@ class Supervisor:
         output.attach(loop)
         try:
             logger.info("Started %s process [%d]", self.role, os.getpid())
+            self._open_app_metrics()
             try:
                 if not self.config.listen.reuse_port:
                     self.sockets = [bind_socket(self.config.listen)]
@@ -363,6 +364,20 @@ class Supervisor:
             restarts=dict(self.restarts),
             processes=processes,
         )
+
+    def _open_app_metrics(self) -> None:
+        """Before any worker starts: the directory the workers' app metrics go to. Without
+        one (a read-only file system), a warning, and the server's own metrics still."""
+        if self.app_metrics is None:
+            return
+        try:
+            self.app_metrics.open()
+        except OSError as exc:
+            logger.warning(
+                "The app's own Prometheus metrics are not aggregated over the workers: %s "
+                "(set PROMETHEUS_MULTIPROC_DIR to a writable directory)",
+                exc,
+            )
 
     def _close(self) -> None:
         if self.admin is not None:

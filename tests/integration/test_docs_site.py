@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 import yaml
 from websockets.sync.client import ClientConnection, connect
@@ -201,12 +202,30 @@ def test_the_metrics_reference_lists_every_metric(site: str, browser: Browser) -
         ".map(c => c.textContent)"
     )
     snapshot = MetricsSnapshot()
-    families = GroupCollector(lambda: GroupStatus(snapshot, "started", 1, {})).collect()
+    families = GroupCollector(lambda: GroupStatus(snapshot, "started", 1, {}, {})).collect()
     expected = {family.name for family in families}
     shown = {name.removesuffix("_total").removesuffix("_info") for name in rows}
     assert expected <= shown, expected - shown
     assert {"process_cpu_seconds_total", "python_gc_collections_total"} <= set(rows)
     browser.screenshot("metrics")
+
+
+def test_the_log_fields_reference_lists_every_field_and_links_the_schemas(
+    site: str, browser: Browser
+) -> None:
+    browser.open(site + "reference/log-fields/")
+    rows = set(
+        browser.evaluate(
+            "[...document.querySelectorAll('article table tbody tr td:first-child code')]"
+            ".map(c => c.textContent)"
+        )
+    )
+    for name in ("body_bytes_sent", "http.response.body.bytes", "severity_number", "trace.id"):
+        assert name in rows, name
+    for schema in ("default", "ecs", "otel"):
+        response = httpx.get(f"{site}reference/log-schemas/{schema}.json", timeout=10)
+        assert response.json()["$id"].endswith(f"/reference/log-schemas/{schema}.json")
+    browser.screenshot("log-fields")
 
 
 def test_the_search_finds_an_option_by_name(site: str, browser: Browser) -> None:

@@ -175,7 +175,9 @@ def test_other_lines_are_renamed_for_ecs_and_otel() -> None:
 @pytest.fixture
 def directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WorkerMetricsDirectory:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    return WorkerMetricsDirectory()
+    opened = WorkerMetricsDirectory()
+    opened.open()
+    return opened
 
 
 def value_of(pid: int) -> Callable[..., Any]:
@@ -193,7 +195,7 @@ def count(pid: int, amount: float, kind: str = "counter", mode: str = "") -> Non
 def collected(directory: WorkerMetricsDirectory) -> dict[tuple[str, tuple[Any, ...]], float]:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in directory.collector.collect()
+        for family in directory.collect()
         for sample in family.samples
     }
 
@@ -228,11 +230,16 @@ def test_a_previous_run_s_files_are_removed_and_a_directory_of_its_own_goes_at_e
     (tmp_path / "notes.txt").write_text("not ours")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     given = WorkerMetricsDirectory()
+    assert list(given.collect()) == []  # nothing before it is opened, nothing touched
+    assert sorted(os.listdir(tmp_path)) == ["counter_99.db", "notes.txt"]
+    given.open()
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
     given.close()
     assert tmp_path.exists()  # the user's directory stays
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     own = WorkerMetricsDirectory()
+    own.open()
+    assert own.path is not None
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == own.path  # for the workers spawned next
     own.close()
     assert not os.path.exists(own.path)
@@ -246,6 +253,7 @@ def test_folding_keeps_histogram_buckets_per_bucket(directory: WorkerMetricsDire
             bucket.inc(amount)
         cls("histogram", "wait", "wait_sum", (), (), "Waits.").inc(4.0)
         directory.worker_exited(pid)
+    assert directory.path is not None
     merged = {
         (s.name, s.labels.get("le")): s.value
         for family in MultiProcessCollector.merge(

@@ -3,6 +3,7 @@ up into the group's metrics (a fresh registry, never the global one)."""
 
 from __future__ import annotations
 
+import os
 import pickle
 from typing import Any
 
@@ -147,3 +148,24 @@ def sys_python_info() -> dict[str, str]:
         "patchlevel": patchlevel,
         "version": platform.python_version(),
     }
+
+
+def test_a_group_without_a_writable_directory_serves_its_own_metrics_still(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only file system (a container without a writable /tmp): a warning, and the
+    server's own metrics, rather than no server."""
+    import tempfile
+
+    from monoceros import supervisor
+
+    def read_only(prefix: str = "") -> str:
+        raise OSError(30, "Read-only file system", "/tmp/monoceros-metrics-x")
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    group = supervisor.Supervisor(Config.from_options(APP, workers=2))
+    group._open_app_metrics()
+    assert "not aggregated over the workers" in caplog.text
+    assert group.app_metrics is not None and list(group.app_metrics.collect()) == []
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ

@@ -48,24 +48,40 @@ def default_registry() -> Collector:
     return REGISTRY
 
 
-class WorkerMetricsDirectory:
-    """The PROMETHEUS_MULTIPROC_DIR of a worker group, owned by its supervisor: the one the
-    environment names (emptied of metric files first), or a temporary one (removed at exit)."""
+class WorkerMetricsDirectory(Collector):
+    """The PROMETHEUS_MULTIPROC_DIR of a worker group, owned by its supervisor from `open()` to
+    `close()`: the one the environment names (emptied of metric files first), or a temporary
+    one (removed at exit). As a collector: the sum of every worker's files."""
 
     def __init__(self) -> None:
+        self.path: str | None = None
+        self.created = False
+
+    def open(self) -> None:
+        """Before the first worker starts; raises OSError when there is nowhere to write."""
         given = os.environ.get(ENVIRONMENT_VARIABLE)
+        path = given or tempfile.mkdtemp(prefix="monoceros-metrics-")
         self.created = not given
-        self.path = given or tempfile.mkdtemp(prefix="monoceros-metrics-")
-        os.makedirs(self.path, exist_ok=True)
+        os.makedirs(path, exist_ok=True)
+        self.path = path
         for stale in self._files("*"):  # a previous run's: its counts are not this run's
             os.remove(stale)
         # Workers are spawned: they read it from the environment they inherit, before their
         # first import of prometheus_client.
-        os.environ[ENVIRONMENT_VARIABLE] = self.path
-        self.collector: Collector = _multiprocess.MultiProcessCollector(None, path=self.path)
+        os.environ[ENVIRONMENT_VARIABLE] = path
+
+    def collect(self) -> Iterable[Metric]:
+        if self.path is None:
+            return ()
+        collected: Iterable[Metric] = _multiprocess.MultiProcessCollector(
+            None, path=self.path
+        ).collect()
+        return collected
 
     def worker_exited(self, pid: int) -> None:
         """Fold what worker `pid` counted into the retired files, then remove its files."""
+        if self.path is None:
+            return
         for path in self._files(str(pid)):
             kind = os.path.basename(path).rsplit("_", 1)[0]  # counter, gauge_livesum, ...
             if kind.startswith("gauge_") and kind.removeprefix("gauge_") not in KEPT_GAUGE_MODES:
@@ -78,10 +94,11 @@ class WorkerMetricsDirectory:
             os.remove(path)
 
     def close(self) -> None:
-        if self.created:
+        if self.created and self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def _files(self, pid: str) -> list[str]:
+        assert self.path is not None
         return glob.glob(os.path.join(self.path, f"*_{pid}.db"))
 
     def _fold(self, path: str, retired: str) -> None:
