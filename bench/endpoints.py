@@ -11,6 +11,8 @@ from examples.app import JSON_DOCUMENT, PLAINTEXT, STREAM_CHUNK, STREAM_CHUNKS
 from bench.ws_load import MESSAGE as WS_MESSAGE
 
 ECHO_BODY_BYTES = 16 * 1024  # must match the body in bench/post_16k.lua
+# A W3C trace context header as a traced client (or a tracing proxy) sends it.
+TRACEPARENT = ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Endpoint:
     script: str | None = None  # a wrk Lua script in bench/, for anything but a plain GET
     websocket: bool = False  # driven by bench/ws_load.py (messages), not wrk (requests)
     http2: bool = False  # driven by h2load, against the server started with HTTP/2 on
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request
 
     @property
     def method(self) -> str:
@@ -32,6 +35,9 @@ class Endpoint:
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("plaintext", "/", "13-byte text", len(PLAINTEXT)),
+    Endpoint(
+        "traced", "/", "13-byte text, traceparent sent", len(PLAINTEXT), headers=(TRACEPARENT,)
+    ),
     Endpoint("json", "/json", "1 KB JSON", len(JSON_DOCUMENT)),
     Endpoint("echo", "/echo", "16 KiB body echoed", ECHO_BODY_BYTES, script="post_16k.lua"),
     Endpoint("stream", "/stream", "1 MiB streamed", len(STREAM_CHUNK) * STREAM_CHUNKS),
@@ -54,7 +60,9 @@ def smoke_check(host: str, port: int, endpoint: Endpoint) -> str | None:
     body = b"x" * ECHO_BODY_BYTES if endpoint.method == "POST" else None
     connection = http.client.HTTPConnection(host, port, timeout=10)
     try:
-        connection.request(endpoint.method, endpoint.path, body=body)
+        connection.request(
+            endpoint.method, endpoint.path, body=body, headers=dict(endpoint.headers)
+        )
         response = connection.getresponse()
         data = response.read()
     except (OSError, http.client.HTTPException) as exc:

@@ -43,12 +43,10 @@ class Count:
     instructions_per_request: float
 
 
-# A W3C trace context header as a traced client sends it (`--traceparent`).
-TRACEPARENT = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
 def request_bytes(endpoint: Endpoint, headers: tuple[str, ...] = ()) -> bytes:
-    extra = "".join(f"{header}\r\n" for header in headers)
+    """`endpoint`'s request, with its own headers and `headers` ("name: value")."""
+    lines = (*(f"{name}: {value}" for name, value in endpoint.headers), *headers)
+    extra = "".join(f"{line}\r\n" for line in lines)
     if endpoint.method == "POST":
         body = b"x" * ECHO_BODY_BYTES
         head = (
@@ -212,13 +210,8 @@ def main() -> None:
         metavar="NAME:VALUE",
         help="send this header with every request (repeatable)",
     )
-    parser.add_argument(
-        "--traceparent",
-        action="store_true",
-        help="send a W3C traceparent header with every request (a traced client)",
-    )
     args = parser.parse_args()
-    headers = (*args.header, *((TRACEPARENT,) if args.traceparent else ()))
+    headers = tuple(args.header)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("valgrind (with callgrind_control) is not installed: apt-get install valgrind")
     servers = dict(item.split("=", 1) for item in args.server) or {

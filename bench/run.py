@@ -92,6 +92,7 @@ def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration
         duration=duration,
         cpus=settings.wrk_cpus,
         script=script,
+        headers=endpoint.headers,
     )
 
 

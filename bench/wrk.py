@@ -95,13 +95,21 @@ def pinned(cpus: str) -> list[str]:
 
 
 def run_wrk(
-    url: str, *, connections: int, duration: int, cpus: str, script: str | None = None
+    url: str,
+    *,
+    connections: int,
+    duration: int,
+    cpus: str,
+    script: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> WrkResult:
     """One wrk run, bounded in time, pinned to `cpus` so it never shares the server's core.
 
     One wrk thread: the load generator gets exactly one core, like the server.
     """
     command = [*pinned(cpus), "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in headers:
+        command += ["-H", f"{name}: {value}"]
     if script:
         command += ["-s", script]
     command.append(url)
