@@ -73,15 +73,27 @@ class TLSSettings:
 class HttpLimits:
     """Per-connection limits. uvicorn has none of the size limits; the defaults follow the
     servers that do: Apache's LimitRequestLine (8190 bytes) and LimitRequestFields (100),
-    nginx's large_client_header_buffers (4 x 8k, so 32 KiB of headers), and Apache's
-    RequestReadTimeout header=20 for a slow client still sending its header block."""
+    nginx's large_client_header_buffers (4 x 8k, so 32 KiB of headers).
+
+    The slow-client deadlines. `header_timeout`: the whole head, 10 s (Apache's
+    RequestReadTimeout allows header=20, nginx's client_header_timeout 60 s; behind a proxy
+    the head arrives at once, and facing clients 20 s is generous to a slowloris).
+    `body_timeout`: the longest silence between two reads of a request body the app waits
+    for, 30 s (nginx's client_body_timeout is 60 s between reads; Apache's RequestReadTimeout
+    body=20 for the first byte, then extended as data comes), answered 408 when nothing of
+    the response is out yet. `send_timeout`: the longest a response may wait on a client that
+    stopped reading (the transport's buffer full), 30 s, then the connection is cut (nginx's
+    send_timeout and Apache's Timeout are 60 s between two writes). Both count silence, not
+    the whole transfer: a slow client that keeps going is never cut."""
 
     max_request_line: int = 8190
     max_header_count: int = 100
     max_header_bytes: int = 32768
     max_body_bytes: int = 100 * 1024 * 1024  # 0 means no limit
-    header_timeout: float = 20.0
+    header_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
+    body_timeout: float = 30.0
+    send_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -317,6 +329,8 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "limit_request_body": ("limits", "max_body_bytes"),
     "timeout_request_header": ("limits", "header_timeout"),
     "timeout_keep_alive": ("limits", "keep_alive_timeout"),
+    "timeout_request_body": ("limits", "body_timeout"),
+    "timeout_send": ("limits", "send_timeout"),
     "log_format": ("observe", "log_format"),
     "log_config": ("observe", "log_config"),
     "metrics": ("observe", "metrics"),

@@ -39,6 +39,8 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "limit_request_body": (0, "limits.max_body_bytes", 0),
     "timeout_request_header": (1.5, "limits.header_timeout", 1.5),
     "timeout_keep_alive": (2.5, "limits.keep_alive_timeout", 2.5),
+    "timeout_request_body": (4.5, "limits.body_timeout", 4.5),
+    "timeout_send": (6.5, "limits.send_timeout", 6.5),
     "timeout_graceful_shutdown": (0.5, "timeout_graceful_shutdown", 0.5),
     "shutdown_delay": (2.0, "shutdown_delay", 2.0),
     "log_format": ("console", "observe.log_format", "console"),

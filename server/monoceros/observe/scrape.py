@@ -32,7 +32,7 @@ from monoceros.observe.metrics import (
     Series,
     snapshot_of,
 )
-from monoceros.protocols.observer import REJECTION_REASONS
+from monoceros.protocols.observer import REASONS
 
 HTTP_LABELS = ("http_request_method", "http_response_status_code", "http_route", "url_scheme")
 
@@ -73,7 +73,7 @@ def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
         "overload).",
         labels=["reason"],
     )
-    for reason in REJECTION_REASONS.values():
+    for reason in REASONS:
         rejected.add_metric([reason], snapshot.rejections.get(reason, 0))
     yield rejected
     yield CounterMetricFamily(

@@ -1,0 +1,65 @@
+"""A transport in memory, for driving the real protocols without sockets: the pipelining
+property test (tests/protocol/test_pipelining.py) and the fuzz harnesses (tests/fuzz/) use it.
+
+It imports nothing of monoceros, so a fuzz harness can import it before it instruments the
+server's modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class MemoryTransport:
+    """What HttpProtocol needs of a transport, in memory: writes are collected, reading pauses
+    and resumes as the protocol asks, and closing schedules `connection_lost` as a real
+    transport does. `close()` and `abort()` are told apart: a response cut short is only
+    allowed after an abort."""
+
+    def __init__(self, peer: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
+        self.written = bytearray()
+        self.reading = True
+        self.closed = False
+        self.aborted = False
+        self.protocol: Any = None
+        self.peer = peer
+        # A client that stops reading: past this many bytes written, the transport's buffer
+        # is full for good (pause_writing, and never resume_writing).
+        self.stall_after: int | None = None
+        self.writing_paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": self.peer, "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "write after close"
+        self.written += data
+        stall = self.stall_after
+        if stall is not None and len(self.written) > stall and not self.writing_paused:
+            self.writing_paused = True
+            self.protocol.pause_writing()  # as a real transport does, from inside write()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.aborted = not self.closed or self.aborted
+        self.close()
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Any:
+        return self.protocol
