@@ -8,10 +8,12 @@ every record emitted inside it (see `protocols/events.request_id`).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import logging.config
 import os
+import re
 import sys
 from typing import Any, Literal
 
@@ -22,7 +24,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.observe.output import LineBuffer
-from monoceros.protocols.events import request_id
+from monoceros.protocols.events import current_exchange, request_id
 
 LogFormat = Literal["json", "console"]
 TRACE = 5
@@ -55,6 +57,64 @@ def add_logger_name(logger: WrappedLogger, method: str, event: EventDict) -> Eve
 
 def add_pid(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     event["pid"] = os.getpid()
+    return event
+
+
+# Header fields whose values are credentials: never written to a log line, in whatever the
+# line carries (a message, an exception an app raised with one in it, a traceback).
+SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
+REDACTED = "[redacted]"
+# The parts of a secret value that are hidden too (a token without its scheme, one cookie's
+# value), when at least this long: shorter ones are words a line may hold for other reasons.
+MIN_SECRET_PART = 6
+_SEPARATORS = re.compile(r"[\s;,=]+")
+
+
+def secrets_in(fields: Any) -> list[str]:
+    """The secret values among header `fields` (name, value) and their parts, as text, the
+    longest first (so no part of a longer one is left behind)."""
+    found: set[str] = set()
+    for field in fields:
+        if not isinstance(field, tuple | list) or len(field) != 2:
+            continue
+        name, value = field
+        if not isinstance(name, bytes) or name.lower() not in SECRET_FIELDS:
+            continue
+        if not isinstance(value, bytes) or not value:
+            continue
+        text = value.decode("latin-1")
+        found.add(text)
+        parts = _SEPARATORS.split(text)
+        if name.lower() != b"set-cookie" or len(parts) < 2:
+            found.update(part for part in parts if len(part) >= MIN_SECRET_PART)
+        else:  # name=value; attributes: only the value is secret
+            found.update(part for part in parts[1:2] if len(part) >= MIN_SECRET_PART)
+        if len(parts) > 1 and parts[0].lower() == "basic":
+            try:
+                credentials = base64.b64decode(parts[1], validate=True).decode("latin-1")
+            except ValueError:
+                continue
+            found.add(credentials)
+            found.update(p for p in credentials.split(":") if len(p) >= MIN_SECRET_PART)
+    return sorted(found, key=len, reverse=True)
+
+
+def redact_secrets(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """Replace the current exchange's credentials (Authorization, Proxy-Authorization,
+    Cookie, Set-Cookie values and their parts) in every text of the line: the message, the
+    rendered exception, any field."""
+    exchange = current_exchange.get()
+    if exchange is None:
+        return event
+    secrets = secrets_in(exchange.secret_fields())
+    if not secrets:
+        return event
+    for key, value in event.items():
+        if isinstance(value, str):
+            for secret in secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            event[key] = value
     return event
 
 
@@ -145,7 +205,7 @@ def configure_logging(
     stdlib_level = LEVELS[level]
 
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(stdlib_level),
         logger_factory=structlog.WriteLoggerFactory(file=_TextOutput(output)),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
@@ -157,6 +217,7 @@ def configure_logging(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redact_secrets,
                 renderer,
             ],
         )

@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.channel import ResponseChannel
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.events import RequestFinished, request_id
+from monoceros.protocols.events import RequestFinished, current_exchange, request_id
 from monoceros.protocols.head import InvalidResponseHead, encode_head, no_body_allowed
 from monoceros.types import ASGIApp, Message, Scope
 
@@ -120,6 +120,11 @@ class RequestCycle:
         self.disconnected = True
         self._wake()
 
+    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+        """The request's header fields and the response's (once started), for the log output
+        to find the secrets among (observe/logging.py)."""
+        return [*self.scope["headers"], *self._headers]
+
     def response_begun(self) -> bool:
         """Whether any of the response is on the wire (the head goes out with the first body
         message, so `http.response.start` alone writes nothing)."""
@@ -142,8 +147,10 @@ class RequestCycle:
     # -- the app's side ------------------------------------------------------------------------
 
     async def run(self, app: ASGIApp) -> None:
+        # This runs in the request's own context: what is set here is this request's.
+        current_exchange.set(self)
         if self.request_id is not None:
-            request_id.set(self.request_id)  # this runs in the request's own context
+            request_id.set(self.request_id)
         try:
             # Any: an app that returns a value is logged below, not a TypeError (the compiled
             # build checks return types against the annotations).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from monoceros.types import Scope
 
@@ -56,3 +56,7 @@ def reported_status(record: RequestFinished) -> int:
 # The id of the request being served, set in each request's own context; log records emitted
 # while it runs (the app's included) carry it.
 request_id: ContextVar[str | None] = ContextVar("monoceros_request_id", default=None)
+# The exchange being served (a RequestCycle, or a WebSocket session), set in its own context:
+# the log output asks it for the request's and the response's secret header values
+# (`secret_fields()`) and keeps them out of every line written meanwhile.
+current_exchange: ContextVar[Any] = ContextVar("monoceros_exchange", default=None)
