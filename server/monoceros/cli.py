@@ -399,6 +399,15 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     "empty to turn request ids off.",
 )
 @click.option(
+    "--loop-block-threshold",
+    type=click.FloatRange(min=0),
+    default=_default(ObserveSettings, "loop_block_threshold"),
+    show_default=True,
+    metavar="SECONDS",
+    help="Warn (with where it is stuck) and count monoceros_event_loop_blocked_total when the "
+    "event loop does not run for this long; 0 turns the watch off.",
+)
+@click.option(
     "--shutdown-delay",
     type=click.FloatRange(min=0),
     default=0.0,

@@ -20,6 +20,9 @@ LifespanMode = Literal["auto", "on", "off"]
 ForwardedFamily = Literal["x-forwarded", "forwarded", "both"]
 WebSocketMode = Literal["auto", "none", "websockets", "wsproto"]
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# The loop's heartbeat comes with the server's housekeeping tick (every 0.25 s): a shorter
+# threshold would report a loop that is only between two ticks.
+MIN_LOOP_BLOCK_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +146,18 @@ class ObserveSettings:
     metrics_host: str = "127.0.0.1"  # never follows --host: /metrics is published only when asked
     metrics_port: int = 9000
     request_id_header: str = "X-Request-ID"  # empty: no request ids
+    # Seconds the event loop may go without running before a warning (with where it is
+    # stuck) and monoceros_event_loop_blocked_total; 0: not watched (observe/watchdog.py).
+    # Generous by default: a loop blocked 5 s has failed every request in flight meanwhile.
+    loop_block_threshold: float = 5.0
 
     def __post_init__(self) -> None:
+        threshold = self.loop_block_threshold
+        if threshold != 0 and threshold < MIN_LOOP_BLOCK_THRESHOLD:
+            raise ValueError(
+                f"--loop-block-threshold must be 0 (off) or at least "
+                f"{MIN_LOOP_BLOCK_THRESHOLD}, not {threshold}"
+            )
         if self.log_format not in (None, "json", "console"):
             raise ValueError(f"--log-format must be json or console, not {self.log_format!r}")
         if not 0 <= self.metrics_port <= 65535:
@@ -337,6 +350,7 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "metrics_host": ("observe", "metrics_host"),
     "metrics_port": ("observe", "metrics_port"),
     "request_id_header": ("observe", "request_id_header"),
+    "loop_block_threshold": ("observe", "loop_block_threshold"),
     "proxy_headers": ("proxy", "enabled"),
     "forwarded_allow_ips": ("proxy", "forwarded_allow_ips"),
     "forwarded_headers": ("proxy", "family"),

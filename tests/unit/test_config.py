@@ -49,6 +49,7 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "metrics_host": ("0.0.0.0", "observe.metrics_host", "0.0.0.0"),
     "metrics_port": (9100, "observe.metrics_port", 9100),
     "request_id_header": ("X-Trace", "observe.request_id_header", "X-Trace"),
+    "loop_block_threshold": (2.0, "observe.loop_block_threshold", 2.0),
     "ssl_keyfile": ("key.pem", "tls.keyfile", "key.pem"),
     "ssl_certfile": ("cert.pem", "tls.certfile", "cert.pem"),
     "ssl_keyfile_password": ("secret", "tls.keyfile_password", "secret"),

@@ -138,7 +138,11 @@ class _LineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.output.write(self.format(record).encode("utf-8", "backslashreplace") + b"\n")
+            line = self.format(record).encode("utf-8", "backslashreplace") + b"\n"
+            if self.output.on_loop_thread():
+                self.output.write(line)
+            else:  # a thread pool's, or the loop watchdog's: the loop may not flush for a while
+                self.output.write_now(line)
         except Exception:
             self.handleError(record)
 

@@ -4,6 +4,10 @@ A write per line would cost a syscall per request (and containers run with
 PYTHONUNBUFFERED). Lines written while the loop runs are collected and written together by
 a callback scheduled for the end of the current turn, or at once past 64 KiB; nothing waits
 longer than one loop turn, and `close()` flushes what is left at exit.
+
+Lines from other threads (an app logging from a thread pool, the loop watchdog while the loop
+is blocked) go out at once through `write_now`: the buffer and the loop's callbacks are the
+loop thread's alone.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from typing import BinaryIO
 
 FLUSH_THRESHOLD = 64 * 1024
@@ -21,12 +26,23 @@ class LineBuffer:
         self._stream = stream if stream is not None else sys.stdout.buffer
         self._pending = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._scheduled = False
+        self._lock = threading.Lock()  # one writer of the stream at a time
 
     def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Buffer while `loop` runs; with None, every write goes straight out."""
         self.flush()
         self._loop = loop
+        self._loop_thread = threading.get_ident() if loop is not None else 0
+
+    def on_loop_thread(self) -> bool:
+        return self._loop_thread == threading.get_ident()
+
+    def write_now(self, line: bytes) -> None:
+        """Write `line` at once (from any thread)."""
+        with self._lock:
+            self._write_out(line)
 
     def write(self, line: bytes) -> None:
         self._pending += line
@@ -46,6 +62,10 @@ class LineBuffer:
         if not self._pending:
             return
         data, self._pending = bytes(self._pending), bytearray()
+        with self._lock:
+            self._write_out(data)
+
+    def _write_out(self, data: bytes) -> None:
         try:
             self._stream.write(data)
             self._stream.flush()

@@ -81,6 +81,11 @@ def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
         "Requests whose app raised or failed to respond.",
         value=snapshot.app_exceptions,
     )
+    yield CounterMetricFamily(
+        "monoceros_event_loop_blocked",
+        "Times the event loop did not run for longer than --loop-block-threshold.",
+        value=snapshot.loop_blocks,
+    )
     yield GaugeMetricFamily(
         "monoceros_websocket_sessions_active",
         "Open WebSocket sessions.",
