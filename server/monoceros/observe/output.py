@@ -28,7 +28,7 @@ class LineBuffer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._scheduled = False
-        self._lock = threading.Lock()  # one writer of the stream at a time
+        self._lock = threading.Lock()  # one thread at a time in write_now
 
     def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Buffer while `loop` runs; with None, every write goes straight out."""
@@ -62,8 +62,7 @@ class LineBuffer:
         if not self._pending:
             return
         data, self._pending = bytes(self._pending), bytearray()
-        with self._lock:
-            self._write_out(data)
+        self._write_out(data)  # stdout's BufferedWriter keeps whole writes whole
 
     def _write_out(self, data: bytes) -> None:
         try:
