@@ -90,6 +90,12 @@ fuzz: $(STAMP)
 fuzz-ci:
 	$(MAKE) fuzz FUZZ_TIME=25
 
+## soak: the compiled server under 10 minutes of mixed load, sampled every second (RSS, fds,
+## connections, loop tasks); fails if memory grows or anything stays open (bench/soak.py).
+## Not part of `make test`. SOAK_ARGS="--duration 60 --warmup 10" for a short one.
+soak: $(COMPILED)/.built
+	PYTHONPATH=$(COMPILED) $(BIN)/python bench/soak.py $(SOAK_ARGS)
+
 ## bench: monoceros against uvicorn (and the bare-protocol ceiling), side by side
 bench: $(COMPILED)/.built
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
