@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from monoceros.protocols.events import request_id
+from monoceros.protocols.events import current_request_id
 from monoceros.types import Message, Receive, Scope, Send
 
 
@@ -130,7 +130,7 @@ async def websocket_echo(scope: Scope, receive: Receive, send: Send) -> None:
         seen = {name: plain(scope[name]) for name in fields}
         seen["client"] = plain(scope["client"])
         seen["extensions"] = plain(scope["extensions"])
-        seen["request_id"] = request_id.get()
+        seen["request_id"] = current_request_id()
         await send({"type": "websocket.send", "text": json.dumps(seen)})
     if path == "/flood":
         for _ in range(64):

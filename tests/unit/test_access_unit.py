@@ -28,7 +28,7 @@ from monoceros.observe.access import (
 )
 from monoceros.observe.logging import add_request_id, configure_logging
 from monoceros.observe.output import FLUSH_THRESHOLD, LineBuffer
-from monoceros.protocols.events import RequestFinished, request_id
+from monoceros.protocols.events import RequestFinished, current_exchange
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
@@ -295,13 +295,28 @@ def restore_logging() -> Iterator[None]:
         structlog.reset_defaults()
 
 
+class Served:
+    """An exchange being served, as the log output sees one."""
+
+    def __init__(self, request_id: str | None) -> None:
+        self.request_id = request_id
+
+    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+        return []
+
+
 def test_add_request_id_inside_a_request_only() -> None:
     assert add_request_id(None, "info", {"event": "x"}) == {"event": "x"}
-    token = request_id.set("abc")
+    token = current_exchange.set(Served("abc"))
     try:
         assert add_request_id(None, "info", {"event": "x"}) == {"event": "x", "request_id": "abc"}
     finally:
-        request_id.reset(token)
+        current_exchange.reset(token)
+    token = current_exchange.set(Served(None))  # request ids off
+    try:
+        assert add_request_id(None, "info", {"event": "x"}) == {"event": "x"}
+    finally:
+        current_exchange.reset(token)
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -310,7 +325,7 @@ def test_stdlib_records_become_json_lines_with_the_request_id() -> None:
     configure_logging("info", "json", output=LineBuffer(stream))
     logger = logging.getLogger("some.app")
     logger.info("outside")
-    token = request_id.set("rid-42")
+    token = current_exchange.set(Served("rid-42"))
     try:
         logger.warning("inside %s", "a request", extra={"ignored": 1})
         try:
@@ -318,7 +333,7 @@ def test_stdlib_records_become_json_lines_with_the_request_id() -> None:
         except ValueError:
             logger.exception("failed")
     finally:
-        request_id.reset(token)
+        current_exchange.reset(token)
     logger.debug("filtered out at info")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["event"] for line in lines] == ["outside", "inside a request", "failed"]

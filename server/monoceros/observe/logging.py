@@ -3,7 +3,7 @@
 structlog renders the server's own events and, through `ProcessorFormatter`, every stdlib
 `logging` record (the app's included), as JSON lines or readable console output. All lines
 go to one `LineBuffer` on stdout. The request id of the request being served is added to
-every record emitted inside it (see `protocols/events.request_id`).
+every record emitted inside it (see `protocols/events.current_exchange`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.observe.output import LineBuffer
-from monoceros.protocols.events import current_exchange, request_id
+from monoceros.protocols.events import current_exchange, current_request_id
 
 LogFormat = Literal["json", "console"]
 TRACE = 5
@@ -41,7 +41,7 @@ LEVELS = {
 
 
 def add_request_id(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    rid = request_id.get()
+    rid = current_request_id()
     if rid is not None:
         event.setdefault("request_id", rid)
     return event

@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.channel import ResponseChannel
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.events import RequestFinished, current_exchange, request_id
+from monoceros.protocols.events import RequestFinished, current_exchange
 from monoceros.protocols.head import InvalidResponseHead, encode_head, no_body_allowed
 from monoceros.types import ASGIApp, Message, Scope
 
@@ -147,10 +147,7 @@ class RequestCycle:
     # -- the app's side ------------------------------------------------------------------------
 
     async def run(self, app: ASGIApp) -> None:
-        # This runs in the request's own context: what is set here is this request's.
-        current_exchange.set(self)
-        if self.request_id is not None:
-            request_id.set(self.request_id)
+        current_exchange.set(self)  # this runs in the request's own context
         try:
             # Any: an app that returns a value is logged below, not a TypeError (the compiled
             # build checks return types against the annotations).

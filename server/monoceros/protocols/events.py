@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
 from monoceros.types import Scope
 
@@ -53,10 +53,23 @@ def reported_status(record: RequestFinished) -> int:
     return record.status
 
 
-# The id of the request being served, set in each request's own context; log records emitted
-# while it runs (the app's included) carry it.
-request_id: ContextVar[str | None] = ContextVar("monoceros_request_id", default=None)
-# The exchange being served (a RequestCycle, or a WebSocket session), set in its own context:
-# the log output asks it for the request's and the response's secret header values
-# (`secret_fields()`) and keeps them out of every line written meanwhile.
-current_exchange: ContextVar[Any] = ContextVar("monoceros_exchange", default=None)
+class Exchange(Protocol):
+    """A request (RequestCycle) or a WebSocket session, as the log output sees it."""
+
+    request_id: str | None
+
+    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+        """The header fields (request's, and response's once started) that may hold
+        credentials: observe/logging.py keeps their values out of every log line."""
+
+
+# The exchange being served, set once in its own context (one ContextVar.set per request: each
+# costs ~1,000 instructions): log records emitted while it runs, the app's included, carry its
+# request id and none of its credentials.
+current_exchange: ContextVar[Exchange | None] = ContextVar("monoceros_exchange", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request (or WebSocket session) being served, if any."""
+    exchange = current_exchange.get()
+    return None if exchange is None else exchange.request_id

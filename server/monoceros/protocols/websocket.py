@@ -20,7 +20,7 @@ from collections import deque
 from monoceros.config import WebSocketSettings
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.events import SessionFinished, current_exchange, request_id
+from monoceros.protocols.events import SessionFinished, current_exchange
 from monoceros.protocols.flow_control import FlowControl
 from monoceros.protocols.head import CONTROL_BYTES, DefaultHeaders, InvalidResponseHead, encode_head
 from monoceros.protocols.observer import REJECTION_REASONS
@@ -279,9 +279,7 @@ class WebSocketProtocol(asyncio.Protocol):
         return list(self.scope["headers"])
 
     async def _run(self) -> None:
-        current_exchange.set(self)
-        if self.request_id is not None:
-            request_id.set(self.request_id)  # this Task's own context: app logs carry it
+        current_exchange.set(self)  # this Task's own context: app logs carry its request id
         try:
             await self.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
