@@ -163,8 +163,6 @@ class ErrorLog(logging.Handler):
 
 
 ERRORS = ErrorLog()
-logging.getLogger("monoceros").addHandler(ERRORS)
-logging.getLogger("monoceros").propagate = False
 LOOP_ERRORS: list[dict[str, object]] = []
 LOOP = asyncio.new_event_loop()
 LOOP.set_exception_handler(lambda loop, context: LOOP_ERRORS.append(context))
@@ -251,10 +249,23 @@ async def drive(data: bytes) -> None:
     check_exchange(written, methods, closed=closed_by_server, aborted=aborted)
 
 
-def check(data: bytes) -> None:
-    """One input; raises on a finding."""
+def run_checked(drive: Callable[[bytes], Awaitable[None]], data: bytes) -> None:
+    """Run one input on the shared loop, with the server's error log kept (and not printed);
+    raises on a finding."""
     ERRORS.records.clear()
     LOOP_ERRORS.clear()
-    LOOP.run_until_complete(drive(data))
+    server_log = logging.getLogger("monoceros")
+    server_log.addHandler(ERRORS)
+    propagate, server_log.propagate = server_log.propagate, False
+    try:
+        LOOP.run_until_complete(drive(data))
+    finally:
+        server_log.removeHandler(ERRORS)
+        server_log.propagate = propagate
     assert not LOOP_ERRORS, LOOP_ERRORS
     assert not ERRORS.records, [r.getMessage() for r in ERRORS.records]
+
+
+def check(data: bytes) -> None:
+    """One input; raises on a finding."""
+    run_checked(drive, data)

@@ -29,7 +29,7 @@ from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.websocket import WebSocketProtocol
 from monoceros.types import Receive, Scope, Send
-from tests.fuzz.http_target import ERRORS, LOOP, LOOP_ERRORS, TURNS, Tally, reads_of, settle
+from tests.fuzz.http_target import TURNS, Tally, reads_of, run_checked, settle
 from tests.memory import MemoryTransport
 
 HANDSHAKE = (
@@ -144,8 +144,4 @@ async def drive(data: bytes) -> None:
 
 def check(data: bytes) -> None:
     """One input; raises on a finding."""
-    ERRORS.records.clear()
-    LOOP_ERRORS.clear()
-    LOOP.run_until_complete(drive(data))
-    assert not LOOP_ERRORS, LOOP_ERRORS
-    assert not ERRORS.records, [r.getMessage() for r in ERRORS.records]
+    run_checked(drive, data)
