@@ -36,6 +36,7 @@ from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.reader import MAX_QUEUED
 from monoceros.protocols.state import ServerState
 from monoceros.types import Message, Receive, Scope, Send
+from tests.apps import read_all
 from tests.fuzz.wire_oracle import check_exchange
 from tests.memory import MemoryTransport
 
@@ -106,35 +107,20 @@ async def _respond(send: Send, scope: Scope, body: bytes, more: bytes | None = N
         await send({"type": "http.response.body", "body": more})
 
 
-async def _read(receive: Receive, pause: int) -> bytes | None:
-    """The whole body (None if the client or the server ended it), `pause` loop turns
-    between messages."""
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body += message["body"]
-        if not message.get("more_body"):
-            return body
-        for _ in range(pause):
-            await asyncio.sleep(0)
-
-
 async def answer(scope: Scope, receive: Receive, send: Send) -> None:
     """Answers without reading the body."""
     await _respond(send, scope, b"ok")
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
-    body = await _read(receive, 0)
+    body = await read_all(receive)
     if body is not None:
         await _respond(send, scope, body)
 
 
 async def slow_echo(scope: Scope, receive: Receive, send: Send) -> None:
     """Reads the body slowly, and streams its answer in two parts."""
-    body = await _read(receive, 5)
+    body = await read_all(receive, pause=5)
     if body is not None:
         await _respond(send, scope, body[:10], body[10:])
 
@@ -143,7 +129,7 @@ async def stream_then_read(scope: Scope, receive: Receive, send: Send) -> None:
     """Starts its response before it reads the body."""
     await send(_start(scope))
     await send({"type": "http.response.body", "body": b"first", "more_body": True})
-    body = await _read(receive, 1)
+    body = await read_all(receive, pause=1)
     if body is not None:
         await send({"type": "http.response.body", "body": body})
 

@@ -34,7 +34,7 @@ from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.state import ServerState
 from monoceros.types import Receive, Scope, Send
-from tests.apps import echo_scope
+from tests.apps import echo_scope, read_all
 from tests.memory import MemoryTransport
 from tests.utils import run_server
 from tests.wire import request, wire
@@ -87,14 +87,8 @@ async def _monoceros(data: bytes) -> tuple[list[Parsed], bytes]:
     seen: list[Parsed] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message["body"]
-            if not message.get("more_body"):
-                break
+        body = await read_all(receive)
+        assert body is not None
         target = scope["raw_path"]
         if scope["query_string"]:
             target += b"?" + scope["query_string"]

@@ -22,6 +22,7 @@ from monoceros.config import HttpLimits
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.events import RequestFinished
 from monoceros.types import Receive, Scope, Send
+from tests.apps import read_all
 from tests.utils import Recorder, RunningServer, run_server
 from tests.wire import TIMEOUT, request, wire
 
@@ -48,16 +49,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path == "/stream-then-read":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"first", "more_body": True})
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            SEEN[path] = None
-            return
-        body += message["body"]
-        if not message.get("more_body"):
-            break
-    SEEN[path] = body
+    body = SEEN[path] = await read_all(receive)
+    if body is None:
+        return
     if path == "/stream-then-read":
         await send({"type": "http.response.body", "body": b""})
         return
