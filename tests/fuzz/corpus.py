@@ -59,6 +59,8 @@ def http_seeds() -> Iterator[bytes]:
         for app in range(len(APPS)):
             yield bytes((app, 0)) + stream  # read sizes from seed 0
         yield bytes((1 | 4, 7)) + stream  # echo, a client that stops reading, other cuts
+        yield bytes((2 | 4 | 8, 3)) + stream  # a slow reader, and a client that reads again
+        yield bytes((3 | 16, 5)) + stream  # a graceful shutdown after the first read
 
 
 def proxy_seeds() -> Iterator[bytes]:

@@ -1,7 +1,9 @@
 """Fuzz target: one HTTP/1.1 connection of the real `HttpProtocol`, in memory.
 
-An input is one client's bytes: its first byte picks the app and the client's manners, its
-second seeds where the stream is cut into reads (1 byte to 64 KiB), and the rest is the stream.
+An input is one client's bytes: its first byte picks the app and the client's manners (one
+that stops reading the responses, for good or until its next read; a graceful shutdown after
+the first read), its second seeds where the stream is cut into reads (1 byte to 64 KiB), and
+the rest is the stream.
 The reads are delivered as a client would send them, honouring pause_reading; then time
 passes until every deadline has fired, and the client hangs up. Invariants (any failure is a
 finding):
@@ -178,7 +180,9 @@ async def drive(data: bytes) -> None:
         return
     flags, seed, stream = data[0], data[1], data[2:]
     app = APPS[flags & 3]
-    stalls = bool(flags & 4)  # the client stops reading the responses
+    stalls = bool(flags & 4)  # the client stops reading the responses ...
+    reads_again = bool(flags & 8)  # ... until it sends its next read
+    shuts_down = bool(flags & 16)  # the server begins a graceful shutdown after the first read
     methods: list[str] = []
 
     async def recording(scope: Scope, receive: Receive, send: Send) -> None:
@@ -198,10 +202,20 @@ async def drive(data: bytes) -> None:
         transport.stall_after = STALL_AFTER
     protocol.connection_made(transport)  # type: ignore[arg-type]
     budget = LIMITS.max_request_line + LIMITS.max_header_bytes + 4096
-    for read in reads_of(seed, stream):
+    for number, read in enumerate(reads_of(seed, stream)):
         await settle(state)
         if transport.closed:
             break
+        if reads_again and transport.writing_paused:
+            transport.writing_paused = False
+            protocol.resume_writing()
+            await settle(state)
+        if shuts_down and number == 1:
+            state.draining = True
+            protocol.shutdown()
+            await settle(state)
+            if transport.closed:
+                break
         if not transport.reading:
             # Paused with nothing in flight, nothing will resume it: the connection hangs.
             assert state.tasks or protocol.flow.writing_paused, "reading paused for nothing"
