@@ -169,6 +169,18 @@ def test_slow_app_is_not_the_clients_fault(server: RunningServer) -> None:
         assert (response.status, response.body) == (200, b"%d bytes" % size)
 
 
+def test_client_waiting_for_100_continue_is_not_timed_out(server: RunningServer) -> None:
+    """A client that sent `Expect: 100-continue` waits for the app's first `receive` before it
+    sends the body: until then its silence is the app's doing."""
+    with wire(server) as connection:
+        connection.send(post("/slow-app", 5)[:-2] + b"Expect: 100-continue\r\n\r\n")
+        connection.expect_response("POST")
+        assert connection.next_event().status_code == 100  # after three deadlines
+        connection.send(b"hello")
+        response = connection.finish_response()
+        assert (response.status, response.body) == (200, b"5 bytes")
+
+
 # -- the send deadline -----------------------------------------------------------------------------
 
 

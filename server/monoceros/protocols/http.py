@@ -355,12 +355,18 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         """A busy connection's deadline passed: cut a client that stopped reading, answer one
         that stopped sending the body 408 (or cut it, once the response has begun); if what
         waits is the app, not the client (it is slow, or does not read its body, so reading
-        is paused), nothing happens and the deadline moves on."""
+        is paused, or the client waits for the 100 Continue the app's first `receive` sends),
+        nothing happens and the deadline moves on."""
         cycle = self.cycle
         if cycle is not None and self.flow.writing_paused:
             cycle.abandon(cycle.status, "aborted")
             self.abort()  # close() would wait for the client to read what is buffered
-        elif cycle is not None and cycle.more_body and not self.flow.reading_paused:
+        elif (
+            cycle is not None
+            and cycle.more_body
+            and not cycle.expect_continue
+            and not self.flow.reading_paused
+        ):
             if self.reader.message is cycle:
                 self._reject(408, BODY_TIMEOUT)
             else:
