@@ -46,6 +46,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             return
         SEEN[path] = None
         return
+    if path == "/download-at-once":  # 64 MiB in one message: the app is done at once
+        body = b"x" * (64 * MiB)
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
     if path == "/stream-then-read":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"first", "more_body": True})
@@ -194,6 +200,27 @@ def test_client_that_stops_reading_is_cut(server: RunningServer, recorder: Recor
     while "/download" not in SEEN and time.monotonic() < deadline:
         time.sleep(0.01)
     assert SEEN["/download"] is None  # the app's send raised ClientDisconnected
+
+
+def test_closing_connection_whose_client_reads_nothing_is_cut(server: RunningServer) -> None:
+    """The response is complete (the app wrote it in one go) and the connection closing, but
+    the client reads none of it: the transport would hold its 64 MiB and the socket for
+    good, waiting to write them. After --timeout-send it is cut."""
+    with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        port = sock.getsockname()[1]
+        sock.sendall(request("/download-at-once", "Connection: close"))
+        time.sleep(0.1)  # the response is written and the connection closing
+        assert ours(server, port), "the connection closed before the test could see it"
+        deadline = time.monotonic() + TIMEOUT
+        while ours(server, port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not ours(server, port), "the server holds on to a client that reads nothing"
+
+
+def ours(server: RunningServer, port: int) -> bool:
+    connections = list(server.server.state.connections)
+    return any(c.peer is not None and c.peer[1] == port for c in connections)
 
 
 def test_slow_reader_that_keeps_reading_is_served(server: RunningServer) -> None:

@@ -43,6 +43,8 @@ class ConnectionState(enum.Enum):
     IDLE = "waiting for a request (keep-alive deadline)"
     READING_HEAD = "receiving a request head (header deadline)"
     BUSY = "a request is with the app (body and send deadlines: the client's silences)"
+    # A client that reads nothing would hold a closing transport (and its buffer) for good.
+    CLOSING = "closed by us, the client yet to read what is buffered (send deadline)"
     CLOSED = "closed"
 
 
@@ -120,11 +122,15 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         self.flow.pause_writing()
         if self.conn_state is ConnectionState.BUSY:
             self.deadline = self._busy_deadline()  # the client stopped reading: --timeout-send
+        elif self.conn_state is ConnectionState.CLOSING:
+            self.deadline = self.state.now + self.context.limits.send_timeout + TICK
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
         if self.conn_state is ConnectionState.BUSY:
             self.deadline = self._busy_deadline()
+        elif self.conn_state is ConnectionState.CLOSING:
+            self.deadline = math.inf  # it reads again: the transport closes once all is out
 
     # -- reading requests ----------------------------------------------------------------------
 
@@ -338,6 +344,8 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
             self.close()
         elif self.conn_state is ConnectionState.BUSY:
             self._check_client(now)
+        elif self.conn_state is ConnectionState.CLOSING:
+            self.transport.abort()  # what is buffered will never be read
 
     def _busy_deadline(self) -> float:
         """While a request is with the app, only the client's silences have a deadline: not
@@ -388,9 +396,15 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
                 self.deadline = min(self.deadline, self.state.now + FRESH_CONNECTION_GRACE + TICK)
 
     def close(self) -> None:
-        if self.conn_state is not ConnectionState.CLOSED:
-            self.deadline = math.inf
-            self.transport.close()
+        state = self.conn_state
+        if state is ConnectionState.CLOSED or state is ConnectionState.CLOSING:
+            return
+        self.deadline = math.inf
+        self.transport.close()  # the transport writes what it holds first
+        if self.flow.writing_paused:
+            # ... to a client that reads nothing just now: --timeout-send bounds the wait.
+            self.conn_state = ConnectionState.CLOSING
+            self.deadline = self.state.now + self.context.limits.send_timeout + TICK
 
     def abort(self) -> None:
         if self.conn_state is not ConnectionState.CLOSED:
