@@ -14,14 +14,16 @@ from typing import Any
 class MemoryTransport:
     """What HttpProtocol needs of a transport, in memory: writes are collected, reading pauses
     and resumes as the protocol asks, and closing schedules `connection_lost` as a real
-    transport does. `close()` and `abort()` are told apart: a response cut short is only
-    allowed after an abort."""
+    transport does: at once, or, while a client that stopped reading leaves the buffer full,
+    once it reads again (`drained`) or the connection is aborted. `close()` and `abort()` are
+    told apart: a response cut short is only allowed after an abort."""
 
     def __init__(self, peer: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
         self.written = bytearray()
         self.reading = True
         self.closed = False
         self.aborted = False
+        self.lost = False  # connection_lost is scheduled
         self.protocol: Any = None
         self.peer = peer
         # A client that stops reading: past this many bytes written, the transport's buffer
@@ -50,13 +52,32 @@ class MemoryTransport:
         return self.closed
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+        self.closed = True
+        if not self.writing_paused:  # else the buffer must be read first
+            self._lose()
 
     def abort(self) -> None:
         self.aborted = not self.closed or self.aborted
-        self.close()
+        self.closed = True
+        self._lose()
+
+    def hang_up(self) -> None:
+        """The client closes its end."""
+        self.closed = True
+        self._lose()
+
+    def drained(self) -> None:
+        """The client read everything buffered."""
+        self.writing_paused = False
+        if self.closed:
+            self._lose()
+        else:
+            self.protocol.resume_writing()
+
+    def _lose(self) -> None:
+        if not self.lost:
+            self.lost = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
 
     def set_protocol(self, protocol: Any) -> None:
         self.protocol = protocol

@@ -52,9 +52,18 @@ def http_streams() -> list[bytes]:
     return [data for data in found if data.startswith(METHODS) and len(data) < 64 * 1024]
 
 
+# A response larger than what a stalled client's transport takes, on a connection that closes
+# after it: the server closes with the buffer full.
+STALLED_CLOSE = (
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3000\r\n\r\n"
+    + b"x" * 3000
+)
+
+
 def http_seeds() -> Iterator[bytes]:
     from tests.fuzz.http_target import APPS
 
+    yield bytes((1 | 4, 0)) + STALLED_CLOSE
     for stream in http_streams():
         for app in range(len(APPS)):
             yield bytes((app, 0)) + stream  # read sizes from seed 0

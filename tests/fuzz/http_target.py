@@ -207,8 +207,7 @@ async def drive(data: bytes) -> None:
         if transport.closed:
             break
         if reads_again and transport.writing_paused:
-            transport.writing_paused = False
-            protocol.resume_writing()
+            transport.drained()
             await settle(state)
         if shuts_down and number == 1:
             state.draining = True
@@ -236,7 +235,7 @@ async def drive(data: bytes) -> None:
     assert closed_by_server or not state.tasks, "an app still runs after every deadline"
     written = bytes(transport.written)
     if not closed_by_server:
-        transport.close()  # the client hangs up
+        transport.hang_up()
         await settle(state)
     for _ in range(TURNS):  # bounded: cancelled apps unwind
         if not state.tasks:

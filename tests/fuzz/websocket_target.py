@@ -130,7 +130,7 @@ async def drive(data: bytes) -> None:
     await settle(state)
     written = bytes(transport.written)
     if not transport.closed:
-        transport.close()  # the client goes away
+        transport.hang_up()
     for _ in range(TURNS):
         await asyncio.sleep(0)
         if not state.tasks:
