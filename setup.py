@@ -2,8 +2,8 @@
 pyproject.toml.
 
 The modules below run for every request (and every WebSocket message). Compiled by mypyc
-(mypy's compiler: the same type annotations `make typecheck` checks), they make monoceros
-1.64x uvicorn on plaintext instead of 1.12x, with the same source (docs/performance.md).
+(mypy's compiler: the same type annotations `make typecheck` checks), they run about a
+third faster than the same source interpreted (figures: docs/performance.md).
 
 MONOCEROS_COMPILE says what to do: unset, compile if possible and otherwise install plain
 Python (no C compiler, no Python headers, or mypyc failing), with a message; `1`, compile or
@@ -39,6 +39,8 @@ HOT_PATH = [
     "server/monoceros/protocols/cycle.py",
     "server/monoceros/protocols/reader.py",
     "server/monoceros/protocols/http.py",
+    "server/monoceros/protocols/proxy_header.py",
+    "server/monoceros/protocols/proxied.py",
     "server/monoceros/protocols/websocket.py",
     "server/monoceros/protocols/ws_engine.py",
     "server/monoceros/observe/__init__.py",

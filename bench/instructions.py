@@ -51,14 +51,42 @@ def request_bytes(endpoint: Endpoint) -> bytes:
     return f"GET {endpoint.path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
 
 
-class Client:
-    """One keep-alive connection, one request at a time, each response read to its end."""
+def proxy_v2_header() -> bytes:
+    """A PROXY protocol v2 header as an AWS NLB sends it: IPv4 addresses and a VPC endpoint."""
+    vpce = b"\x01vpce-08d2bf15fac5001c9"
+    block = (
+        socket.inet_aton("203.0.113.7")
+        + socket.inet_aton("10.0.0.5")
+        + (51000).to_bytes(2, "big")
+        + (8000).to_bytes(2, "big")
+        + b"\xea"
+        + len(vpce).to_bytes(2, "big")
+        + vpce
+    )
+    return b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + len(block).to_bytes(2, "big") + block
 
-    def __init__(self, port: int) -> None:
+
+class Client:
+    """One request at a time, each response read to its end: on one keep-alive connection,
+    or (`fresh`) on a new connection each, opened with `prefix` (a PROXY header)."""
+
+    def __init__(self, port: int, *, fresh: bool = False, prefix: bytes = b"") -> None:
+        self.port = port
+        self.fresh = fresh
+        self.prefix = prefix
         self.sock = socket.create_connection((HOST, port), timeout=120)
         self.buffer = b""
+        self.first = True
 
     def exchange(self, request: bytes) -> None:
+        if self.fresh and not self.first:
+            self.sock.close()
+            self.sock = socket.create_connection((HOST, self.port), timeout=120)
+            self.buffer = b""
+            self.first = True
+        if self.first:
+            request = self.prefix + request
+            self.first = False
         self.sock.sendall(request)
         while b"\r\n\r\n" not in self.buffer:
             self._read()
@@ -101,6 +129,8 @@ def count(
     requests: int,
     out_dir: str,
     only: str | None = None,
+    fresh: bool = False,
+    opening: bytes = b"",
 ) -> Count:
     port = free_port()
     command = shlex.split(
@@ -119,7 +149,7 @@ def count(
     )
     try:
         wait_for_port(process, port, timeout=300)
-        client = Client(port)
+        client = Client(port, fresh=fresh, prefix=opening)
         request = request_bytes(endpoint)
         for _ in range(WARMUP_REQUESTS):
             client.exchange(request)
@@ -158,6 +188,14 @@ def main() -> None:
     parser.add_argument(
         "--only", help="count only inside this C function, e.g. '*HttpProtocol___data_received'"
     )
+    parser.add_argument(
+        "--fresh-connections", action="store_true", help="a new connection for each request"
+    )
+    parser.add_argument(
+        "--proxy-v2",
+        action="store_true",
+        help="open each connection with a PROXY protocol v2 header (serve with --proxy-protocol)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("valgrind (with callgrind_control) is not installed: apt-get install valgrind")
@@ -172,7 +210,16 @@ def main() -> None:
         os.makedirs(out_dir, exist_ok=True)
         for endpoint in endpoints:
             for name, template in servers.items():
-                result = count(name, template, endpoint, args.requests, out_dir, args.only)
+                result = count(
+                    name,
+                    template,
+                    endpoint,
+                    args.requests,
+                    out_dir,
+                    args.only,
+                    fresh=args.fresh_connections,
+                    opening=proxy_v2_header() if args.proxy_v2 else b"",
+                )
                 per_request = f"{result.instructions_per_request:,.0f}"
                 print(f"{name:<20} {endpoint.name:<10} {per_request:>22}", flush=True)
 

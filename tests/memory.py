@@ -1,7 +1,9 @@
-"""A transport in memory, for driving the real protocols without sockets: the pipelining
-property test (tests/protocol/test_pipelining.py) and the fuzz harnesses (tests/fuzz/) use it.
+"""A transport in memory, for driving the real protocol objects without sockets: what they
+write is collected, and reading pauses and resumes as they ask. The in-memory tests
+(tests/protocol/test_pipelining.py, test_state_machines.py, test_h11_differential.py) and the
+fuzz targets (tests/fuzz/) use it.
 
-It imports nothing of monoceros, so a fuzz harness can import it before it instruments the
+It imports nothing of monoceros, so a fuzz target can import it before it instruments the
 server's modules.
 """
 

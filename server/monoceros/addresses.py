@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Final
 
@@ -22,14 +21,30 @@ Client = tuple[str, int]
 Address = tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
+# Peers whose trust TrustedProxies remembers (then it starts over: client addresses churn).
+MAX_REMEMBERED_PEERS: Final = 4096
+
+
 class TrustedProxies:
     """`--forwarded-allow-ips`, parsed once: IPs, CIDR networks, `*` and `unix:`."""
 
-    everything: bool = False
-    unix: bool = False
-    hosts: frozenset[Address] = frozenset()
-    networks: tuple[tuple[int, int, int], ...] = ()  # (family, network, mask)
+    __slots__ = ("_peers", "everything", "hosts", "networks", "unix")
+
+    def __init__(
+        self,
+        *,
+        everything: bool = False,
+        unix: bool = False,
+        hosts: frozenset[Address] = frozenset(),
+        networks: tuple[tuple[int, int, int], ...] = (),  # (family, network, mask)
+    ) -> None:
+        self.everything = everything
+        self.unix = unix
+        self.hosts = hosts
+        self.networks = networks
+        # The verdict per peer host: a connection asks once, and balancers, proxies and
+        # returning clients come from few addresses (parsing one costs ~6k instructions).
+        self._peers: dict[str, bool] = {}
 
     @classmethod
     def parse(cls, spec: str | Iterable[str]) -> TrustedProxies:
@@ -65,18 +80,25 @@ class TrustedProxies:
             return False
         if address in self.hosts:
             return True
-        if not self.networks:
-            return False
         family, value = address
-        return any(f == family and value & mask == net for f, net, mask in self.networks)
+        for network_family, network, mask in self.networks:
+            if network_family == family and value & mask == network:
+                return True
+        return False
 
     def trusts_peer(self, peer: Client | None) -> bool:
         """The direct peer: an (ip, port) pair, or None on a unix socket."""
         if peer is None:
             return self.unix or self.everything
-        host = peer[0].partition("%")[0]  # a link-local peer carries its zone: fe80::1%eth0
-        parsed = parse_ip(host)
-        return self.trusts(parsed[1] if parsed else None)
+        host = peer[0]
+        verdict = self._peers.get(host)
+        if verdict is None:
+            parsed = parse_ip(host.partition("%")[0])  # a link-local peer has a zone: %eth0
+            verdict = self.trusts(parsed[1] if parsed else None)
+            if len(self._peers) >= MAX_REMEMBERED_PEERS:
+                self._peers.clear()
+            self._peers[host] = verdict
+        return verdict
 
 
 def _parse_ip_entry(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -189,6 +189,14 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     help="Let X-Forwarded-Prefix from a trusted proxy set root_path (instead of --root-path).",
 )
 @click.option(
+    "--proxy-protocol/--no-proxy-protocol",
+    default=_default(ProxySettings, "proxy_protocol"),
+    show_default=True,
+    help="Behind a TCP load balancer (AWS NLB, HAProxy send-proxy, nginx stream "
+    "proxy_protocol): peers in --forwarded-allow-ips must open each connection with a PROXY "
+    "protocol v1 or v2 header, whose source becomes the client; others must not send one.",
+)
+@click.option(
     "--ws",
     type=click.Choice(list(get_args(WebSocketMode))),
     default=_default(WebSocketSettings, "mode"),

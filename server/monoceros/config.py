@@ -181,6 +181,9 @@ class ProxySettings:
     forwarded_host: bool = False  # X-Forwarded-Host / Forwarded host= -> the Host header
     forwarded_port: bool = False  # X-Forwarded-Port -> scope["server"] port
     forwarded_prefix: bool = False  # X-Forwarded-Prefix -> scope["root_path"]
+    # --proxy-protocol: peers in forwarded_allow_ips must open each connection with a PROXY
+    # protocol header (v1 or v2); its source becomes the client.
+    proxy_protocol: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -357,6 +360,7 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "proxy_forwarded_host": ("proxy", "forwarded_host"),
     "proxy_forwarded_port": ("proxy", "forwarded_port"),
     "proxy_forwarded_prefix": ("proxy", "forwarded_prefix"),
+    "proxy_protocol": ("proxy", "proxy_protocol"),
     "ws": ("ws", "mode"),
     "ws_max_size": ("ws", "max_size"),
     "ws_max_queue": ("ws", "max_queue"),

@@ -22,6 +22,7 @@ from monoceros.observe.watchdog import LoopWatchdog
 from monoceros.protocols.context import ConnectionContext, RequestLimit
 from monoceros.protocols.http import TICK, HttpProtocol
 from monoceros.protocols.observer import Observer
+from monoceros.protocols.proxied import ProxiedHttpProtocol
 from monoceros.protocols.state import ServerState
 from monoceros.signals import captured_signals
 from monoceros.sockets import bind_socket, close_sockets, describe
@@ -129,8 +130,11 @@ class Server:
 
         scheme = "https" if ssl_context else "http"
 
+        # Behind a PROXY-protocol balancer, connections read its header first (proxied.py).
+        connection = HttpProtocol if self.context.proxy_protocol is None else ProxiedHttpProtocol
+
         def protocol_factory() -> HttpProtocol:
-            return HttpProtocol(app, self.context, self.state, scheme)
+            return connection(app, self.context, self.state, scheme)
 
         for sock in self.sockets:
             listener = await loop.create_server(

@@ -632,6 +632,23 @@ def test_values_table_is_generated_from_the_param_lines(tmp_path: Path) -> None:
 # ---- the schema and validateValues refuse bad values
 
 
+def test_proxy_protocol_behind_an_nlb() -> None:
+    """The documented NLB setup: the annotation on the Service, the balancer's subnets
+    trusted, and the server told to read PROXY headers."""
+    annotation = "service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"
+    rendered = render(
+        {
+            "server": {"proxyProtocol": True, "forwardedAllowIps": "10.0.64.0/20"},
+            "service": {"type": "LoadBalancer", "annotations": {annotation: "*"}},
+        }
+    )
+    env = rendered.server_env()
+    assert env["MONOCEROS_PROXY_PROTOCOL"] == "true"
+    assert env["MONOCEROS_FORWARDED_ALLOW_IPS"] == "10.0.64.0/20"
+    service = rendered.get("Service", suffix="monoceros")  # the application's, not -metrics
+    assert service["metadata"]["annotations"][annotation] == "*"
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -653,6 +670,9 @@ def test_values_table_is_generated_from_the_param_lines(tmp_path: Path) -> None:
         ),
         pytest.param(
             {"containerPorts": {"http": 9000, "metrics": 9000}}, "must differ", id="same-ports"
+        ),
+        pytest.param(
+            {"server": {"proxyProtocol": True}}, "its subnets", id="proxy-protocol-no-trust"
         ),
         pytest.param(
             {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},

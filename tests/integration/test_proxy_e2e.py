@@ -8,6 +8,7 @@ without it these tests skip, except under CI=true, where they fail."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -346,3 +347,52 @@ def test_nginx_stripping_a_prefix(tmp_path: Path) -> None:
         "/api/users",
         "/users",
     )
+
+
+# -- behind nginx's stream module: a TCP balancer speaking the PROXY protocol --------------------
+
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+
+
+def stream_module() -> Path:
+    if not STREAM_MODULE.exists():
+        message = "nginx's stream module is not installed (apt-get install libnginx-mod-stream)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return STREAM_MODULE
+
+
+def test_nginx_stream_sends_the_client_by_proxy_protocol(tmp_path: Path) -> None:
+    """nginx as an L4 balancer (`proxy_protocol on`, which sends version 1): the app sees the
+    client's address and port, the access log logs it as the client and nginx as the peer
+    (docs/proxy.md). Version 2 is what AWS and HAProxy send: tests/protocol cover it."""
+    module, port = stream_module(), free_port()
+    with ServerProcess(
+        "tests.apps:echo_scope", "--port", "0", "--log-format", "json", "--proxy-protocol"
+    ) as process:
+        upstream = int(process.wait_listening(TIMEOUT).rsplit(":", 1)[1])
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(
+            f"load_module {module};\ndaemon off;\nworker_processes 1;\n"
+            f"pid {tmp_path}/nginx.pid;\nevents {{ worker_connections 64; }}\n"
+            f"stream {{\n  server {{\n    listen 127.0.0.1:{port};\n"
+            f"    proxy_pass 127.0.0.1:{upstream};\n    proxy_protocol on;\n  }}\n}}\n"
+        )
+        with run_nginx(conf, port):
+            with socket.create_connection(("127.0.0.1", port), source_address=(CLIENT, 0)) as sock:
+                client_port = sock.getsockname()[1]
+                sock.sendall(b"GET /users HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                response = b""
+                while chunk := sock.recv(65536):
+                    response += chunk
+            line = process.wait_for_line(r'"event":"request".*"path":"/users"', TIMEOUT).string
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    scope = json.loads(body)
+    assert scope["client"] == [CLIENT, client_port]
+    assert scope["server"] == ["127.0.0.1", port]  # where the client connected: nginx
+    assert scope["extensions"]["monoceros.proxy_protocol"]["version"] == 1
+    logged = json.loads(line)
+    assert logged["client"] == f"{CLIENT}:{client_port}"
+    assert logged["peer"].startswith("127.0.0.1:")  # nginx's own connection

@@ -25,7 +25,7 @@ import pytest
 from monoceros.types import Receive, Scope, Send
 from tests.apps import read_all, send_text
 from tests.utils import RunningServer, ServerProcess, run_server
-from tests.wire import TIMEOUT, Wire, protocol_for, request, wire
+from tests.wire import TIMEOUT, protocol_for, request, wire
 
 # (method, path) of every request that reached the app, in order.
 REACHED: list[tuple[str, str]] = []
@@ -427,36 +427,34 @@ def access_line(process: ServerProcess, path: str) -> dict[str, Any]:
     return line
 
 
-def send_head_then_bad_chunk(connection: Wire, path: str) -> None:
-    connection.send(request(path, "Transfer-Encoding: chunked", method="POST") + b"5\r\nhello\r\n")
-    time.sleep(0.3)  # the app has called http.response.start (and sent what it sends first)
-    connection.send(b"zz\r\n")
-
-
-def test_bad_body_after_start_but_before_any_byte_is_400(
-    logged_server: tuple[Listener, ServerProcess],
+@pytest.mark.parametrize(
+    ("path", "status", "outcome"),
+    [
+        # Nothing of the response on the wire yet: the server can still answer 400.
+        pytest.param("/start-then-read", 400, "rejected", id="nothing-written-400"),
+        # The head and a chunk are out: cutting the connection is the only signal left.
+        pytest.param("/stream-then-read", 200, "aborted", id="response-begun-aborted"),
+    ],
+)
+def test_bad_body_after_the_app_started(
+    logged_server: tuple[Listener, ServerProcess], path: str, status: int, outcome: str
 ) -> None:
     listener, process = logged_server
     with wire(listener) as connection:  # type: ignore[arg-type]
-        send_head_then_bad_chunk(connection, "/start-then-read")
-        response = connection.response("POST")
-        assert response.status == 400
-        assert connection.closed_by_server()
-    line = access_line(process, "/start-then-read")
-    assert (line["status"], line["outcome"]) == (400, "rejected")
-
-
-def test_bad_body_after_the_response_began_is_recorded_as_aborted(
-    logged_server: tuple[Listener, ServerProcess],
-) -> None:
-    listener, process = logged_server
-    with wire(listener) as connection:  # type: ignore[arg-type]
-        send_head_then_bad_chunk(connection, "/stream-then-read")
+        connection.send(
+            request(path, "Transfer-Encoding: chunked", method="POST") + b"5\r\nhello\r\n"
+        )
+        time.sleep(0.3)  # the app has called http.response.start (and sent what it sends)
+        connection.send(b"zz\r\n")
         connection.expect_response("POST")
-        with pytest.raises((AssertionError, h11.RemoteProtocolError)):
-            connection.finish_response()  # cut off inside the chunked body
-    line = access_line(process, "/stream-then-read")
-    assert (line["status"], line["outcome"]) == (200, "aborted")
+        if outcome == "rejected":
+            assert connection.finish_response().status == 400
+            assert connection.closed_by_server()
+        else:
+            with pytest.raises((AssertionError, h11.RemoteProtocolError)):
+                connection.finish_response()  # cut off inside the chunked body
+    line = access_line(process, path)
+    assert (line["status"], line["outcome"]) == (status, outcome)
 
 
 # -- 10. transfer codings we do not implement ------------------------------------------------------

@@ -71,6 +71,7 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "proxy_forwarded_host": (True, "proxy.forwarded_host", True),
     "proxy_forwarded_port": (True, "proxy.forwarded_port", True),
     "proxy_forwarded_prefix": (True, "proxy.forwarded_prefix", True),
+    "proxy_protocol": (True, "proxy.proxy_protocol", True),
     "ws": ("none", "ws.mode", "none"),
     "ws_max_size": (1024, "ws.max_size", 1024),
     "ws_max_queue": (4, "ws.max_queue", 4),

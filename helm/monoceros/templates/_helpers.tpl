@@ -133,6 +133,9 @@ lifespan shutdown and the exit. The kubelet's SIGKILL must never cut a drain sho
 {{- if and .Values.ingress.enabled $server.proxyHeaders (not $server.forwardedAllowIps) -}}
 {{- $problems = append $problems "ingress.enabled: set server.forwardedAllowIps to the network of the ingress controller pods (your cluster's pod CIDR, e.g. 10.244.0.0/16), or the app sees the controller's address as every client's" -}}
 {{- end -}}
+{{- if and $server.proxyProtocol (not $server.forwardedAllowIps) -}}
+{{- $problems = append $problems "server.proxyProtocol: set server.forwardedAllowIps to the addresses the load balancer connects from (its subnets), or every connection from it is closed for a PROXY header it may not send" -}}
+{{- end -}}
 {{- if and .Values.httpRoute.enabled $server.proxyHeaders (not $server.forwardedAllowIps) -}}
 {{- $problems = append $problems "httpRoute.enabled: set server.forwardedAllowIps to the network of the Gateway's pods (your cluster's pod CIDR, e.g. 10.244.0.0/16), or the app sees the Gateway's address as every client's" -}}
 {{- end -}}

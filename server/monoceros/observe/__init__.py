@@ -42,6 +42,12 @@ class Observers:
         if self.also is not None:
             self.also.connection_closed()
 
+    def connection_rejected(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.connection_rejected(reason)
+        if self.also is not None:
+            self.also.connection_rejected(reason)
+
     def request_started(self, reused: bool) -> None:
         if self.metrics is not None:
             self.metrics.request_started(reused)

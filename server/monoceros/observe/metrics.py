@@ -113,6 +113,7 @@ class HttpMetrics:
         self.connections_open = 0
         self.keepalive_reuses = 0
         self.rejections: dict[str, int] = {}  # reason -> count
+        self.connection_rejections: dict[str, int] = {}  # reason -> count
         self.websocket_sessions = 0
         self.websocket_closes: dict[int, int] = {}  # close code -> sessions
         self.loop_blocks = 0
@@ -128,6 +129,10 @@ class HttpMetrics:
 
     def connection_closed(self) -> None:
         self.connections_open -= 1
+
+    def connection_rejected(self, reason: str) -> None:
+        rejections = self.connection_rejections
+        rejections[reason] = rejections.get(reason, 0) + 1
 
     def request_started(self, reused: bool) -> None:
         self.active_requests += 1
@@ -188,6 +193,7 @@ class MetricsSnapshot:
     connections_accepted: int = 0
     keepalive_reuses: int = 0
     rejections: dict[str, int] = field(default_factory=dict)  # reason -> count
+    connection_rejections: dict[str, int] = field(default_factory=dict)  # reason -> count
     websocket_closes: dict[int, int] = field(default_factory=dict)  # close code -> sessions
     loop_blocks: int = 0
     # Gauges: only live processes contribute (`add(..., gauges=False)` for exited ones).
@@ -206,6 +212,7 @@ class MetricsSnapshot:
         self.keepalive_reuses += other.keepalive_reuses
         self.loop_blocks += other.loop_blocks
         _add_counts(self.rejections, other.rejections)
+        _add_counts(self.connection_rejections, other.connection_rejections)
         _add_counts(self.websocket_closes, other.websocket_closes)
         if gauges:
             self.active_requests += other.active_requests
@@ -226,6 +233,7 @@ def snapshot_of(http: HttpMetrics) -> MetricsSnapshot:
         connections_accepted=http.connections_accepted,
         keepalive_reuses=http.keepalive_reuses,
         rejections=http.rejections,
+        connection_rejections=http.connection_rejections,
         active_requests=http.active_requests,
         connections_open=http.connections_open,
         websocket_closes=http.websocket_closes,

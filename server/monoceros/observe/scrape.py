@@ -32,7 +32,7 @@ from monoceros.observe.metrics import (
     Series,
     snapshot_of,
 )
-from monoceros.protocols.observer import REASONS
+from monoceros.protocols.observer import CONNECTION_REJECTION_REASONS, REASONS
 
 HTTP_LABELS = ("http_request_method", "http_response_status_code", "http_route", "url_scheme")
 
@@ -62,6 +62,15 @@ def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
         "Client connections accepted.",
         value=snapshot.connections_accepted,
     )
+    refused = CounterMetricFamily(
+        "monoceros_connections_rejected",
+        "Connections closed before any request, by reason (PROXY protocol header missing, "
+        "invalid, late, or from a peer not trusted to send one).",
+        labels=["reason"],
+    )
+    for reason in CONNECTION_REJECTION_REASONS:
+        refused.add_metric([reason], snapshot.connection_rejections.get(reason, 0))
+    yield refused
     yield CounterMetricFamily(
         "monoceros_keepalive_reused_requests",
         "Requests served on a connection that had served a request before.",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from monoceros.addresses import TrustedProxies
 from monoceros.config import Config, HttpLimits, WebSocketSettings
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.observer import Observer
@@ -70,6 +71,9 @@ class ConnectionContext:
     request_ids: RequestIds = field(default_factory=RequestIds)
     # Proxy headers: None believes none (--no-proxy-headers, the admin listener).
     proxy: ProxyResolver | None = None
+    # --proxy-protocol: the peers that must open with a PROXY header (others must not send
+    # one); None when the option is off.
+    proxy_protocol: TrustedProxies | None = None
     limit_concurrency: int | None = None
     request_limit: RequestLimit | None = None
     # Lifespan state: each request scope gets a shallow copy (ASGI lifespan "state").
@@ -93,6 +97,11 @@ class ConnectionContext:
             ws=config.ws if config.ws.enabled else None,
             request_id_header=config.observe.request_id_header.lower().encode("ascii"),
             proxy=ProxyResolver.from_settings(config.proxy),
+            proxy_protocol=(
+                TrustedProxies.parse(config.proxy.forwarded_allow_ips)
+                if config.proxy.proxy_protocol
+                else None
+            ),
             limit_concurrency=config.limit_concurrency,
             request_limit=request_limit,
         )

@@ -19,7 +19,13 @@ from monoceros.errors import ClientDisconnected
 from monoceros.protocols.channel import ResponseChannel
 from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.events import RequestFinished, current_exchange
-from monoceros.protocols.head import InvalidResponseHead, encode_head, no_body_allowed
+from monoceros.protocols.head import (
+    InvalidResponseHead,
+    encode_early_hints,
+    encode_head,
+    encode_trailers,
+    no_body_allowed,
+)
 from monoceros.types import ASGIApp, Message, Scope
 
 logger = logging.getLogger("monoceros.error")
@@ -34,6 +40,7 @@ class ResponseState(enum.Enum):
     WAITING_START = "waiting for http.response.start"
     HEAD_PENDING = "start received, head not yet written"
     STREAMING = "head written, more body to come"
+    TRAILERS_PENDING = "body complete, waiting for http.response.trailers"
     COMPLETE = "complete"
 
     # Members are singletons: hash by identity (in C) rather than Enum's Python-level
@@ -49,6 +56,9 @@ class RequestCycle:
         "_headers",
         "_remaining",
         "_send_body",
+        "_send_trailers",
+        "_trailer_lines",
+        "_trailers",
         "_waiter",
         "buffered",
         "bytes_received",
@@ -100,6 +110,9 @@ class RequestCycle:
         self._headers: Any = ()
         self._chunked = False
         self._send_body = True
+        self._trailers = False  # the app announced trailers (`"trailers": True` at start)
+        self._send_trailers = False  # ... and they go on the wire (chunked, client said TE)
+        self._trailer_lines: list[bytes] = []
         self._remaining: int | None = None
 
     # -- fed by the connection ---------------------------------------------------------------
@@ -266,12 +279,27 @@ class RequestCycle:
             raise RuntimeError(f"Invalid response from ASGI application: status {status!r}")
         self.status = status
         self._headers = message.get("headers", ())
+        self._trailers = bool(message.get("trailers", False))
         self.response = ResponseState.HEAD_PENDING
+
+    def _early_hint(self, message: Message) -> None:
+        """103 (Early Hints) before the response, for HTTP/1.1 clients (RFC 8297); an
+        HTTP/1.0 client would take it for the response."""
+        if not self.http10:
+            try:
+                hints = encode_early_hints(message.get("links", ()))
+            except InvalidResponseHead as exc:
+                raise RuntimeError(f"Invalid early hint from ASGI application: {exc}") from None
+            if hints:
+                self.channel.write(hints)
 
     def _first_body(self, message: Message) -> None:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
-        head, send_body = self._encode_head(None if more_body else len(body))
+        # Trailers the client takes follow a chunked body, whatever its length.
+        trailers = self._trailers and _accepts_trailers(self.scope)
+        head, send_body = self._encode_head(None if more_body or trailers else len(body))
+        self._send_trailers = trailers and self._chunked
         self.response = ResponseState.STREAMING
         if not send_body:
             body = b""
@@ -282,7 +310,7 @@ class RequestCycle:
             self._count_body(len(body))
         self.channel.write(head + body if body else head)
         if not more_body:
-            self._complete()
+            self._end_of_body()
 
     def _more_body(self, message: Message) -> None:
         body: bytes = message.get("body", b"")
@@ -293,13 +321,33 @@ class RequestCycle:
             if body:
                 self.bytes_sent += len(body)
                 self.channel.write(b"%x\r\n%s\r\n" % (len(body), body))
-            if not more_body:
-                self.channel.write(b"0\r\n\r\n")
         elif body:
             self._count_body(len(body))
             self.channel.write(body)
         if not more_body:
+            self._end_of_body()
+
+    def _end_of_body(self) -> None:
+        """The app's last body message: the response ends now, or once its trailers come.
+        Trailers the client does not take are dropped (RFC 9110 section 6.5.1)."""
+        if self._chunked and not self._send_trailers:
+            self.channel.write(b"0\r\n\r\n")
+        if self._trailers:
+            self.response = ResponseState.TRAILERS_PENDING
+        else:
             self._complete()
+
+    def _add_trailers(self, message: Message) -> None:
+        try:
+            lines = encode_trailers(message.get("headers", ()))
+        except InvalidResponseHead as exc:
+            raise RuntimeError(f"Invalid trailers from ASGI application: {exc}") from None
+        self._trailer_lines.append(lines)
+        if message.get("more_trailers", False):
+            return
+        if self._send_trailers:
+            self.channel.write(b"0\r\n" + b"".join(self._trailer_lines) + b"\r\n")
+        self._complete()
 
     def _pathsend(self, message: Message) -> Awaitable[None]:
         return self._send_file(message)
@@ -314,7 +362,7 @@ class RequestCycle:
             if send_body:
                 self._count_body(size)
                 await self.channel.send_file(file, size)
-        self._complete()
+        self._end_of_body()
 
     def _encode_head(self, body_length: int | None) -> tuple[bytes, bool]:
         # Reuse needs the request fully read: otherwise its unread body would be parsed
@@ -386,11 +434,19 @@ class RequestCycle:
 
 _Handler = Callable[[RequestCycle, Message], Awaitable[None] | None]
 _TRANSITIONS: dict[tuple[ResponseState, str], _Handler] = {
+    (ResponseState.WAITING_START, "http.response.early_hint"): RequestCycle._early_hint,
     (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
     (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,
     (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
     (ResponseState.STREAMING, "http.response.body"): RequestCycle._more_body,
+    (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
 }
+
+
+def _accepts_trailers(scope: Scope) -> bool:
+    """The client said `TE: trailers` (the reader then advertised the extension)."""
+    extensions = scope.get("extensions")
+    return isinstance(extensions, dict) and "http.response.trailers" in extensions
 
 
 async def service_unavailable(scope: Scope, receive: Any, send: Any) -> None:

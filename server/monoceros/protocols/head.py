@@ -211,6 +211,41 @@ def encode_head(
     return ResponseHead(head, content_length, chunked, keep_alive)
 
 
+# Fields a trailer section must not carry (RFC 9110 section 6.5.1: framing, routing, and what
+# the recipient needs before the body).
+_NOT_IN_TRAILERS: Final = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"host", b"te", b"trailer",
+     b"content-type", b"content-encoding", b"content-range", b"set-cookie", b"authorization")
+)  # fmt: skip
+
+
+def encode_trailers(headers: Iterable[Any]) -> bytes:
+    """The app's trailer fields as header lines, checked as strictly as a head's."""
+    lines = []
+    for name, value in headers:
+        _kind_of(name)  # a token, as bytes
+        if name.lower() in _NOT_IN_TRAILERS:
+            raise InvalidResponseHead(f"{name!r} is not allowed in trailers")
+        lines.append(b"%s: %s\r\n" % (name, _field_value(value)))
+    return b"".join(lines)
+
+
+def encode_early_hints(links: Iterable[Any]) -> bytes:
+    """A 103 (Early Hints) response with one Link line per link; b"" for no links."""
+    lines = [b"link: %s\r\n" % _field_value(link) for link in links]
+    if not lines:
+        return b""
+    return b"HTTP/1.1 103 Early Hints\r\n" + b"".join(lines) + b"\r\n"
+
+
+def _field_value(value: object) -> bytes:
+    if type(value) is not bytes:
+        raise InvalidResponseHead(f"field values must be bytes, not {value!r}")
+    if value.translate(None, CONTROL_BYTES) != value:
+        raise InvalidResponseHead("CR, LF or NUL in a response field")
+    return value
+
+
 def _parse_content_length(value: bytes) -> int:
     if not value.isdigit():
         raise InvalidResponseHead(f"invalid content-length {value!r}")

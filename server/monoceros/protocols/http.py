@@ -85,7 +85,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
             server = (str(local[0]), int(local[1]))
         # Trust is decided once per connection; only a trusted peer's requests pay for proxy.py.
         trusted = context.proxy is not None and context.proxy.trusts_peer(self.peer)
-        facts = ConnectionFacts(self.peer, server, self.scheme, trusted)
+        facts = ConnectionFacts(self.peer, server, self.scheme, self.peer, trusted)
         self.reader = RequestReader(context, self, facts, trusted)
         self.state.connections.add(self)
         if context.observer is not None:

@@ -33,10 +33,24 @@ BODY_TIMEOUT: Final = "body_timeout"
 REASONS: Final = (*REJECTION_REASONS.values(), BODY_TIMEOUT)
 
 
+# Why a connection was refused before any request: `Observer.connection_rejected`'s reason
+# (the label of monoceros_connections_rejected_total).
+CONNECTION_REJECTION_REASONS: Final = (
+    "proxy_header_missing",  # a peer that must send a PROXY header sent HTTP instead
+    "proxy_header_invalid",  # malformed, or longer than we accept
+    "proxy_header_timeout",  # not complete within the header deadline
+    "proxy_header_untrusted",  # a peer not in --forwarded-allow-ips sent one
+)
+
+
 class Observer(Protocol):
     def connection_opened(self) -> None: ...
 
     def connection_closed(self) -> None: ...
+
+    def connection_rejected(self, reason: str) -> None:
+        """A connection refused before any request (a PROXY protocol header missing, invalid,
+        late or from a peer not trusted to send one); `connection_closed` follows."""
 
     def request_started(self, reused: bool) -> None:
         """A request goes to the app; `reused`: not the connection's first."""
@@ -60,6 +74,9 @@ class Unobserved:
         pass
 
     def connection_closed(self) -> None:
+        pass
+
+    def connection_rejected(self, reason: str) -> None:
         pass
 
     def request_started(self, reused: bool) -> None:

@@ -108,6 +108,7 @@ class RequestReader:
         self._request_id: bytes | None = None
         self._content_length = -1
         self._transfer_encoding: bytes | None = None
+        self._te: bytes | None = None
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -217,6 +218,8 @@ class RequestReader:
             self._request_id = value
         elif name == b"upgrade":
             self._upgrade = value
+        elif name == b"te":
+            self._te = value
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
         limits = self.context.limits
@@ -268,6 +271,8 @@ class RequestReader:
             )
         except InvalidTarget:
             raise Reject(400) from None
+        if self._te is not None and version == "1.1" and _takes_trailers(self._te):
+            scope["extensions"]["http.response.trailers"] = {}
         proxy = context.proxy if self.peer_trusted else None
         if self._upgrade is not None and parser.should_upgrade():
             # `Connection: upgrade` too: HttpParserUpgrade follows this callback.
@@ -361,6 +366,11 @@ class RequestReader:
             version = self.parser.get_http_version()
         scope = rejected_scope(self.facts, method, version, self._url, self._headers)
         return RequestFinished(scope, status, "rejected", 0.0, 0, size, self.facts.client, None)
+
+
+def _takes_trailers(te: bytes) -> bool:
+    """`TE: trailers` (among other codings, any case): the client takes a trailer section."""
+    return any(item.strip(b" \t").lower() == b"trailers" for item in te.split(b","))
 
 
 def transfer_coding_status(codings: bytes) -> int:

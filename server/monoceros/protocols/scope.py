@@ -27,18 +27,33 @@ class InvalidTarget(ValueError):
 
 
 class ConnectionFacts:
-    """What every scope of one connection says about it: its addresses, the scheme, and the
-    `monoceros.peer` extension (the direct peer, whatever proxy headers say)."""
+    """What every scope of one connection says about it: the client and server addresses, the
+    scheme, and the extensions every request of it advertises: `monoceros.peer` (the direct
+    peer, whatever proxy headers say) and, behind a PROXY-protocol balancer,
+    `monoceros.proxy_protocol` (what its header said)."""
 
-    __slots__ = ("client", "peer_extension", "scheme", "server")
+    __slots__ = ("client", "extensions", "scheme", "server")
 
     def __init__(
-        self, client: Address | None, server: Address | None, scheme: str, trusted: bool
+        self,
+        client: Address | None,
+        server: Address | None,
+        scheme: str,
+        peer: Address | None,
+        trusted: bool,
+        proxy_protocol: dict[str, object] | None = None,
     ) -> None:
         self.client = client
         self.server = server
         self.scheme = scheme
-        self.peer_extension: dict[str, object] = {"address": client, "trusted": trusted}
+        # Copied into each request's scope; the values are shared, and empty but for ours.
+        self.extensions: dict[str, object] = {
+            "http.response.pathsend": {},
+            "http.response.early_hint": {},
+            "monoceros.peer": {"address": peer, "trusted": trusted},
+        }
+        if proxy_protocol is not None:
+            self.extensions["monoceros.proxy_protocol"] = proxy_protocol
 
 
 def request_scope(
@@ -69,7 +84,7 @@ def request_scope(
         "query_string": query,
         "headers": headers,
         "state": app_state.copy(),
-        "extensions": {"http.response.pathsend": {}, "monoceros.peer": facts.peer_extension},
+        "extensions": facts.extensions.copy(),
     }
 
 
@@ -95,10 +110,11 @@ def websocket_scope(scope: Scope) -> Scope:
     del scope["method"]
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
-    scope["extensions"] = {
-        "websocket.http.response": {},
-        "monoceros.peer": scope["extensions"]["monoceros.peer"],
-    }
+    extensions: dict[str, object] = {"websocket.http.response": {}}
+    for name, value in scope["extensions"].items():
+        if name.startswith("monoceros."):
+            extensions[name] = value
+    scope["extensions"] = extensions
     return scope
 
 
