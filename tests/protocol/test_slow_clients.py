@@ -157,8 +157,8 @@ def test_body_trickling_in_is_not_cut(server: RunningServer) -> None:
     client_body_timeout does too)."""
     with wire(server) as connection:
         connection.send(post("/trickle", 8))
-        for _ in range(8):  # 8 x 0.2 s: longer than the deadline in all, never silent as long
-            time.sleep(SHORT * 0.4)
+        for _ in range(8):  # 8 x 0.1 s: longer than the deadline in all, never silent as long
+            time.sleep(SHORT * 0.2)
             connection.send(b"x")
         response = connection.response("POST")
         assert (response.status, response.body) == (200, b"8 bytes")
