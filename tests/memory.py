@@ -26,6 +26,7 @@ class MemoryTransport:
         self.closed = False
         self.aborted = False
         self.lost = False  # connection_lost is scheduled
+        self.gone = False  # the client hung up (the protocol learns it from connection_lost)
         self.protocol: Any = None
         self.peer = peer
         # A client that stops reading: past this many bytes written, the transport's buffer
@@ -37,6 +38,8 @@ class MemoryTransport:
         return {"peername": self.peer, "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
     def write(self, data: bytes) -> None:
+        if self.gone:
+            return  # to a client that hung up: the protocol has yet to hear (as a socket drops it)
         assert not self.closed, "write after close"
         self.written += data
         stall = self.stall_after
@@ -51,7 +54,7 @@ class MemoryTransport:
         self.reading = True
 
     def is_closing(self) -> bool:
-        return self.closed
+        return self.closed or self.gone
 
     def close(self) -> None:
         self.closed = True
@@ -64,8 +67,8 @@ class MemoryTransport:
         self._lose()
 
     def hang_up(self) -> None:
-        """The client closes its end."""
-        self.closed = True
+        """The client closes its end: writes go nowhere until the protocol hears of it."""
+        self.gone = True
         self._lose()
 
     def drained(self) -> None:
