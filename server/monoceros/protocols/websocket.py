@@ -95,6 +95,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._pong: asyncio.TimerHandle | None = None
         self._ping_payload = b""
         self._status = 0
+        self._accepted = False  # 101 (HTTP/1.1) or 200 (HTTP/2) sent: the session opened
         self._close_code = 0
         self._close_reason = ""
         self._denial: list[bytes] = []
@@ -179,7 +180,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.connection_lost()
         self._cancel_timers()
         self._disconnected(ABNORMAL_CLOSURE)
-        code = self._close_code if self._status == 101 else 0
+        # A session answered with HTTP instead (a denial, a refusal) has no close code.
+        code = self._close_code if self._accepted else 0
         self.state.connection_closed(self)
         observer = self.context.observer
         if observer is None:
@@ -319,6 +321,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
             raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client")
         self._status = self._send_acceptance(subprotocol, message)
+        self._accepted = True
         self.session = Session.OPEN
         self._flush()
         self._schedule_ping()
