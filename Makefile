@@ -96,9 +96,10 @@ fuzz-ci:
 soak: $(COMPILED)/.built
 	PYTHONPATH=$(COMPILED) $(BIN)/python bench/soak.py $(SOAK_ARGS)
 
-## bench: monoceros against uvicorn (and the bare-protocol ceiling), side by side
+## bench: monoceros against uvicorn, granian and hypercorn (and the bare-protocol ceiling), side by side
 bench: $(COMPILED)/.built
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
+	@command -v h2load >/dev/null || { echo "make bench needs h2load: apt-get install -y nghttp2-client"; exit 1; }
 	PYTHONPATH=$(COMPILED) $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## autobahn: Autobahn|Testsuite fuzzing client against monoceros (needs a python2.7; not in `make test`)

@@ -42,6 +42,10 @@ HOT_PATH = [
     "server/monoceros/protocols/proxy_header.py",
     "server/monoceros/protocols/proxied.py",
     "server/monoceros/protocols/websocket.py",
+    # HTTP/2, imported only with --http2 (zttp, its engine, is an optional dependency).
+    "server/monoceros/protocols/h2_stream.py",
+    "server/monoceros/protocols/h2_websocket.py",
+    "server/monoceros/protocols/http2.py",
     "server/monoceros/protocols/ws_engine.py",
     "server/monoceros/observe/__init__.py",
     "server/monoceros/observe/output.py",

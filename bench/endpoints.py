@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import subprocess
 from dataclasses import dataclass
 
 from examples.app import JSON_DOCUMENT, PLAINTEXT, STREAM_CHUNK, STREAM_CHUNKS
@@ -22,6 +23,7 @@ class Endpoint:
     expected_bytes: int
     script: str | None = None  # a wrk Lua script in bench/, for anything but a plain GET
     websocket: bool = False  # driven by bench/ws_load.py (messages), not wrk (requests)
+    http2: bool = False  # driven by h2load, against the server started with HTTP/2 on
 
     @property
     def method(self) -> str:
@@ -34,6 +36,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("echo", "/echo", "16 KiB body echoed", ECHO_BODY_BYTES, script="post_16k.lua"),
     Endpoint("stream", "/stream", "1 MiB streamed", len(STREAM_CHUNK) * STREAM_CHUNKS),
     Endpoint("ws-echo", "/ws", "WebSocket 32-byte echo", len(WS_MESSAGE), websocket=True),
+    Endpoint("h2-plaintext", "/", "13-byte text over HTTP/2", len(PLAINTEXT), http2=True),
+    Endpoint("h2-json", "/json", "1 KB JSON over HTTP/2", len(JSON_DOCUMENT), http2=True),
 )
 
 
@@ -45,6 +49,8 @@ def smoke_check(host: str, port: int, endpoint: Endpoint) -> str | None:
     """
     if endpoint.websocket:
         return _websocket_check(host, port, endpoint)
+    if endpoint.http2:
+        return _http2_check(host, port, endpoint)
     body = b"x" * ECHO_BODY_BYTES if endpoint.method == "POST" else None
     connection = http.client.HTTPConnection(host, port, timeout=10)
     try:
@@ -77,4 +83,39 @@ def _websocket_check(host: str, port: int, endpoint: Endpoint) -> str | None:
         return f"check session failed: {exc!r}"
     if echoed != WS_MESSAGE.decode():
         return f"check got {echoed!r} back"
+    return None
+
+
+def _http2_check(host: str, port: int, endpoint: Endpoint) -> str | None:
+    """One request by curl, by prior knowledge: it must come back over HTTP/2."""
+    try:
+        done = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "--http2-prior-knowledge",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code} %{size_download}",
+                f"http://{host}:{port}{endpoint.path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"check request failed: {exc!r}"
+    if done.returncode != 0:
+        return f"no HTTP/2 here (curl: {done.stderr.strip()[-120:]})"
+    version, status, size = done.stdout.split()
+    if version != "2":
+        return f"check was answered over HTTP/{version}"
+    if status != "200":
+        return f"check got status {status}"
+    if int(size) != endpoint.expected_bytes:
+        return f"check got {size} body bytes, expected {endpoint.expected_bytes}"
     return None

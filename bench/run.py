@@ -34,15 +34,22 @@ from bench.report import Measurement, build_table, render_report, results_docume
 from bench.servers import (
     DEFAULT_SERVERS,
     HOST,
+    HTTP2_ARGS,
     REPO_ROOT,
+    WORKER_ENDPOINTS,
+    WORKER_SERVERS,
     RunningServer,
     ServerFailed,
     ServerSpec,
     running_server,
 )
-from bench.wrk import WrkFailed, WrkResult, run_wrk, run_ws_load
+from bench.wrk import WrkFailed, WrkResult, run_h2load, run_wrk, run_ws_load
 
 BUSY_MACHINE = 0.10  # background CPU use (all cores) above which the report warns
+# HTTP/2 requests in flight per connection (h2load -m): a browser's page load has as many;
+# h2load gets --connections / H2_STREAMS connections, so as many requests are in flight as
+# wrk has on HTTP/1.1.
+H2_STREAMS = 8
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,16 @@ class Settings:
 # --- measuring ----------------------------------------------------------------------------------
 
 
+def cpus_of(spec: ServerSpec, settings: Settings) -> tuple[str, str]:
+    """(the server's CPUs, the load generator's): apart, or for the workers row both all."""
+    if spec.workers_row:
+        everything = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+        return everything, everything
+    return settings.server_cpus, settings.wrk_cpus
+
+
 def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration: int) -> WrkResult:
+    wrk_cpus = cpus_of(server.spec, settings)[1]
     if endpoint.websocket:
         return run_ws_load(
             HOST,
@@ -70,14 +86,22 @@ def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration
             endpoint.path,
             connections=settings.connections,
             duration=duration,
-            cpus=settings.wrk_cpus,
+            cpus=wrk_cpus,
+        )
+    if endpoint.http2:
+        return run_h2load(
+            f"http://{HOST}:{server.port}{endpoint.path}",
+            connections=settings.connections // H2_STREAMS or 1,
+            streams=H2_STREAMS,
+            duration=duration,
+            cpus=wrk_cpus,
         )
     script = str(REPO_ROOT / "bench" / endpoint.script) if endpoint.script else None
     return run_wrk(
         f"http://{HOST}:{server.port}{endpoint.path}",
         connections=settings.connections,
         duration=duration,
-        cpus=settings.wrk_cpus,
+        cpus=wrk_cpus,
         script=script,
     )
 
@@ -99,12 +123,12 @@ def measure(
     return Measurement(round_no, server.spec.name, endpoint.name, result, cpu, wall, problems)
 
 
-def warm_up(server: RunningServer, settings: Settings) -> None:
-    """~1 s of plaintext load, so first-request costs (imports, allocations) are not measured."""
+def warm_up(server: RunningServer, settings: Settings, endpoint: Endpoint) -> None:
+    """~1 s of load, so first-request costs (imports, allocations) are not measured."""
     if settings.warmup <= 0:
         return
     try:
-        result = load(server, ENDPOINTS[0], settings, settings.warmup)
+        result = load(server, endpoint, settings, settings.warmup)
     except WrkFailed as exc:
         raise ServerFailed(f"warm-up failed ({exc})") from None
     server.ensure_alive()
@@ -115,13 +139,33 @@ def warm_up(server: RunningServer, settings: Settings) -> None:
 def measure_server(
     spec: ServerSpec, endpoints: Sequence[Endpoint], settings: Settings, round_no: int
 ) -> Iterator[Measurement]:
+    """The server on the HTTP/1.1 endpoints, then started again with HTTP/2 on for the h2-*
+    ones (HTTP/1.1 is measured as users run it, without HTTP/2 turned on)."""
+    if spec.workers_row:
+        endpoints = [endpoint for endpoint in endpoints if endpoint.name in WORKER_ENDPOINTS]
+    plain = [endpoint for endpoint in endpoints if not endpoint.http2]
+    http2 = [endpoint for endpoint in endpoints if endpoint.http2]
+    if plain:
+        yield from measure_started(spec, plain, settings, round_no)
+    if http2 and spec.http2_args is None:
+        for endpoint in http2:
+            yield Measurement(
+                round_no, spec.name, endpoint.name, None, None, None, ["serves no HTTP/2"]
+            )
+    elif http2:
+        yield from measure_started(spec.with_http2(), http2, settings, round_no)
+
+
+def measure_started(
+    spec: ServerSpec, endpoints: Sequence[Endpoint], settings: Settings, round_no: int
+) -> Iterator[Measurement]:
     """Start one server, check and warm it up, measure each endpoint, stop it.
 
     A generator, so what was measured before a crash reaches the report.
     """
-    with running_server(spec, settings.server_cpus, settings.startup_timeout) as server:
+    with running_server(spec, cpus_of(spec, settings)[0], settings.startup_timeout) as server:
         checks = {endpoint.name: smoke_check(HOST, server.port, endpoint) for endpoint in endpoints}
-        warm_up(server, settings)
+        warm_up(server, settings, endpoints[0])
         for endpoint in endpoints:
             check = checks[endpoint.name]
             if endpoint.websocket and check is not None:
@@ -285,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def select_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[ServerSpec]:
     """Defaults, then --server additions/overrides, then --monoceros-args, then --only."""
-    templates = dict(DEFAULT_SERVERS)
+    templates = {**DEFAULT_SERVERS, **WORKER_SERVERS}
     for spec in args.server:
         templates[spec.name] = spec.template
     if args.monoceros_args and "monoceros" in templates:
@@ -294,7 +338,10 @@ def select_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     unknown = [name for name in names if name not in templates]
     if unknown:
         parser.error(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(templates)}")
-    return [ServerSpec(name, templates[name]) for name in names]
+    return [
+        ServerSpec(name, templates[name], HTTP2_ARGS.get(name), name in WORKER_SERVERS)
+        for name in names
+    ]
 
 
 def select_endpoints(names: list[str], parser: argparse.ArgumentParser) -> list[Endpoint]:
@@ -319,7 +366,12 @@ def parse_cpu_list(text: str) -> set[int] | None:
 
 def check_environment(settings: Settings, parser: argparse.ArgumentParser) -> None:
     """Fail before starting anything if wrk or taskset is missing or a CPU doesn't exist."""
-    for binary, hint in (("wrk", "apt-get install -y wrk"), ("taskset", "from util-linux")):
+    for binary, hint in (
+        ("wrk", "apt-get install -y wrk"),
+        ("h2load", "apt-get install -y nghttp2-client"),
+        ("curl", "apt-get install -y curl"),
+        ("taskset", "from util-linux"),
+    ):
         if shutil.which(binary) is None:
             parser.error(f"{binary} not found on PATH ({hint})")
     available = os.sched_getaffinity(0)

@@ -40,6 +40,32 @@ DEFAULT_SERVERS: dict[str, str] = {
     "uvicorn+log": "{python} -m uvicorn examples.app:app --host 127.0.0.1 --port {port}"
     " --log-level info --loop uvloop --http httptools",
     "ceiling": "{python} bench/ceiling.py --host 127.0.0.1 --port {port}",
+    # The other servers a team would choose between, bare, on one core like the rest.
+    "hypercorn": "{python} -m hypercorn examples.app:app --bind 127.0.0.1:{port}"
+    " --worker-class uvloop --log-level warning",
+    "granian": "{python} -m granian --interface asgi --host 127.0.0.1 --port {port}"
+    " --loop uvloop --log-level warning --no-access-log examples.app:app",
+}
+# The workers row: each server with two worker processes, unpinned (server and load generator
+# share both cores), measured on plaintext and json: how far each scales past one process.
+WORKER_SERVERS: dict[str, str] = {
+    "monoceros-w2": "{python} -m monoceros examples.app:app --host 127.0.0.1 --port {port}"
+    " --no-access-log --no-metrics --log-level warning --workers 2",
+    "uvicorn-w2": "{python} -m uvicorn examples.app:app --host 127.0.0.1 --port {port}"
+    " --no-access-log --log-level warning --loop uvloop --http httptools --workers 2",
+    "granian-w2": "{python} -m granian --interface asgi --host 127.0.0.1 --port {port}"
+    " --loop uvloop --log-level warning --no-access-log --workers 2 examples.app:app",
+}
+WORKER_ENDPOINTS = frozenset(("plaintext", "json"))
+# What each server adds to serve HTTP/2 by prior knowledge (h2c) for the h2-* endpoints;
+# a server not named here is not measured on them.
+HTTP2_ARGS: dict[str, str] = {
+    "monoceros": "--http2",
+    "monoceros+obs": "--http2",
+    "uvicorn": "--http zttp --http2",  # uvicorn's own HTTP/2 (0.55+) is on zttp too
+    "uvicorn+log": "--http zttp --http2",
+    "hypercorn": "",  # takes the preface on any plain-text port
+    "granian": "--http 2",
 }
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -65,10 +91,19 @@ class ServerSpec:
 
     name: str
     template: str
+    http2_args: str | None = None  # appended to serve HTTP/2; None: it does not
+    workers_row: bool = False  # unpinned, and measured on WORKER_ENDPOINTS only
 
     def command(self, port: int) -> list[str]:
         text = self.template.replace("{python}", shlex.quote(sys.executable))
         return shlex.split(text.replace("{port}", str(port)))
+
+    def with_http2(self) -> ServerSpec:
+        """The same server, started to serve HTTP/2 (h2c by prior knowledge)."""
+        assert self.http2_args is not None
+        return ServerSpec(
+            self.name, f"{self.template} {self.http2_args}".strip(), workers_row=self.workers_row
+        )
 
 
 @dataclass(frozen=True)

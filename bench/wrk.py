@@ -1,5 +1,5 @@
-"""Drive the load generators and read their reports: wrk for HTTP, bench/ws_load.py for
-WebSocket echo.
+"""Drive the load generators and read their reports: wrk for HTTP/1.1, h2load (nghttp2) for
+HTTP/2, bench/ws_load.py for WebSocket echo.
 
 wrk's text report is the interface, so parsing is tolerant: only `Requests/sec` is required; the
 socket-error and non-2xx lines appear only when there were some, the latency distribution only
@@ -12,11 +12,14 @@ import json
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Seconds wrk may overrun its own duration (connect, teardown) before we call it hung.
 OVERRUN_SECONDS = 30
+# Requests per HTTP/2 connection in one h2load run (see run_h2load).
+H2_REQUESTS_PER_CONNECTION = 3000
 
 _LATENCY_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 _RPS_RE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
@@ -24,6 +27,15 @@ _P99_RE = re.compile(r"^\s*99(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILI
 _REQUESTS_RE = re.compile(r"^\s*(\d+) requests in ", re.MULTILINE)
 _SOCKET_ERRORS_RE = re.compile(r"^\s*Socket errors:(.*)$", re.MULTILINE)
 _NON_2XX_RE = re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", re.MULTILINE)
+# h2load's summary: "finished in 5.00s, 41234.20 req/s, ...", "requests: 206171 total, ...
+# 206171 succeeded, 0 failed, 0 errored, 0 timeout", "status codes: 206171 2xx, 0 3xx, ..."
+_H2LOAD_FINISHED_RE = re.compile(r"^finished in ([\d.]+)(ms|s), ", re.MULTILINE)
+_H2LOAD_REQUESTS_RE = re.compile(
+    r"^requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+    r"(\d+) errored, (\d+) timeout",
+    re.MULTILINE,
+)
+_H2LOAD_STATUS_RE = re.compile(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", re.M)
 
 
 class WrkFailed(Exception):
@@ -94,6 +106,59 @@ def run_wrk(
         command += ["-s", script]
     command.append(url)
     return parse_wrk(_run_bounded("wrk", command, duration + OVERRUN_SECONDS))
+
+
+def run_h2load(url: str, *, connections: int, streams: int, duration: int, cpus: str) -> WrkResult:
+    """h2load runs (HTTP/2 by prior knowledge on an http:// URL) back to back for `duration`
+    seconds, pinned to `cpus`, with one thread as wrk has; `streams` requests in flight per
+    connection.
+
+    Each run sends H2_REQUESTS_PER_CONNECTION requests per connection: servers on zttp close a
+    connection gracefully (GOAWAY) after ~3,800 streams, and h2load does not reconnect, so a
+    timed run (-D) would measure connections that have ended."""
+    total = connections * H2_REQUESTS_PER_CONNECTION
+    command = [*pinned(cpus), "h2load", "-t1", f"-c{connections}", f"-m{streams}", f"-n{total}"]
+    results: list[WrkResult] = []
+    elapsed = 0.0
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        output = _run_bounded("h2load", [*command, url], duration + OVERRUN_SECONDS)
+        result, seconds = parse_h2load(output)
+        results.append(result)
+        elapsed += seconds
+    done = sum(result.requests for result in results)
+    errors: dict[str, int] = {}
+    for result in results:
+        for kind, count in result.socket_errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    return WrkResult(
+        requests_per_sec=done / elapsed if elapsed else 0.0,
+        p99_ms=None,  # h2load reports no percentiles
+        requests=done,
+        socket_errors=errors,
+        non_2xx=sum(result.non_2xx for result in results),
+        output=results[-1].output if results else "",
+    )
+
+
+def parse_h2load(output: str) -> tuple[WrkResult, float]:
+    """One h2load run's summary, and how long it took in seconds."""
+    finished = _H2LOAD_FINISHED_RE.search(output)
+    requests = _H2LOAD_REQUESTS_RE.search(output)
+    statuses = _H2LOAD_STATUS_RE.search(output)
+    if finished is None or requests is None or statuses is None:
+        raise WrkFailed("no summary in h2load output")
+    seconds = float(finished.group(1)) * (0.001 if finished.group(2) == "ms" else 1.0)
+    succeeded, failed, errored, timeout = (int(value) for value in requests.groups())
+    result = WrkResult(
+        requests_per_sec=succeeded / seconds if seconds else 0.0,
+        p99_ms=None,
+        requests=succeeded,
+        socket_errors={"failed": failed, "errored": errored, "timeout": timeout},
+        non_2xx=sum(int(count) for count in statuses.groups()[1:]),
+        output=output,
+    )
+    return result, seconds
 
 
 def run_ws_load(

@@ -88,7 +88,7 @@ def metrics() -> str:
 
     # One of everything, so that every family has a sample and shows its labels.
     snapshot = MetricsSnapshot(
-        series={("GET", 200, "/items/{item_id}", "https"): Series()},
+        series={("GET", 200, "/items/{item_id}", "https", "1.1"): Series()},
         rejections={413: 1},
         websocket_closes={1000: 1},
     )

@@ -9,8 +9,8 @@ record. `monoceros --version` prints `describe()`; the server logs `log_build()`
 
 from __future__ import annotations
 
-import importlib
 import importlib.machinery
+import importlib.util
 import json
 import logging
 from dataclasses import dataclass
@@ -51,7 +51,10 @@ def from_record(record: dict[str, Any] | None) -> BuildInfo:
 
 
 def _is_extension(module: str) -> bool:
-    path = getattr(importlib.import_module(module), "__file__", None) or ""
+    # Where the module would load from, without importing it: http2.py imports zttp, an
+    # optional dependency, and only a server with --http2 may need it.
+    spec = importlib.util.find_spec(module)
+    path = (spec.origin if spec is not None else None) or ""
     return path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 

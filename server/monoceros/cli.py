@@ -19,17 +19,24 @@ from monoceros import __version__, serve
 from monoceros.buildinfo import describe
 from monoceros.config import (
     LOG_LEVELS,
+    MAX_HTTP2_STREAMS,
     Config,
     ForwardedFamily,
+    Http2Settings,
     HttpLimits,
+    HttpName,
+    Interface,
     ListenSettings,
     ObserveSettings,
     ProxySettings,
+    ReloadSettings,
     TLSSettings,
     WebSocketMode,
     WebSocketSettings,
 )
+from monoceros.envvars import assign_envvars, uvicorn_variables_read
 from monoceros.errors import StartupError
+from monoceros.option_types import HeaderType, LoopType
 
 
 def _default(settings: type, name: str) -> Any:
@@ -53,7 +60,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @click.command(
     context_settings={"auto_envvar_prefix": "MONOCEROS", "help_option_names": ["-h", "--help"]},
 )
-@click.argument("app", envvar="MONOCEROS_APP")
+@click.argument("app", envvar=["MONOCEROS_APP", "UVICORN_APP"])
 @click.option(
     "--host",
     default=_default(ListenSettings, "host"),
@@ -81,14 +88,51 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     show_default=True,
     help="Maximum number of pending connections.",
 )
-# uvicorn reads WEB_CONCURRENCY; ours comes first, so both work and MONOCEROS_ wins.
+@click.option(
+    "--reload",
+    is_flag=True,
+    default=_default(ReloadSettings, "enabled"),
+    help="Restart the server when a watched file changes (development; pip install "
+    "'monoceros[reload]').",
+)
+@click.option(
+    "--reload-dir",
+    "reload_dirs",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Watch this directory (repeatable) instead of the working directory.",
+)
+@click.option(
+    "--reload-include",
+    "reload_includes",
+    multiple=True,
+    metavar="GLOB",
+    help="Also restart for files matching this pattern (repeatable; '*.py' always, unless "
+    "excluded); a pattern naming a directory watches it too.",
+)
+@click.option(
+    "--reload-exclude",
+    "reload_excludes",
+    multiple=True,
+    metavar="GLOB",
+    help="Ignore files matching this pattern, or this directory (repeatable; '.*', "
+    "'.py[cod]', '.sw.*' and '~*' always, unless included).",
+)
+@click.option(
+    "--reload-delay",
+    type=click.FloatRange(min=0),
+    default=_default(ReloadSettings, "delay"),
+    show_default=True,
+    help="Seconds to wait after a restart before looking for changes again.",
+)
+# uvicorn reads WEB_CONCURRENCY after its own variable; so do we.
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=_default(Config, "workers"),
     show_default=True,
-    envvar=["MONOCEROS_WORKERS", "WEB_CONCURRENCY"],
-    help="Number of worker processes (a supervisor runs them). Also $WEB_CONCURRENCY.",
+    help="Number of worker processes (a supervisor runs them); not with --reload. "
+    "Also $WEB_CONCURRENCY.",
 )
 @click.option(
     "--reuse-port",
@@ -105,17 +149,20 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 )
 @click.option(
     "--loop",
-    type=click.Choice(["auto", "asyncio", "uvloop"]),
-    default="auto",
+    type=LoopType(),
+    metavar=LoopType.metavar,
+    default=_default(Config, "loop"),
     show_default=True,
-    help="Event loop implementation.",
+    help="Event loop: auto (uvloop if installed), asyncio, uvloop, or a loop factory as "
+    "module:attribute; uvicorn's zuvloop runs uvloop.",
 )
 @click.option(
     "--http",
-    type=click.Choice(["auto", "httptools"]),
-    default="auto",
+    type=click.Choice(get_args(HttpName)),
+    default=_default(Config, "http"),
     show_default=True,
-    help="HTTP protocol implementation (httptools only; accepted for uvicorn parity).",
+    help="HTTP/1.1 implementation: httptools (h11 and zttp are accepted and served by "
+    "httptools, with a note at startup).",
 )
 @click.option(
     "--lifespan",
@@ -125,10 +172,19 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     help="Lifespan protocol.",
 )
 @click.option(
+    "--interface",
+    type=click.Choice(get_args(Interface)),
+    default=_default(Config, "interface"),
+    show_default=True,
+    help="What APP is: ASGI 3, ASGI 2, or WSGI (pip install 'monoceros[wsgi]'); auto tells "
+    "them apart and refuses anything else at startup.",
+)
+@click.option(
     "--env-file",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Load environment variables from this file before importing the app.",
+    help="Load environment variables from this dotenv file before importing the app "
+    "(python-dotenv; variables already set win).",
 )
 @click.option(
     "--log-level",
@@ -143,6 +199,11 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     show_default=True,
     help="Write one access-log line per request.",
 )
+@click.option(
+    "--use-colors/--no-use-colors",
+    default=None,
+    help="Colours in the console log format.  [default: when stdout is a terminal]",
+)
 @click.option("--root-path", default="", help="ASGI root_path for apps mounted below a prefix.")
 @click.option(
     "--proxy-headers/--no-proxy-headers",
@@ -151,12 +212,11 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     help="Take the client address, scheme (and opted-in host, port, prefix) from proxy "
     "headers sent by --forwarded-allow-ips peers.",
 )
-# uvicorn reads FORWARDED_ALLOW_IPS; ours comes first, so both work and MONOCEROS_ wins.
+# uvicorn reads FORWARDED_ALLOW_IPS after its own variable; so do we.
 @click.option(
     "--forwarded-allow-ips",
     default=_default(ProxySettings, "forwarded_allow_ips"),
     show_default=True,
-    envvar=["MONOCEROS_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"],
     metavar="LIST",
     help="Comma-separated peers whose proxy headers are believed: IP addresses, CIDR "
     "networks, 'unix:' (peers on a unix socket) or '*' (anyone). Also $FORWARDED_ALLOW_IPS.",
@@ -201,8 +261,8 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     type=click.Choice(list(get_args(WebSocketMode))),
     default=_default(WebSocketSettings, "mode"),
     show_default=True,
-    help="WebSocket library: auto (= websockets) or wsproto (pip install 'monoceros[wsproto]');"
-    " none answers upgrade requests as plain HTTP.",
+    help="WebSocket library: auto (= websockets, sans I/O: websockets-sansio is the same) or "
+    "wsproto (pip install 'monoceros[wsproto]'); none answers upgrade requests as plain HTTP.",
 )
 @click.option(
     "--ws-max-size",
@@ -238,6 +298,20 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     default=_default(WebSocketSettings, "per_message_deflate"),
     show_default=True,
     help="Offer the permessage-deflate extension.",
+)
+@click.option(
+    "--http2/--no-http2",
+    default=_default(Http2Settings, "enabled"),
+    show_default=True,
+    help="Serve HTTP/2 beside HTTP/1.1: h2c to clients that open with the HTTP/2 preface "
+    "(prior knowledge), and h2 offered by ALPN with TLS (pip install 'monoceros[http2]').",
+)
+@click.option(
+    "--http2-max-concurrent-streams",
+    type=click.IntRange(min=1, max=MAX_HTTP2_STREAMS),
+    default=_default(Http2Settings, "max_concurrent_streams"),
+    show_default=True,
+    help="Streams one HTTP/2 connection may have open; beyond, new ones are refused.",
 )
 @click.option(
     "--limit-concurrency",
@@ -346,18 +420,23 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @click.option(
     "--ssl-ciphers",
     default=_default(TLSSettings, "ciphers"),
-    show_default=True,
-    help="OpenSSL cipher string.",
+    help="OpenSSL cipher string.  [default: OpenSSL's]",
 )
-# The parameter is "headers", so name the variable explicitly: MONOCEROS_HEADER, like the flag
-# (several headers separated by whitespace).
+@click.option(
+    "--ssl-version",
+    type=int,
+    default=_default(TLSSettings, "version"),
+    show_default=True,
+    help="TLS protocol, as ssl.PROTOCOL_* numbers: 17 (TLS_SERVER) negotiates the best version "
+    "both sides have.",
+)
 @click.option(
     "--header",
     "headers",
     multiple=True,
-    metavar="NAME:VALUE",
-    envvar="MONOCEROS_HEADER",
-    help="Add a default response header (repeatable).",
+    type=HeaderType(),
+    help="Add a default response header (repeatable). From the environment: one header per "
+    "line, or several on one line separated by whitespace.",
 )
 @click.option(
     "--server-header/--no-server-header",
@@ -376,9 +455,10 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 )
 @click.option(
     "--log-config",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="A logging config file (dictConfig .json/.yaml, or .ini), applied after ours.",
+    help="A logging config file (dictConfig .json/.yaml, or .ini), applied after ours; "
+    "uvicorn.error and uvicorn.access in it configure monoceros.error and monoceros.access.",
 )
 @click.option(
     "--metrics/--no-metrics",
@@ -423,6 +503,19 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     help="Seconds to keep serving after SIGTERM with /readyz already 503, before draining.",
 )
 @click.option(
+    "--h11-max-incomplete-event-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="uvicorn's h11 head buffer: taken as --limit-request-header-size unless that is given.",
+)
+@click.option(
+    "--reset-contextvars",
+    is_flag=True,
+    default=_default(Config, "reset_contextvars"),
+    help="Run each request in a fresh contextvars.Context: nothing set at import or in the "
+    "lifespan shows through.",
+)
+@click.option(
     "--factory",
     is_flag=True,
     default=False,
@@ -450,14 +543,12 @@ def main(app: str, **options: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        code = serve(config)
+        code = serve(config, uvicorn_variables_read(click.get_current_context()))
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)
         code = exc.exit_code
     sys.exit(code)
 
 
-# `--help` names each option's environment variable (set here once rather than on every option).
-for _param in main.params:
-    if isinstance(_param, click.Option) and _param.allow_from_autoenv:
-        _param.show_envvar = True
+# Each option's environment variables, named in `--help` (envvars.py).
+assign_envvars(main)

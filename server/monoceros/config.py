@@ -15,14 +15,28 @@ from monoceros.addresses import TrustedProxies
 from monoceros.grammar import is_token
 from monoceros.types import ASGIApp
 
-LoopName = Literal["auto", "asyncio", "uvloop"]
+# --loop: these, or a loop factory as "module:attribute" (as uvicorn takes it). uvicorn's
+# zuvloop runs as uvloop here, and its hidden "none" as asyncio.
+LOOPS = ("auto", "asyncio", "uvloop", "zuvloop", "none")
+# --http: httptools parses every request; h11 and zttp are accepted and noted (differences.py).
+HttpName = Literal["auto", "httptools", "h11", "zttp"]
 LifespanMode = Literal["auto", "on", "off"]
+# --interface: what the app is; auto tells ASGI 3, ASGI 2 and WSGI apart (interface.py).
+Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 ForwardedFamily = Literal["x-forwarded", "forwarded", "both"]
-WebSocketMode = Literal["auto", "none", "websockets", "wsproto"]
+# websockets-sansio is uvicorn's name for the websockets engine we run anyway (sans I/O).
+WebSocketMode = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 # The loop's heartbeat comes with the server's housekeeping tick (every 0.25 s): a shorter
 # threshold would report a loop that is only between two ticks.
 MIN_LOOP_BLOCK_THRESHOLD = 0.5
+# --ssl-version: the ssl.PROTOCOL_* numbers a server can use (uvicorn's default is TLS_SERVER).
+_SSL_PROTOCOLS = ("TLS", "TLSv1", "TLSv1_1", "TLSv1_2", "TLS_SERVER")
+SSL_VERSIONS = {
+    int(getattr(ssl, f"PROTOCOL_{name}")): name
+    for name in _SSL_PROTOCOLS
+    if hasattr(ssl, f"PROTOCOL_{name}")
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +73,17 @@ class TLSSettings:
     keyfile_password: str | None = None
     ca_certs: str | None = None
     cert_reqs: int = int(ssl.CERT_NONE)
-    ciphers: str = "TLSv1"
+    ciphers: str | None = None  # None: OpenSSL's defaults, as uvicorn 0.30+
+    version: int = int(ssl.PROTOCOL_TLS_SERVER)
 
     def __post_init__(self) -> None:
         if self.keyfile is not None and self.certfile is None:
             raise ValueError("--ssl-keyfile needs --ssl-certfile")
         if self.cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
             raise ValueError(f"--ssl-cert-reqs must be 0, 1 or 2, not {self.cert_reqs}")
+        if self.version not in SSL_VERSIONS:
+            choices = ", ".join(f"{number} ({name})" for number, name in SSL_VERSIONS.items())
+            raise ValueError(f"--ssl-version must be one of {choices}, not {self.version}")
 
     @property
     def enabled(self) -> bool:
@@ -105,6 +123,30 @@ class HttpLimits:
                 raise ValueError(f"{_LIMIT_OPTIONS[item.name]} must be positive, not {value}")
 
 
+# What zttp's SETTINGS frame advertises as SETTINGS_MAX_CONCURRENT_STREAMS.
+MAX_HTTP2_STREAMS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Http2Settings:
+    """HTTP/2 (protocols/http2.py): h2c by prior knowledge on the plain-text port, and `h2`
+    offered by ALPN with TLS. Needs the `zttp` package (`pip install 'monoceros[http2]'`)."""
+
+    enabled: bool = False  # --http2
+    # Streams one connection may have open: zttp advertises 128 in its SETTINGS (not
+    # configurable), so a lower bound here refuses the streams beyond it (REFUSED_STREAM).
+    max_concurrent_streams: int = 128
+
+    def __post_init__(self) -> None:
+        if self.enabled and importlib.util.find_spec("zttp") is None:
+            raise ValueError("--http2 needs zttp: pip install 'monoceros[http2]'")
+        if not 1 <= self.max_concurrent_streams <= MAX_HTTP2_STREAMS:
+            raise ValueError(
+                f"--http2-max-concurrent-streams must be 1 to {MAX_HTTP2_STREAMS}, "
+                f"not {self.max_concurrent_streams}"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class WebSocketSettings:
     """WebSockets (protocols/websocket.py), with uvicorn's option names and defaults; the
@@ -119,7 +161,8 @@ class WebSocketSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in get_args(WebSocketMode):
-            raise ValueError(f"--ws must be auto, none, websockets or wsproto, not {self.mode!r}")
+            choices = ", ".join(get_args(WebSocketMode))
+            raise ValueError(f"--ws must be one of {choices}, not {self.mode!r}")
         if self.mode == "wsproto" and importlib.util.find_spec("wsproto") is None:
             raise ValueError("--ws wsproto needs wsproto: pip install 'monoceros[wsproto]'")
         if self.max_size < 1:
@@ -142,6 +185,7 @@ class ObserveSettings:
 
     log_format: Literal["json", "console"] | None = None  # None: json unless stdout is a tty
     log_config: str | None = None
+    use_colors: bool | None = None  # console format; None: colours when stdout is a terminal
     metrics: bool = True
     metrics_host: str = "127.0.0.1"  # never follows --host: /metrics is published only when asked
     metrics_port: int = 9000
@@ -197,6 +241,25 @@ class ProxySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadSettings:
+    """`--reload` (reloader.py): restart the server process when a watched file changes.
+    Directories and patterns mean what they mean in uvicorn; the reloader resolves them
+    against the file system."""
+
+    enabled: bool = False
+    dirs: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    delay: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.delay < 0:
+            raise ValueError(f"--reload-delay must not be negative, not {self.delay}")
+        if self.enabled and importlib.util.find_spec("watchfiles") is None:
+            raise ValueError("--reload needs watchfiles: pip install 'monoceros[reload]'")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything one server process needs to know, validated once."""
 
@@ -210,8 +273,14 @@ class Config:
     observe: ObserveSettings = field(default_factory=ObserveSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     ws: WebSocketSettings = field(default_factory=WebSocketSettings)
-    loop: LoopName = "auto"
-    http: Literal["auto", "httptools"] = "auto"
+    http2: Http2Settings = field(default_factory=Http2Settings)
+    reload: ReloadSettings = field(default_factory=ReloadSettings)
+    loop: str = "auto"
+    http: HttpName = "auto"
+    # uvicorn's h11 buffer limit; taken as --limit-request-header-size (differences.py).
+    h11_max_incomplete_event_size: int | None = None
+    interface: Interface = "auto"
+    reset_contextvars: bool = False  # each request in a fresh contextvars.Context
     lifespan: LifespanMode = "auto"
     root_path: str = ""
     headers: tuple[tuple[str, str], ...] = ()
@@ -233,8 +302,22 @@ class Config:
     timeout_worker_healthcheck: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.loop not in ("auto", "asyncio", "uvloop"):
-            raise ValueError(f"--loop must be auto, asyncio or uvloop, not {self.loop!r}")
+        if self.loop not in LOOPS and not _is_import_string(self.loop):
+            raise ValueError(
+                f"--loop must be one of {', '.join(LOOPS)} or a loop factory as "
+                f'"module:attribute", not {self.loop!r}'
+            )
+        if self.http not in get_args(HttpName):
+            choices = ", ".join(get_args(HttpName))
+            raise ValueError(f"--http must be one of {choices}, not {self.http!r}")
+        if self.interface not in get_args(Interface):
+            choices = ", ".join(get_args(Interface))
+            raise ValueError(f"--interface must be one of {choices}, not {self.interface!r}")
+        if self.interface == "wsgi" and importlib.util.find_spec("a2wsgi") is None:
+            raise ValueError("--interface wsgi needs a2wsgi: pip install 'monoceros[wsgi]'")
+        size = self.h11_max_incomplete_event_size
+        if size is not None and size < 1:
+            raise ValueError(f"--h11-max-incomplete-event-size must be positive, not {size}")
         if self.lifespan not in ("auto", "on", "off"):
             raise ValueError(f"--lifespan must be auto, on or off, not {self.lifespan!r}")
         if self.log_level not in LOG_LEVELS:
@@ -251,10 +334,10 @@ class Config:
             raise ValueError(f"--shutdown-delay must not be negative, not {self.shutdown_delay}")
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {self.workers}")
-        if self.supervised and not isinstance(self.app, str):
+        if (self.supervised or self.reload.enabled) and not isinstance(self.app, str):
             raise ValueError(
-                "--workers > 1 and --limit-max-rss need the app as an import string "
-                '("module:attribute"), not an app object: each worker imports it'
+                "--reload, --workers > 1 and --limit-max-rss need the app as an import string "
+                '("module:attribute"), not an app object: each server process imports it'
             )
         if self.workers > 1 and self.listen.reuse_port and self.listen.port == 0:
             raise ValueError("--reuse-port with --workers > 1 needs a fixed --port, not 0")
@@ -280,6 +363,8 @@ class Config:
             "observe": {},
             "proxy": {},
             "ws": {},
+            "http2": {},
+            "reload": {},
         }
         top: dict[str, Any] = {}
         for name, value in options.items():
@@ -290,8 +375,19 @@ class Config:
                 top[name] = value
             else:
                 raise TypeError(f"unknown option {name!r}")
+        # uvicorn's h11 buffer bounds the request head: ours is --limit-request-header-size,
+        # which wins when it is given too (differences.py says which was taken).
+        h11_size = top.get("h11_max_incomplete_event_size")
+        default_size = HttpLimits.__dataclass_fields__["max_header_bytes"].default
+        ours = groups["limits"].get("max_header_bytes")
+        if h11_size is not None and h11_size > 0 and ours in (None, default_size):
+            groups["limits"]["max_header_bytes"] = h11_size
         if "headers" in top:
             top["headers"] = tuple(parse_header_option(item) for item in top["headers"])
+        for name in ("dirs", "includes", "excludes"):  # uvicorn.run takes a str or a list
+            value = groups["reload"].get(name)
+            if value is not None:
+                groups["reload"][name] = (value,) if isinstance(value, str) else tuple(value)
         allowed = groups["proxy"].get("forwarded_allow_ips")
         if allowed is not None and not isinstance(allowed, str):
             groups["proxy"]["forwarded_allow_ips"] = ",".join(allowed)  # uvicorn.run takes lists
@@ -303,6 +399,8 @@ class Config:
             observe=ObserveSettings(**groups["observe"]),
             proxy=ProxySettings(**groups["proxy"]),
             ws=WebSocketSettings(**groups["ws"]),
+            http2=Http2Settings(**groups["http2"]),
+            reload=ReloadSettings(**groups["reload"]),
             **top,
         )
 
@@ -339,6 +437,7 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "ssl_ca_certs": ("tls", "ca_certs"),
     "ssl_cert_reqs": ("tls", "cert_reqs"),
     "ssl_ciphers": ("tls", "ciphers"),
+    "ssl_version": ("tls", "version"),
     "limit_request_line": ("limits", "max_request_line"),
     "limit_request_fields": ("limits", "max_header_count"),
     "limit_request_header_size": ("limits", "max_header_bytes"),
@@ -349,6 +448,7 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "timeout_send": ("limits", "send_timeout"),
     "log_format": ("observe", "log_format"),
     "log_config": ("observe", "log_config"),
+    "use_colors": ("observe", "use_colors"),
     "metrics": ("observe", "metrics"),
     "metrics_host": ("observe", "metrics_host"),
     "metrics_port": ("observe", "metrics_port"),
@@ -367,6 +467,13 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "ws_ping_interval": ("ws", "ping_interval"),
     "ws_ping_timeout": ("ws", "ping_timeout"),
     "ws_per_message_deflate": ("ws", "per_message_deflate"),
+    "http2": ("http2", "enabled"),
+    "http2_max_concurrent_streams": ("http2", "max_concurrent_streams"),
+    "reload": ("reload", "enabled"),
+    "reload_dirs": ("reload", "dirs"),
+    "reload_includes": ("reload", "includes"),
+    "reload_excludes": ("reload", "excludes"),
+    "reload_delay": ("reload", "delay"),
 }
 # HttpLimits attribute -> the option that sets it, so errors name what the user typed.
 _LIMIT_OPTIONS = {
@@ -377,5 +484,11 @@ _LIMIT_OPTIONS = {
 _TOP_LEVEL_OPTIONS = frozenset(
     item.name
     for item in fields(Config)
-    if item.name not in ("app", "listen", "tls", "limits", "observe", "proxy", "ws")
+    if item.name
+    not in ("app", "listen", "tls", "limits", "observe", "proxy", "ws", "http2", "reload")
 )
+
+
+def _is_import_string(value: str) -> bool:
+    module, sep, attribute = value.partition(":")
+    return bool(sep and module and attribute)

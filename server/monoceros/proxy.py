@@ -255,6 +255,9 @@ class ProxyResolver:
             root_path = scope["root_path"]
             if prefix is not None and prefix != root_path:
                 scope["path"] = prefix + scope["path"][len(root_path) :]
+                raw_path = scope.get("raw_path")  # none in a rejected request's scope
+                if raw_path is not None:
+                    scope["raw_path"] = prefix.encode() + raw_path[len(root_path.encode()) :]
                 scope["root_path"] = prefix
         if host is not None:
             _replace_host(scope["headers"], host.encode("ascii"))

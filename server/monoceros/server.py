@@ -11,13 +11,14 @@ import socket
 import time
 
 from monoceros.config import Config
-from monoceros.envfile import load_env_file
 from monoceros.errors import StartupError
 from monoceros.importer import load_app
+from monoceros.interface import WSGI_THREADS, FreshContext, adapt
 from monoceros.lifespan import Lifespan
 from monoceros.loops import loop_factory
 from monoceros.observe.admin import AdminListener, Readiness
 from monoceros.observe.hub import Observability
+from monoceros.observe.trace import MessageLog, TracedProtocol, trace_enabled
 from monoceros.observe.watchdog import LoopWatchdog
 from monoceros.protocols.context import ConnectionContext, RequestLimit
 from monoceros.protocols.http import TICK, HttpProtocol
@@ -27,6 +28,7 @@ from monoceros.protocols.state import ServerState
 from monoceros.signals import captured_signals
 from monoceros.sockets import bind_socket, close_sockets, describe
 from monoceros.tls import create_ssl_context
+from monoceros.types import ASGIApp
 
 logger = logging.getLogger("monoceros.error")
 
@@ -111,10 +113,10 @@ class Server:
     async def startup(self, sockets: list[socket.socket] | None = None) -> Lifespan:
         config = self.config
         logger.info("Started server process [%d]", os.getpid())
-        if config.env_file:
-            load_env_file(config.env_file)
-        app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
-        ssl_context = create_ssl_context(config.tls) if config.tls.enabled else None
+        app = self.load_app()
+        ssl_context = None
+        if config.tls.enabled:
+            ssl_context = create_ssl_context(config.tls, http2=config.http2.enabled)
         # Bind before the app's startup runs, so a busy port fails fast; connections made
         # meanwhile wait in the backlog until we start serving.
         self.sockets = sockets if sockets is not None else [bind_socket(config.listen)]
@@ -133,8 +135,15 @@ class Server:
         # Behind a PROXY-protocol balancer, connections read its header first (proxied.py).
         connection = HttpProtocol if self.context.proxy_protocol is None else ProxiedHttpProtocol
 
-        def protocol_factory() -> HttpProtocol:
+        def protocol_factory() -> asyncio.Protocol:
             return connection(app, self.context, self.state, scheme)
+
+        if trace_enabled():
+
+            def traced_factory() -> asyncio.Protocol:
+                return TracedProtocol(connection(app, self.context, self.state, scheme))
+
+            protocol_factory = traced_factory
 
         for sock in self.sockets:
             listener = await loop.create_server(
@@ -145,6 +154,21 @@ class Server:
         self.observability.set_readiness(Readiness.SERVING)
         self.started = True
         return lifespan
+
+    def load_app(self) -> ASGIApp:
+        """The app as the server calls it: imported, made ASGI 3 (--interface), and wrapped
+        for --reset-contextvars and the TRACE message log when asked for."""
+        config = self.config
+        obj = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        name = config.app if isinstance(config.app, str) else repr(config.app)
+        app, kind = adapt(obj, config.interface, name)
+        if kind == "asgi2":
+            logger.info("Serving %s as an ASGI 2 application", name)
+        elif kind == "wsgi":
+            logger.info("Serving %s as a WSGI application (a2wsgi, %d threads)", name, WSGI_THREADS)
+        if config.reset_contextvars:
+            app = FreshContext(app)
+        return MessageLog(app) if trace_enabled() else app
 
     @property
     def admin_sockets(self) -> list[socket.socket]:

@@ -44,6 +44,12 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.
 
 
 class Supervisor:
+    role = "supervisor"  # in its log lines
+
+    @property
+    def serving_what(self) -> str:
+        return f"{self.target} workers"
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.target = config.workers
@@ -77,13 +83,13 @@ class Supervisor:
         output = current_output()
         output.attach(loop)
         try:
-            logger.info("Started supervisor process [%d]", os.getpid())
+            logger.info("Started %s process [%d]", self.role, os.getpid())
             try:
                 if not self.config.listen.reuse_port:
                     self.sockets = [bind_socket(self.config.listen)]
                     scheme = "https" if self.config.tls.enabled else "http"
                     where = describe(self.sockets[0], scheme)
-                    logger.info("Bound %s for %d workers", where, self.target)
+                    logger.info("Bound %s for %s", where, self.serving_what)
                 if self.admin is not None:
                     await self.admin.start()
             except StartupError as exc:
@@ -94,7 +100,7 @@ class Supervisor:
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), timeout)
-            logger.info("Finished supervisor process [%d]", os.getpid())
+            logger.info("Finished %s process [%d]", self.role, os.getpid())
             return self.exit_code or 0
         finally:
             self._close()
@@ -241,15 +247,7 @@ class Supervisor:
         reason = worker.stop_reason or "crashed"
         served = worker.phase is Phase.READY
         if not served and worker.stop_reason is None:
-            self.failures += 1
-            delay = min(BACKOFF_FIRST * 2 ** (self.failures - 1), BACKOFF_MAX)
-            self.next_start = loop.time() + delay
-            logger.warning(
-                "Worker [%d] exited before serving (exit code %s); next start in %.1f s",
-                worker.pid,
-                code,
-                delay,
-            )
+            self._failed_start(loop, worker, code)
         else:
             log = logger.info if worker.stop_reason else logger.warning
             log("Worker [%d] exited (exit code %s): %s", worker.pid, code, reason)
@@ -263,6 +261,20 @@ class Supervisor:
                 other.signal(signal.SIGKILL)
                 other.process.join(5.0)
             self.exit_code = code if code and code > 0 else 1
+
+    def _failed_start(
+        self, loop: asyncio.AbstractEventLoop, worker: Worker, code: int | None
+    ) -> None:
+        """A worker exited before it served: the next one starts after a growing backoff."""
+        self.failures += 1
+        delay = min(BACKOFF_FIRST * 2 ** (self.failures - 1), BACKOFF_MAX)
+        self.next_start = loop.time() + delay
+        logger.warning(
+            "Worker [%d] exited before serving (exit code %s); next start in %.1f s",
+            worker.pid,
+            code,
+            delay,
+        )
 
     # -- signals -------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import warnings
 
 from monoceros.config import TLSSettings
 from monoceros.errors import StartupError
@@ -12,7 +13,7 @@ class _NoPassword(Exception):
     pass
 
 
-def create_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
+def create_ssl_context(tls: TLSSettings, *, http2: bool = False) -> ssl.SSLContext:
     assert tls.certfile is not None
     # ssl's errors do not say which file is missing, so check each one first.
     for flag, path in (
@@ -26,7 +27,9 @@ def create_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
                     pass
             except OSError as exc:
                 raise StartupError(f"Cannot read {flag} {path}: {exc.strerror}") from exc
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with warnings.catch_warnings():  # the fixed-version protocols are deprecated, not gone
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ssl.SSLContext(tls.version)
     try:
         # Without a password, OpenSSL would prompt on the terminal for an encrypted key.
         context.load_cert_chain(tls.certfile, tls.keyfile, tls.keyfile_password or _no_password)
@@ -47,10 +50,13 @@ def create_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
             raise StartupError(
                 f"Cannot load --ssl-ca-certs {tls.ca_certs}: {_reason(exc)}"
             ) from exc
-    try:
-        context.set_ciphers(tls.ciphers)
-    except ssl.SSLError as exc:
-        raise StartupError(f"--ssl-ciphers {tls.ciphers!r} selects no cipher") from exc
+    if tls.ciphers:  # else OpenSSL's defaults
+        try:
+            context.set_ciphers(tls.ciphers)
+        except ssl.SSLError as exc:
+            raise StartupError(f"--ssl-ciphers {tls.ciphers!r} selects no cipher") from exc
+    # ALPN: HTTP/2 when --http2 and the client offers it (RFC 9113 section 3.2), else 1.1.
+    context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     return context
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from monoceros.config import Config
 from monoceros.errors import StartupError
+from monoceros.importer import make_importable
 from monoceros.lifespan import Lifespan
 from monoceros.observe.logging import configure_logging_for
 from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
@@ -108,6 +109,7 @@ class Worker:
 
 def run_worker(config: Config, sockets: list[socket.socket] | None, channel: Connection) -> None:
     """The spawned process's entry point (picklable: a module-level function)."""
+    make_importable(config.app_dir)  # before --log-config, which may name classes from there
     configure_logging_for(config)
     limit = config.limit_max_requests
     if limit is not None and config.limit_max_requests_jitter:

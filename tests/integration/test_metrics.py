@@ -32,7 +32,13 @@ from tests.utils import RunningServer, raw_request, run_server
 
 DURATION = "http_server_request_duration_seconds"
 COUNT = DURATION + "_count"
-HTTP_LABELS = {"http_request_method", "http_response_status_code", "http_route", "url_scheme"}
+HTTP_LABELS = {
+    "http_request_method",
+    "http_response_status_code",
+    "http_route",
+    "url_scheme",
+    "network_protocol_version",
+}
 # Methods with their own label value; any other is labelled "_OTHER".
 KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]
 OTHER_METHODS = ["PROPFIND", "PURGE", "MKCOL", "SEARCH"]

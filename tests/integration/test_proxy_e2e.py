@@ -75,7 +75,7 @@ def test_opt_ins_set_host_port_and_prefix() -> None:
     assert header_values(scope, "host") == ["example.com"]
     assert scope["server"] == ["127.0.0.1", 443]
     assert (scope["root_path"], scope["path"]) == ("/api", "/api/users")
-    assert (scope["raw_path"], scope["query_string"]) == ("/users", "page=2")
+    assert (scope["raw_path"], scope["query_string"]) == ("/api/users", "page=2")
 
 
 @pytest.mark.parametrize(
@@ -345,7 +345,7 @@ def test_nginx_stripping_a_prefix(tmp_path: Path) -> None:
     assert (scope["root_path"], scope["path"], scope["raw_path"]) == (
         "/api",
         "/api/users",
-        "/users",
+        "/api/users",  # root_path in raw_path as in path, as uvicorn does
     )
 
 

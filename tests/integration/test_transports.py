@@ -212,7 +212,7 @@ def test_root_path() -> None:
         scope = scope_of(url + "/items?x=1")
     assert scope["root_path"] == "/api"
     assert scope["path"] == "/api/items"
-    assert scope["raw_path"] == "/items"
+    assert scope["raw_path"] == "/api/items"
 
 
 ENV_APP = """

@@ -682,7 +682,7 @@ def test_root_path(options_server: RunningServer) -> None:
     scope = httpx.get(options_server.url + "/scope?x=1", timeout=TIMEOUT).json()
     assert scope["root_path"] == "/api"
     assert scope["path"] == "/api/scope"
-    assert scope["raw_path"] == "/scope"  # the bytes received (uvicorn prefixes these too)
+    assert scope["raw_path"] == "/api/scope"  # root_path too, as in path (and uvicorn's)
     assert scope["query_string"] == "x=1"
 
 

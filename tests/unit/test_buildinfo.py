@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
 
 from monoceros.buildinfo import NO_RECORD, BuildInfo, build_info, from_record, log_build
+from tests.utils import REPO
 
 EXPECT_COMPILED = os.environ.get("MONOCEROS_EXPECT_COMPILED") == "1"
 
@@ -71,3 +75,29 @@ def test_startup_line(
     assert [(record.levelno, words in record.getMessage()) for record in caplog.records] == [
         (level, True)
     ]
+
+
+def test_runs_without_the_optional_engines() -> None:
+    """zttp (`--http2`) and wsproto are optional: with neither importable, the build check,
+    the CLI and an HTTP/1.1 request all work (the compiled build included: http2.py is
+    compiled, and imports zttp)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["zttp"] = None  # an import of it now fails, as if not installed
+        sys.modules["wsproto"] = None
+        import httpx
+        from monoceros.buildinfo import build_info
+        from tests.utils import run_server
+        from tests.apps import hello
+
+        build_info()
+        with run_server(hello) as server:
+            print(httpx.get(server.url).status_code)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["200"]

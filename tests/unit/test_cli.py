@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 from typing import Any, ClassVar
 
 import click
 import pytest
-from click.testing import CliRunner, Result
 
 import monoceros
 from monoceros import cli, supervisor
 from monoceros.buildinfo import describe
 from monoceros.config import Config
-from monoceros.observe import logging as observe_logging
+from tests.unit.cli_helpers import FakeServer, configured, invoke
 
 UVICORN_OPTIONS = [
     *("--host", "--port", "--uds", "--fd", "--workers", "--loop", "--lifespan", "--env-file"),
@@ -32,43 +31,6 @@ OUR_OPTIONS = [
     *("--reuse-port", "--limit-max-requests-jitter", "--limit-max-rss"),
     "--timeout-worker-healthcheck",
 ]
-
-
-class FakeServer:
-    """Stands in for monoceros.server.Server: records the Config, serves nothing."""
-
-    configs: ClassVar[list[Config]] = []
-
-    def __init__(self, config: Config) -> None:
-        self.configs.append(config)
-
-    def run(self) -> int:
-        return 0
-
-
-@pytest.fixture
-def configs(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
-    recorded: list[Config] = []
-    monkeypatch.setattr(FakeServer, "configs", recorded)
-    # monoceros.serve() is what the CLI calls: it configures logging, then runs a Server.
-    monkeypatch.setattr(monoceros, "Server", FakeServer)
-    monkeypatch.setattr(observe_logging, "configure_logging_for", lambda *args, **kwargs: None)
-    # Whatever the developer's shell exports must not leak into these tests.
-    for name in list(os.environ):
-        if name.startswith("MONOCEROS_") or name in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY"):
-            monkeypatch.delenv(name)
-    return recorded
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli.main, list(args), env=env, prog_name="monoceros")
-
-
-def configured(configs: list[Config], *args: str, env: dict[str, str] | None = None) -> Config:
-    result = invoke(*args, env=env)
-    assert result.exit_code == 0, result.output
-    assert len(configs) == 1
-    return configs.pop()
 
 
 def test_help_lists_every_option() -> None:
@@ -125,6 +87,18 @@ def test_help_names_every_options_environment_variable() -> None:
         pytest.param(["--forwarded-allow-ips", "10.0.0.1/8"], "10.0.0.1/8", id="trust-entry"),
         pytest.param(["--forwarded-allow-ips", "localhost"], "--forwarded-allow-ips", id="trust"),
         pytest.param(["--forwarded-headers", "x-real-ip"], "--forwarded-headers", id="family"),
+        pytest.param(["--reload-delay", "-1"], "--reload-delay", id="reload-delay"),
+        pytest.param(["--reload-dir", "/no/such/dir"], "--reload-dir", id="reload-dir"),
+        pytest.param(["--interface", "cgi"], "--interface", id="interface"),
+        pytest.param(["--http", "h3"], "--http", id="http"),
+        pytest.param(["--loop", "trio"], "--loop", id="loop-name"),
+        pytest.param(["--ssl-version", "99"], "--ssl-version", id="ssl-version"),
+        pytest.param(["--ssl-version", "tls"], "--ssl-version", id="ssl-version-text"),
+        pytest.param(["--h11-max-incomplete-event-size", "0"], "--h11-max", id="h11-size"),
+        pytest.param(["--ws", "websockets-io"], "--ws", id="ws"),
+        pytest.param(["--log-config", "/no/such.json"], "--log-config", id="log-config-missing"),
+        pytest.param(["--env-file", "/no/such.env"], "--env-file", id="env-file-missing"),
+        pytest.param(["--reload", "--workers", "x"], "--workers", id="workers-with-reload"),
     ],
 )
 def test_invalid_value_is_a_one_line_usage_error(
@@ -195,7 +169,11 @@ def test_defaults(configs: list[Config]) -> None:
     assert config == Config.from_options("examples.app:app", headers=[])
 
 
-def test_command_line_reaches_config(configs: list[Config]) -> None:
+def test_command_line_reaches_config(
+    configs: list[Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.env").write_text("")
     config = configured(
         configs,
         "examples.app:app",

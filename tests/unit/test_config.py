@@ -3,7 +3,6 @@ invalid value is refused with a ValueError that names the option."""
 
 from __future__ import annotations
 
-import importlib.util
 import ssl
 from typing import Any
 
@@ -25,7 +24,7 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "limit_max_rss": (256, "limit_max_rss", 256),
     "timeout_worker_healthcheck": (9.5, "timeout_worker_healthcheck", 9.5),
     "loop": ("asyncio", "loop", "asyncio"),
-    "http": ("httptools", "http", "httptools"),
+    "http": ("h11", "http", "h11"),
     "lifespan": ("on", "lifespan", "on"),
     "env_file": (".env", "env_file", ".env"),
     "log_level": ("debug", "log_level", "debug"),
@@ -35,7 +34,7 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "limit_max_requests": (7, "limit_max_requests", 7),
     "limit_request_line": (100, "limits.max_request_line", 100),
     "limit_request_fields": (12, "limits.max_header_count", 12),
-    "limit_request_header_size": (2048, "limits.max_header_bytes", 2048),
+    "limit_request_header_size": (2048, "limits.max_header_bytes", 2048),  # wins over h11's
     "limit_request_body": (0, "limits.max_body_bytes", 0),
     "timeout_request_header": (1.5, "limits.header_timeout", 1.5),
     "timeout_keep_alive": (2.5, "limits.keep_alive_timeout", 2.5),
@@ -78,6 +77,18 @@ MAPPING: dict[str, tuple[Any, str, Any]] = {
     "ws_ping_interval": (5.0, "ws.ping_interval", 5.0),
     "ws_ping_timeout": (3.0, "ws.ping_timeout", 3.0),
     "ws_per_message_deflate": (False, "ws.per_message_deflate", False),
+    "http2": (True, "http2.enabled", True),
+    "http2_max_concurrent_streams": (64, "http2.max_concurrent_streams", 64),
+    "reload": (True, "reload.enabled", True),
+    "reload_dirs": (["src", "lib"], "reload.dirs", ("src", "lib")),
+    "reload_includes": ("*.html", "reload.includes", ("*.html",)),
+    "reload_excludes": (["*.log"], "reload.excludes", ("*.log",)),
+    "reload_delay": (0.5, "reload.delay", 0.5),
+    "interface": ("asgi2", "interface", "asgi2"),
+    "use_colors": (True, "observe.use_colors", True),
+    "ssl_version": (int(ssl.PROTOCOL_TLS), "tls.version", int(ssl.PROTOCOL_TLS)),
+    "h11_max_incomplete_event_size": (4096, "h11_max_incomplete_event_size", 4096),
+    "reset_contextvars": (True, "reset_contextvars", True),
 }
 
 
@@ -150,6 +161,12 @@ def test_replace() -> None:
         pytest.param({"ssl_keyfile": "key.pem"}, "--ssl-keyfile", id="key-without-cert"),
         pytest.param({"ssl_cert_reqs": 5}, "--ssl-cert-reqs", id="cert-reqs"),
         pytest.param({"loop": "foo"}, "--loop", id="loop"),
+        pytest.param({"loop": "module:"}, "--loop", id="loop-import-string"),
+        pytest.param({"http": "h3"}, "--http", id="http"),
+        pytest.param({"interface": "cgi"}, "--interface", id="interface"),
+        pytest.param({"ssl_version": 16}, "--ssl-version", id="ssl-version-client"),
+        pytest.param({"reload_delay": -1}, "--reload-delay", id="reload-delay"),
+        pytest.param({"h11_max_incomplete_event_size": 0}, "--h11-max", id="h11-size"),
         pytest.param({"lifespan": "maybe"}, "--lifespan", id="lifespan"),
         pytest.param({"log_level": "loud"}, "--log-level", id="log-level"),
         pytest.param({"root_path": "api"}, "--root-path", id="root-path-no-slash"),
@@ -186,22 +203,57 @@ def test_invalid_value_names_the_option(options: dict[str, Any], named: str) -> 
     assert named in str(info.value)
 
 
-def test_ws_wsproto_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--ws wsproto` is an optional extra: without it, a startup error that says what to do."""
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == "wsproto" else real_find_spec(name, *args),
-    )
-    with pytest.raises(ValueError, match=r"pip install 'monoceros\[wsproto\]'"):
-        Config.from_options("mod:app", ws="wsproto")
-    assert Config.from_options("mod:app", ws="websockets").ws.mode == "websockets"
+@pytest.mark.parametrize(
+    ("package", "options", "extra"),
+    [("wsproto", {"ws": "wsproto"}, "wsproto"), ("zttp", {"http2": True}, "http2")],
+)
+def test_optional_extra_without_its_package(
+    hidden_packages: set[str], package: str, options: dict[str, Any], extra: str
+) -> None:
+    """`--ws wsproto` and `--http2` need an optional extra: without it, a startup error that
+    says what to install; the server without the option does not need it."""
+    hidden_packages.add(package)
+    with pytest.raises(ValueError, match=rf"pip install 'monoceros\[{extra}\]'"):
+        Config.from_options("mod:app", **options)
+    assert Config.from_options("mod:app").app == "mod:app"
 
 
 def test_unknown_option() -> None:
-    with pytest.raises(TypeError, match="'reload'"):
-        Config.from_options("mod:app", reload=True)
+    with pytest.raises(TypeError, match="'reloader'"):
+        Config.from_options("mod:app", reloader=True)
+
+
+def test_h11_event_size_is_the_head_limit_unless_ours_is_given() -> None:
+    assert (
+        Config.from_options("m:a", h11_max_incomplete_event_size=99).limits.max_header_bytes == 99
+    )
+    both = Config.from_options(
+        "m:a", h11_max_incomplete_event_size=99, limit_request_header_size=1000
+    )
+    assert both.limits.max_header_bytes == 1000
+
+
+def test_reload_and_workers_need_an_import_string() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="--reload"):
+        Config.from_options(app, reload=True)
+
+
+@pytest.mark.parametrize(
+    ("package", "options", "extra"),
+    [
+        pytest.param("watchfiles", {"reload": True}, "reload", id="reload"),
+        pytest.param("a2wsgi", {"interface": "wsgi"}, "wsgi", id="wsgi"),
+    ],
+)
+def test_optional_extras_missing(
+    hidden_packages: set[str], package: str, options: dict[str, Any], extra: str
+) -> None:
+    hidden_packages.add(package)
+    with pytest.raises(ValueError, match=rf"pip install 'monoceros\[{extra}\]'"):
+        Config.from_options("mod:app", **options)
 
 
 @pytest.mark.parametrize(

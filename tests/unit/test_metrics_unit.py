@@ -83,6 +83,7 @@ class Setup:
             "http_response_status_code": "200",
             "http_route": "",
             "url_scheme": "http",
+            "network_protocol_version": "1.1",
             **labels,
         }
         return self.value(DURATION + "_count", **full)
@@ -177,6 +178,7 @@ def test_duration_buckets(setup: Setup, duration: float, first_bucket: str) -> N
         "http_response_status_code": "200",
         "http_route": "",
         "url_scheme": "http",
+        "network_protocol_version": "1.1",
     }
     counts = [setup.value(DURATION + "_bucket", le=bound, **labels) for bound in bounds]
     index = bounds.index(first_bucket)
@@ -206,6 +208,7 @@ def test_body_size_histograms(setup: Setup) -> None:
         "http_response_status_code": "200",
         "http_route": "",
         "url_scheme": "http",
+        "network_protocol_version": "1.1",
     }
     request = "http_server_request_body_size_bytes"
     response = "http_server_response_body_size_bytes"
@@ -312,4 +315,5 @@ def test_exposition_round_trips(setup: Setup) -> None:
         "http_response_status_code": "201",
         "http_route": "/items/{item_id}",
         "url_scheme": "http",
+        "network_protocol_version": "1.1",
     }

@@ -71,7 +71,7 @@ def test_the_config_survives_pickling_for_spawned_workers() -> None:
 def worker_snapshot(requests: int, open_connections: int) -> MetricsSnapshot:
     """A worker's snapshot after `requests` GETs, as it crosses the pipe (pickled)."""
     http = HttpMetrics()
-    scope = {"method": "GET", "scheme": "http", "path": "/"}
+    scope = {"method": "GET", "scheme": "http", "path": "/", "http_version": "1.1"}
     for _ in range(requests):
         http.observe(RequestFinished(scope, 200, "complete", 0.001, 0, 13, None, None))
     http.connections_accepted = requests
@@ -104,6 +104,7 @@ def test_counters_add_up_over_live_and_exited_workers_and_gauges_over_live_only(
         "http_response_status_code": "200",
         "http_route": "",
         "url_scheme": "http",
+        "network_protocol_version": "1.1",
     }
     value = registry.get_sample_value
     assert value("http_server_request_duration_seconds_count", labels) == 12

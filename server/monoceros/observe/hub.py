@@ -11,7 +11,7 @@ from monoceros.config import Config
 from monoceros.observe import Observers
 from monoceros.observe.access import AccessLog
 from monoceros.observe.admin import AdminApp, Readiness
-from monoceros.observe.logging import current_output
+from monoceros.observe.logging import current_output, resolve_log_format
 from monoceros.observe.metrics import HttpMetrics
 from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.observer import Observer
@@ -27,7 +27,7 @@ class Observability:
         access_enabled = config.access_log and logging.getLogger("monoceros.access").isEnabledFor(
             logging.INFO
         )
-        log_format = settings.log_format or "json"
+        log_format = resolve_log_format(config)  # the console format on a terminal, as the rest
         self.access_log = AccessLog(self.output, log_format) if access_enabled else None
         # None when nobody would be told anything: connections then build no records.
         self.observer = (

@@ -9,6 +9,7 @@ every record emitted inside it (see `protocols/events.current_exchange`).
 from __future__ import annotations
 
 import base64
+import configparser
 import json
 import logging
 import logging.config
@@ -185,9 +186,14 @@ def current_output() -> LineBuffer:
 
 
 def configure_logging_for(config: Config) -> LineBuffer:
-    """`configure_logging` with the config's --log-level, --log-format and --log-config."""
+    """`configure_logging` with the config's --log-level, --log-format, --use-colors and
+    --log-config (whose classes must be importable by now: --app-dir is on sys.path)."""
+    colors = config.observe.use_colors
     return configure_logging(
-        config.log_level, resolve_log_format(config), config.observe.log_config
+        config.log_level,
+        resolve_log_format(config),
+        config.observe.log_config,
+        colors=sys.stdout.isatty() if colors is None else colors,
     )
 
 
@@ -196,8 +202,11 @@ def configure_logging(
     log_format: LogFormat = "json",
     log_config: str | None = None,
     output: LineBuffer | None = None,
+    *,
+    colors: bool = False,
 ) -> LineBuffer:
-    """Configure structlog and stdlib logging once for the process; return the output."""
+    """Configure structlog and stdlib logging once for the process; return the output.
+    `colors`: ANSI colours in the console format (JSON lines have none)."""
     global _output
     output = _output = output if output is not None else current_output()
     shared = shared_processors()
@@ -205,12 +214,13 @@ def configure_logging(
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_json_dumps_str)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
     stdlib_level = LEVELS[level]
 
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(stdlib_level),
+        # structlog's own loggers know the standard levels only; TRACE is for stdlib records.
+        wrapper_class=structlog.make_filtering_bound_logger(max(stdlib_level, logging.DEBUG)),
         logger_factory=structlog.WriteLoggerFactory(file=_TextOutput(output)),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
@@ -252,8 +262,34 @@ class _TextOutput:
         self.output.flush()
 
 
+# --log-config files written for uvicorn name its loggers: what they set there (level,
+# handlers, filters, propagate) is set on ours (docs/migrating.md).
+UVICORN_LOGGERS = {
+    "uvicorn": "monoceros",
+    "uvicorn.error": "monoceros.error",
+    "uvicorn.access": "monoceros.access",
+}
+
+
 def _apply_log_config(path: str) -> None:
-    """`--log-config`: a dictConfig as JSON (or YAML if PyYAML is installed), or an INI file."""
+    """`--log-config`, then what it set on uvicorn's loggers, on ours."""
+    _read_log_config(path)
+    for theirs, ours in UVICORN_LOGGERS.items():
+        if theirs not in logging.Logger.manager.loggerDict:
+            continue
+        source, target = logging.getLogger(theirs), logging.getLogger(ours)
+        if source.level != logging.NOTSET:
+            target.setLevel(source.level)
+        if source.handlers:
+            target.handlers[:] = source.handlers
+        if source.filters:
+            target.filters[:] = source.filters
+        if not source.propagate:
+            target.propagate = False
+
+
+def _read_log_config(path: str) -> None:
+    """A dictConfig as JSON (or YAML if PyYAML is installed), or an INI file."""
     try:
         if path.endswith(".json"):
             with open(path, encoding="utf-8") as file:
@@ -266,8 +302,12 @@ def _apply_log_config(path: str) -> None:
         else:
             logging.config.fileConfig(path, disable_existing_loggers=False)
     except ImportError as exc:
-        raise StartupError(f"--log-config {path}: YAML needs PyYAML installed") from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if exc.name == "yaml":
+            raise StartupError(
+                f"--log-config {path}: YAML needs PyYAML: pip install 'monoceros[yaml]'"
+            ) from exc
+        raise StartupError(f"--log-config {path}: {exc}") from exc
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, configparser.Error) as exc:
         raise StartupError(f"--log-config {path}: {exc}") from exc
 
 

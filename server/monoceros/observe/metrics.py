@@ -39,6 +39,8 @@ KNOWN_METHODS = frozenset(
 # Beyond this many label sets, new ones are folded into one overflow series per status.
 MAX_SERIES = 2000
 OVERFLOW_ROUTE = "_overflow"
+# A request series' labels: method, status, route, scheme, HTTP version ("1.1", "2").
+SeriesKey = tuple[str, int, str, str, str]
 
 
 class Series:
@@ -106,7 +108,7 @@ class HttpMetrics:
     """The tallies of one server process, fed one event at a time (the Observer's methods)."""
 
     def __init__(self) -> None:
-        self.series: dict[tuple[str, int, str, str], Series] = {}
+        self.series: dict[SeriesKey, Series] = {}
         self.app_exceptions = 0
         self.active_requests = 0
         self.connections_accepted = 0
@@ -164,11 +166,11 @@ class HttpMetrics:
         status = reported_status(record)
         if record.outcome == "error":
             self.app_exceptions += 1
-        key = (method, status, route_of(scope), scope["scheme"])
+        key = (method, status, route_of(scope), scope["scheme"], scope["http_version"])
         series = self.series.get(key)
         if series is None:
             if len(self.series) >= MAX_SERIES:
-                key = (method, status, OVERFLOW_ROUTE, scope["scheme"])
+                key = (method, status, OVERFLOW_ROUTE, key[3], key[4])
                 series = self.series.get(key)
             if series is None:
                 series = self.series[key] = Series()
@@ -188,7 +190,7 @@ class MetricsSnapshot:
     """Everything `/metrics` shows from one process's traffic, as plain picklable data: what a
     worker sends its supervisor, and what the supervisor sums over workers (`add`)."""
 
-    series: dict[tuple[str, int, str, str], Series] = field(default_factory=dict)
+    series: dict[SeriesKey, Series] = field(default_factory=dict)
     app_exceptions: int = 0
     connections_accepted: int = 0
     keepalive_reuses: int = 0

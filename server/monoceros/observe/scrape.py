@@ -30,11 +30,18 @@ from monoceros.observe.metrics import (
     HttpMetrics,
     MetricsSnapshot,
     Series,
+    SeriesKey,
     snapshot_of,
 )
 from monoceros.protocols.observer import CONNECTION_REJECTION_REASONS, REASONS
 
-HTTP_LABELS = ("http_request_method", "http_response_status_code", "http_route", "url_scheme")
+HTTP_LABELS = (
+    "http_request_method",
+    "http_response_status_code",
+    "http_route",
+    "url_scheme",
+    "network_protocol_version",
+)
 
 
 class MetricsCollector(Collector):
@@ -126,7 +133,7 @@ def render(snapshot: MetricsSnapshot, lifespan_phase: str) -> Iterator[Metric]:
     yield info
 
 
-def _http_families(series_by_labels: dict[tuple[str, int, str, str], Series]) -> Iterator[Metric]:
+def _http_families(series_by_labels: dict[SeriesKey, Series]) -> Iterator[Metric]:
     duration = HistogramMetricFamily(
         "http_server_request_duration_seconds",
         "Duration of HTTP server requests.",
@@ -145,8 +152,8 @@ def _http_families(series_by_labels: dict[tuple[str, int, str, str], Series]) ->
         labels=HTTP_LABELS,
         unit="bytes",
     )
-    for (method, status, route, scheme), series in list(series_by_labels.items()):
-        labels = [method, str(status), route, scheme]
+    for (method, status, route, scheme, version), series in list(series_by_labels.items()):
+        labels = [method, str(status), route, scheme, version]
         duration.add_metric(
             labels, _cumulative(DURATION_BUCKETS, series.duration), series.duration_sum
         )

@@ -2,16 +2,19 @@
 
 `RequestCycle` (cycle.py) writes its response, waits for the transport, and says when it is
 done through a `ResponseChannel`; it never sees the connection's parser, queue or deadlines.
-HttpProtocol is one; an HTTP/2 stream will be another. A base class rather than a typing
-Protocol: mypyc then calls these methods natively (a Protocol-typed call is a dynamic one),
-and the cycle runs once per request.
+HttpProtocol is one; an HTTP/2 stream (h2_stream.py) is another. A base class rather than a
+typing Protocol: mypyc then calls these methods natively (a Protocol-typed call is a dynamic
+one), and the cycle runs once per request.
 """
 
 from __future__ import annotations
 
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Final
 
 from monoceros.protocols.flow_control import FlowControl
+
+FILE_CHUNK: Final = 256 * 1024
 
 
 class ResponseChannel:
@@ -37,3 +40,19 @@ class ResponseChannel:
     def abort(self) -> None:
         """Cut the connection: the only honest signal once a response is broken mid-way."""
         raise NotImplementedError
+
+
+async def copy_file(
+    file: IO[bytes], size: int, write: Callable[[bytes], None], flow: FlowControl
+) -> None:
+    """`size` bytes of `file`, read and written a chunk at a time, waiting while the peer
+    is slow: a large file never sits in memory whole."""
+    remaining = size
+    while remaining > 0:
+        chunk = file.read(min(FILE_CHUNK, remaining))
+        if not chunk:
+            raise RuntimeError("file shrank while it was being sent")
+        remaining -= len(chunk)
+        write(chunk)
+        if flow.writing_paused:
+            await flow.drain()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from monoceros.addresses import TrustedProxies
-from monoceros.config import Config, HttpLimits, WebSocketSettings
+from monoceros.config import Config, Http2Settings, HttpLimits, WebSocketSettings
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.observer import Observer
 from monoceros.proxy import ProxyResolver
@@ -75,6 +75,8 @@ class ConnectionContext:
     # one); None when the option is off.
     proxy_protocol: TrustedProxies | None = None
     limit_concurrency: int | None = None
+    # HTTP/2 beside HTTP/1.1 on the same listener; None: HTTP/1.1 only.
+    http2: Http2Settings | None = None
     request_limit: RequestLimit | None = None
     # Lifespan state: each request scope gets a shallow copy (ASGI lifespan "state").
     app_state: dict[str, Any] = field(default_factory=dict)
@@ -103,5 +105,6 @@ class ConnectionContext:
                 else None
             ),
             limit_concurrency=config.limit_concurrency,
+            http2=config.http2 if config.http2.enabled else None,
             request_limit=request_limit,
         )

@@ -23,9 +23,11 @@ from monoceros.protocols.head import (
     InvalidResponseHead,
     encode_early_hints,
     encode_head,
-    encode_trailers,
     no_body_allowed,
+    trailer_fields,
 )
+from monoceros.protocols.observer import REJECTION_REASONS
+from monoceros.protocols.state import ServerState
 from monoceros.types import ASGIApp, Message, Scope
 
 logger = logging.getLogger("monoceros.error")
@@ -57,7 +59,8 @@ class RequestCycle:
         "_remaining",
         "_send_body",
         "_send_trailers",
-        "_trailer_lines",
+        "_table",
+        "_trailer_fields",
         "_trailers",
         "_waiter",
         "buffered",
@@ -112,8 +115,11 @@ class RequestCycle:
         self._send_body = True
         self._trailers = False  # the app announced trailers (`"trailers": True` at start)
         self._send_trailers = False  # ... and they go on the wire (chunked, client said TE)
-        self._trailer_lines: list[bytes] = []
+        self._trailer_fields: list[tuple[bytes, bytes]] = []
         self._remaining: int | None = None
+        # What the app may send when: the transitions of the response state machine (a
+        # protocol whose framing differs brings its own handlers for the same transitions).
+        self._table = _TRANSITIONS
 
     # -- fed by the connection ---------------------------------------------------------------
 
@@ -239,12 +245,15 @@ class RequestCycle:
             if self.more_body:
                 if self.expect_continue:  # cleared once the final response's head is out
                     self.expect_continue = False
-                    self.channel.write(CONTINUE_RESPONSE)
+                    self._send_continue()
                 # Only for its own body: a request whose body is complete leaves reading to
                 # the connection (which may be holding pipelined requests back).
                 self.channel.flow.resume_reading()
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
+
+    def _send_continue(self) -> None:
+        self.channel.write(CONTINUE_RESPONSE)
 
     def _deliver_body(self) -> Message:
         chunks = self._chunks
@@ -264,7 +273,7 @@ class RequestCycle:
         if self.disconnected:
             raise ClientDisconnected("client disconnected")
         kind = message["type"]
-        handler = _TRANSITIONS.get((self.response, kind))
+        handler = self._table.get((self.response, kind))
         if handler is None:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} when {self.response.value}.")
         # Handlers are plain functions (no coroutine per message); one that must wait for
@@ -339,15 +348,19 @@ class RequestCycle:
 
     def _add_trailers(self, message: Message) -> None:
         try:
-            lines = encode_trailers(message.get("headers", ()))
+            self._trailer_fields.extend(trailer_fields(message.get("headers", ())))
         except InvalidResponseHead as exc:
             raise RuntimeError(f"Invalid trailers from ASGI application: {exc}") from None
-        self._trailer_lines.append(lines)
         if message.get("more_trailers", False):
             return
-        if self._send_trailers:
-            self.channel.write(b"0\r\n" + b"".join(self._trailer_lines) + b"\r\n")
+        self._send_trailer_section()
         self._complete()
+
+    def _send_trailer_section(self) -> None:
+        """The last chunk with the trailer lines, to a client that takes them."""
+        if self._send_trailers:
+            lines = b"".join(b"%s: %s\r\n" % field for field in self._trailer_fields)
+            self.channel.write(b"0\r\n" + lines + b"\r\n")
 
     def _pathsend(self, message: Message) -> Awaitable[None]:
         return self._send_file(message)
@@ -356,13 +369,17 @@ class RequestCycle:
         path = os.fspath(message["path"])
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            head, send_body = self._encode_head(size)
             self.response = ResponseState.STREAMING
-            self.channel.write(head)
-            if send_body:
+            if self._send_file_head(size):
                 self._count_body(size)
                 await self.channel.send_file(file, size)
         self._end_of_body()
+
+    def _send_file_head(self, size: int) -> bool:
+        """The head of a file's response; whether its body is sent."""
+        head, send_body = self._encode_head(size)
+        self.channel.write(head)
+        return send_body
 
     def _encode_head(self, body_length: int | None) -> tuple[bytes, bool]:
         # Reuse needs the request fully read: otherwise its unread body would be parsed
@@ -432,8 +449,10 @@ class RequestCycle:
         self._complete(outcome="error")
 
 
-_Handler = Callable[[RequestCycle, Message], Awaitable[None] | None]
-_TRANSITIONS: dict[tuple[ResponseState, str], _Handler] = {
+# A transition's handler: a method of the cycle class whose table it is in (Any: each
+# protocol's subclass brings its own table of its own methods).
+ResponseHandler = Callable[[Any, Message], Awaitable[None] | None]
+_TRANSITIONS: dict[tuple[ResponseState, str], ResponseHandler] = {
     (ResponseState.WAITING_START, "http.response.early_hint"): RequestCycle._early_hint,
     (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
     (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,
@@ -447,6 +466,23 @@ def _accepts_trailers(scope: Scope) -> bool:
     """The client said `TE: trailers` (the reader then advertised the extension)."""
     extensions = scope.get("extensions")
     return isinstance(extensions, dict) and "http.response.trailers" in extensions
+
+
+def admit(app: ASGIApp, context: ConnectionContext, state: ServerState, reused: bool) -> ASGIApp:
+    """What answers a request that starts now: `app`, or a 503 beyond --limit-concurrency.
+    The start is counted for --limit-max-requests and told to the observer (`reused`: the
+    connection served a request before)."""
+    if context.request_limit is not None:
+        context.request_limit.count()
+    observer = context.observer
+    limit = context.limit_concurrency
+    if limit is not None and state.over_capacity(limit):
+        app = service_unavailable
+        if observer is not None:
+            observer.request_rejected(None, REJECTION_REASONS[503])
+    if observer is not None:
+        observer.request_started(reused)
+    return app
 
 
 async def service_unavailable(scope: Scope, receive: Any, send: Any) -> None:

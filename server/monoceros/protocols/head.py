@@ -68,7 +68,9 @@ class DefaultHeaders:
     __slots__ = (
         "_date_enabled",
         "_date_line",
+        "_date_value",
         "_extra",
+        "_extra_fields",
         "_second",
         "_server_line",
         "block",
@@ -78,10 +80,11 @@ class DefaultHeaders:
     def __init__(self, *, server: bool, date: bool, extra: Iterable[tuple[str, str]] = ()) -> None:
         self._server_line = b"server: monoceros\r\n" if server else b""
         self._date_line = b""
-        self._extra = b"".join(
-            b"%s: %s\r\n" % (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in extra
-        )
+        self._date_value = b""
+        self._extra_fields = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra
+        ]
+        self._extra = b"".join(b"%s: %s\r\n" % field for field in self._extra_fields)
         self.block = b""
         self.block_lines = 0
         self._date_enabled = date
@@ -90,7 +93,8 @@ class DefaultHeaders:
 
     def refresh(self, now: float | None = None) -> None:
         if self._date_enabled:
-            self._date_line = b"date: %s\r\n" % formatdate(now, usegmt=True).encode("ascii")
+            self._date_value = formatdate(now, usegmt=True).encode("ascii")
+            self._date_line = b"date: %s\r\n" % self._date_value
         self.block = self._server_line + self._date_line + self._extra
         self.block_lines = self.block.count(b"\n")
 
@@ -108,6 +112,17 @@ class DefaultHeaders:
             + (b"" if date else self._date_line)
             + self._extra
         )
+
+    def fields(self, *, server: bool = False, date: bool = False) -> list[tuple[bytes, bytes]]:
+        """The same as (name, value) pairs, minus those the app set itself (HTTP/2, the
+        WebSocket handshake)."""
+        found = []
+        if self._server_line and not server:
+            found.append((b"server", b"monoceros"))
+        if self._date_value and not date:
+            found.append((b"date", self._date_value))
+        found.extend(self._extra_fields)
+        return found
 
 
 class ResponseHead:
@@ -219,31 +234,86 @@ _NOT_IN_TRAILERS: Final = frozenset(
 )  # fmt: skip
 
 
-def encode_trailers(headers: Iterable[Any]) -> bytes:
-    """The app's trailer fields as header lines, checked as strictly as a head's."""
-    lines = []
+def trailer_fields(headers: Iterable[Any]) -> list[tuple[bytes, bytes]]:
+    """The app's trailer fields, checked as strictly as a head's, names lowercased."""
+    fields = []
     for name, value in headers:
         _kind_of(name)  # a token, as bytes
-        if name.lower() in _NOT_IN_TRAILERS:
+        lowered = name.lower()
+        if lowered in _NOT_IN_TRAILERS:
             raise InvalidResponseHead(f"{name!r} is not allowed in trailers")
-        lines.append(b"%s: %s\r\n" % (name, _field_value(value)))
-    return b"".join(lines)
+        fields.append((lowered, field_value(value)))
+    return fields
 
 
 def encode_early_hints(links: Iterable[Any]) -> bytes:
     """A 103 (Early Hints) response with one Link line per link; b"" for no links."""
-    lines = [b"link: %s\r\n" % _field_value(link) for link in links]
+    lines = [b"link: %s\r\n" % field_value(link) for link in links]
     if not lines:
         return b""
     return b"HTTP/1.1 103 Early Hints\r\n" + b"".join(lines) + b"\r\n"
 
 
-def _field_value(value: object) -> bytes:
+def field_value(value: object) -> bytes:
     if type(value) is not bytes:
         raise InvalidResponseHead(f"field values must be bytes, not {value!r}")
     if value.translate(None, CONTROL_BYTES) != value:
         raise InvalidResponseHead("CR, LF or NUL in a response field")
     return value
+
+
+class ResponseFields:
+    """A response head as an HTTP/2 field list, and the Content-Length the app set (if any)."""
+
+    __slots__ = ("content_length", "fields")
+
+    def __init__(self, fields: list[tuple[bytes, bytes]], content_length: int | None) -> None:
+        self.fields = fields
+        self.content_length = content_length
+
+
+# Connection-specific fields: HTTP/2 forbids them (RFC 9113 section 8.2.2), the framing is its own.
+_CONNECTION_SPECIFIC: Final = frozenset((b"keep-alive", b"proxy-connection", b"upgrade"))
+
+
+def response_fields(
+    status: int,
+    headers: Iterable[Any],  # the app's (name, value) pairs: checked below, not by type
+    defaults: DefaultHeaders,
+    *,
+    body_length: int | None,
+    extra: tuple[bytes, bytes] | None = None,
+) -> ResponseFields:
+    """The app's headers for an HTTP/2 HEADERS frame: names checked and lowercased (HTTP/2
+    requires it), values checked, connection-specific fields dropped; then the server's
+    defaults and `extra` (the request id), and a Content-Length when the body's length is
+    known and the app set none."""
+    status_line(status)  # checks the status
+    fields = []
+    content_length: int | None = None
+    has_server = has_date = False
+    for name, value in headers:
+        kind = _NAME_KINDS.get(name, -1) if type(name) is bytes else -1
+        if kind < 0:
+            kind = _kind_of(name)
+        if kind == CONTENT_LENGTH:
+            content_length = _parse_content_length(value)
+        elif kind in (CONNECTION, TRANSFER_ENCODING):
+            continue
+        elif kind == SERVER:
+            has_server = True
+        elif kind == DATE:
+            has_date = True
+        lowered = name.lower()
+        if lowered in _CONNECTION_SPECIFIC:
+            continue
+        fields.append((lowered, field_value(value)))
+    fields.extend(defaults.fields(server=has_server, date=has_date))
+    if extra is not None:
+        fields.append(extra)
+    if content_length is None and body_length is not None and not no_body_allowed(status):
+        fields.append((b"content-length", b"%d" % body_length))
+    return ResponseFields(fields, content_length)
 
 
 def _parse_content_length(value: bytes) -> int:

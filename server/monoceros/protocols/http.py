@@ -12,9 +12,9 @@ import enum
 import math
 from typing import IO, Final, cast
 
-from monoceros.protocols.channel import ResponseChannel
+from monoceros.protocols.channel import ResponseChannel, copy_file
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.cycle import RequestCycle, service_unavailable
+from monoceros.protocols.cycle import RequestCycle, admit
 from monoceros.protocols.flow_control import FlowControl
 from monoceros.protocols.head import error_response
 from monoceros.protocols.observer import BODY_TIMEOUT, REJECTION_REASONS
@@ -36,7 +36,9 @@ from monoceros.types import ASGIApp, Scope
 TICK: Final = 0.25
 # How long a connection accepted just before a graceful shutdown may take to send its request.
 FRESH_CONNECTION_GRACE: Final = 0.5
-FILE_CHUNK: Final = 256 * 1024
+# What an HTTP/2 client sends first (RFC 9113 section 3.4): with --http2, a connection that
+# starts with it is handed to http2.py.
+HTTP2_PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class ConnectionState(enum.Enum):
@@ -69,6 +71,10 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         # read on this connection.
         self._refused = 0
         self._served = 0  # requests started on this connection
+        # With --http2, the first bytes say which protocol the client speaks (h2c by prior
+        # knowledge); held here while they might still be the start of the preface.
+        self._sniffing = context.http2 is not None
+        self._sniffed = b""
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -91,6 +97,12 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         if context.observer is not None:
             context.observer.connection_opened()
         self._wait_for_request(context.limits.header_timeout)
+        if self._sniffing and self.scheme == "https":
+            # TLS settled the protocol in its handshake (ALPN): no sniffing.
+            self._sniffing = False
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                self._switch_to_http2(b"")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.conn_state = ConnectionState.CLOSED
@@ -112,6 +124,17 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         if self.conn_state is ConnectionState.BUSY and not self.flow.writing_paused:
             # The client is sending (a body, or what it pipelines): its silence starts anew.
             self.deadline = self.state.now + self.context.limits.body_timeout + TICK
+        if self._sniffing:
+            data = self._sniffed + data
+            seen = HTTP2_PREFACE[: len(data)]
+            if data[: len(seen)] == seen:
+                if len(data) < len(HTTP2_PREFACE):
+                    self._sniffed = data
+                    return
+                self._switch_to_http2(data)
+                return
+            self._sniffing = False
+            self._sniffed = b""
         if self._unparsed:  # requests are waiting already: these bytes wait behind them
             self._unparsed += data
             self.flow.pause_reading()
@@ -202,18 +225,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         self.cycle = cycle
         self.conn_state = ConnectionState.BUSY
         self.deadline = self._busy_deadline()
-        context = self.context
-        if context.request_limit is not None:
-            context.request_limit.count()
-        app = self.app
-        observer = context.observer
-        limit = context.limit_concurrency
-        if limit is not None and self.state.over_capacity(limit):
-            app = service_unavailable
-            if observer is not None:
-                observer.request_rejected(None, REJECTION_REASONS[503])
-        if observer is not None:
-            observer.request_started(self._served > 0)
+        app = admit(self.app, self.context, self.state, self._served > 0)
         self._served += 1
         # The app runs in a real Task of its own, from its first step to its last:
         # asyncio.current_task(), asyncio.timeout() and anyio's cancel scopes (Starlette's
@@ -270,6 +282,24 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         self.state.connection_closed(self)  # first: the session counts as this connection
         session.start(rest)
 
+    def _switch_to_http2(self, data: bytes) -> None:
+        """Hand the transport to an HTTP/2 connection (imported only when first needed: the
+        zttp engine is an optional dependency)."""
+        from monoceros.protocols.http2 import Http2Protocol
+
+        self._sniffing = False
+        reader = self.reader
+        connection = Http2Protocol(
+            self.app, self.context, self.state, reader.facts, reader.peer_trusted, self.peer
+        )
+        self.transport.set_protocol(connection)
+        self.conn_state = ConnectionState.CLOSED
+        self.deadline = math.inf
+        self.state.connection_closed(self)  # the HTTP/2 connection counts itself
+        connection.connection_made(self.transport)
+        if data:
+            connection.data_received(data)
+
     def _wait_for_request(self, timeout: float) -> None:
         self.conn_state = ConnectionState.IDLE
         self.deadline = self.state.now + timeout + TICK
@@ -322,15 +352,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
             await self.loop.sendfile(self.transport, file, 0, size)
             return
         # uvloop has no sendfile(); and TLS must go through the transport anyway.
-        remaining = size
-        while remaining > 0:
-            chunk = file.read(min(FILE_CHUNK, remaining))
-            if not chunk:
-                raise RuntimeError("file shrank while it was being sent")
-            remaining -= len(chunk)
-            self.transport.write(chunk)
-            if self.flow.writing_paused:
-                await self.flow.drain()
+        await copy_file(file, size, self.transport.write, self.flow)
 
     def keep_alive_allowed(self) -> bool:
         return not self.closing

@@ -79,8 +79,9 @@ def request_scope(
         "scheme": facts.scheme,
         "method": method,
         "root_path": root_path,
+        # Both carry root_path, as uvicorn's do: apps strip it from either.
         "path": root_path + path,
-        "raw_path": raw_path,
+        "raw_path": root_path.encode() + raw_path if root_path else raw_path,
         "query_string": query,
         "headers": headers,
         "state": app_state.copy(),

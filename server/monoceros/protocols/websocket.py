@@ -101,6 +101,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._pong: asyncio.TimerHandle | None = None
         self._ping_payload = b""
         self._status = 0
+        self._accepted = False  # 101 (HTTP/1.1) or 200 (HTTP/2) sent: the session opened
         self._close_code = 0
         self._close_reason = ""
         self._denial: list[bytes] = []
@@ -202,6 +203,13 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._pong_received(event.payload)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._session_ended()
+        observer = self.context.observer
+        if observer is not None:
+            observer.connection_closed()
+
+    def _session_ended(self) -> None:
+        """The session's end, however it came: the app hears of it, the observer sees it."""
         self._lost = True
         self._unread = b""
         self._closing = True
@@ -210,7 +218,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.connection_lost()
         self._cancel_timers()
         self._disconnected(ABNORMAL_CLOSURE)
-        code = self._close_code if self._status == 101 else 0
+        # A session answered with HTTP instead (a denial, a refusal) has no close code.
+        code = self._close_code if self._accepted else 0
         self.state.connection_closed(self)
         observer = self.context.observer
         if observer is None:
@@ -229,7 +238,6 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.request_id,
             )
         )
-        observer.connection_closed()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -358,11 +366,8 @@ class WebSocketProtocol(asyncio.Protocol):
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
             raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client")
-        headers = _default_headers(self.context.default_headers) + _app_headers(message)
-        if self.request_id is not None:
-            headers.append((self.context.request_id_header, self.request_id.encode()))
-        self.engine.accept(subprotocol, headers)
-        self._status = 101
+        self._status = self._send_acceptance(subprotocol, message)
+        self._accepted = True
         self.session = Session.OPEN
         self._flush()
         self._schedule_ping()
@@ -374,19 +379,31 @@ class WebSocketProtocol(asyncio.Protocol):
         for data in early:
             self.data_received(data)
 
+    def _send_acceptance(self, subprotocol: str | None, message: Message) -> int:
+        """The engine's 101 response, with the app's headers and ours; the status sent."""
+        headers = self.context.default_headers.fields() + _app_headers(message)
+        if self.request_id is not None:
+            headers.append((self.context.request_id_header, self.request_id.encode()))
+        self.engine.accept(subprotocol, headers)
+        return 101
+
     def _respond(self, status: int, headers: Headers, body: bytes) -> None:
         """Answer the upgrade request with plain HTTP (a rejection or the app's denial) and
         close: the engine is not involved once the session is refused."""
-        defaults = self.context.default_headers
+        self.session = Session.CLOSED
         try:
-            head = _encode_denial(status, headers, defaults, len(body))
+            self._send_denial(status, headers, body)
         except InvalidResponseHead:
             logger.error("Invalid WebSocket denial response from the ASGI application")
             status, body = 500, b""
-            head = _encode_denial(500, [], defaults, 0)
+            self._send_denial(status, [], body)
         self._status = status
-        self.session = Session.CLOSED
         self.bytes_sent += len(body)
+
+    def _send_denial(self, status: int, headers: Headers, body: bytes) -> None:
+        """Write the answer and close; InvalidResponseHead, before anything is written, when
+        the app's headers are unsafe."""
+        head = _encode_denial(status, headers, self.context.default_headers, len(body))
         self.transport.write(head + body)
         self.transport.close()
 
@@ -520,16 +537,6 @@ def _encode_denial(status: int, headers: Headers, defaults: DefaultHeaders, leng
         body_length=length,
         send_body=True,
     ).data
-
-
-def _default_headers(defaults: DefaultHeaders) -> Headers:
-    """`server`, `date` and `--header` lines, as pairs for the 101 response."""
-    pairs = []
-    for line in defaults.block.split(b"\r\n"):
-        name, sep, value = line.partition(b": ")
-        if sep:
-            pairs.append((name, value))
-    return pairs
 
 
 def _app_headers(message: Message) -> Headers:

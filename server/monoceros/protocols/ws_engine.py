@@ -58,6 +58,10 @@ class Engine(Protocol):
 
     def accept(self, subprotocol: str | None, headers: Headers) -> None: ...
 
+    def accept_without_handshake(self) -> None:
+        """Frame from now on, with no extension: the session was opened by HTTP/2's extended
+        CONNECT (RFC 8441), whose answer is a HEADERS frame the connection sends itself."""
+
     def receive(self, data: bytes) -> list[Event]: ...
 
     def send_message(self, data: bytes | str) -> None: ...

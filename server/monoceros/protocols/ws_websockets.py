@@ -51,6 +51,7 @@ class WebsocketsEngine:
                     compress_settings={"memLevel": 5},
                 )
             )
+        self.max_size = settings.max_size
         self.conn = _ServerProtocol(
             extensions=extensions, max_size=settings.max_size, logger=library_logger
         )
@@ -83,6 +84,10 @@ class WebsocketsEngine:
         for raw_name, raw_value in headers:
             response_headers[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
         self.conn.send_response(self._response)
+
+    def accept_without_handshake(self) -> None:
+        # The library's parser reads an HTTP request first unless it starts OPEN.
+        self.conn = _ServerProtocol(state=State.OPEN, max_size=self.max_size, logger=library_logger)
 
     def receive(self, data: bytes) -> list[Event]:
         conn = self.conn

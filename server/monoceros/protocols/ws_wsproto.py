@@ -50,6 +50,9 @@ class WsprotoEngine:
         self._output.append(self.handshaker.send(event))
         self.conn = self.handshaker.connection
 
+    def accept_without_handshake(self) -> None:
+        self.conn = Connection(ConnectionType.SERVER)
+
     def receive(self, data: bytes) -> list[Event]:
         conn = self.conn
         if conn is None or conn.state is ConnectionState.CLOSED:

@@ -1,0 +1,246 @@
+"""One HTTP/2 stream: the ResponseChannel a request's cycle answers through, and that cycle's
+HTTP/2 framing.
+
+`H2RequestCycle` is `RequestCycle` (the ASGI conversation, its state machine, errors and the
+record) with HTTP/2's framing in place of HTTP/1.1's: a response head is a HEADERS frame, the
+body DATA frames, trailers a last HEADERS frame; there is no keep-alive to decide and no chunk
+to frame. Frames are zttp's to build; the stream's connection (http2.py) flushes them.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any, cast
+
+from monoceros.protocols.channel import ResponseChannel, copy_file
+from monoceros.protocols.context import ConnectionContext
+from monoceros.protocols.cycle import (
+    INTERNAL_ERROR_BODY,
+    RequestCycle,
+    ResponseHandler,
+    ResponseState,
+)
+from monoceros.protocols.flow_control import FlowControl
+from monoceros.protocols.head import (
+    InvalidResponseHead,
+    field_value,
+    no_body_allowed,
+    response_fields,
+)
+from monoceros.types import Message, Scope
+
+# RFC 9113 section 7 error codes we send.
+INTERNAL_ERROR = 0x2
+CANCEL = 0x8
+
+
+class StreamHost:
+    """What a stream asks of its connection (http2.py's Http2Protocol)."""
+
+    def frames_queued(self) -> None:
+        """zttp has frames to send: flush them (soon)."""
+        raise NotImplementedError
+
+    def stream_finished(self, stream: H2Stream) -> None:
+        raise NotImplementedError
+
+    def reset_stream(self, stream: H2Stream, error_code: int) -> None:
+        raise NotImplementedError
+
+    def stream_reading(self, stream: H2Stream, paused: bool) -> None:
+        """The stream's unread body passed (or fell back under) its bound."""
+        raise NotImplementedError
+
+
+class StreamTunnel:
+    """What runs on a stream opened by an extended CONNECT (RFC 8441), in place of a request's
+    cycle: a WebSocket session (h2_websocket.py) takes the stream's DATA and its end."""
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def peer_ended(self) -> None:
+        """END_STREAM from the peer: TCP's FIN, for the session."""
+        raise NotImplementedError
+
+    def stream_gone(self) -> None:
+        """RST_STREAM, or the connection went: TCP's RST."""
+        raise NotImplementedError
+
+
+class H2Stream(ResponseChannel):
+    def __init__(
+        self, host: StreamHost, connection: Any, stream_id: int, peer: tuple[str, int] | None
+    ) -> None:
+        self.host = host
+        self.connection = connection  # the zttp H2Connection
+        self.stream_id = stream_id
+        self.peer = peer
+        # Reading: the unread body's bound (FlowControl calls pause_reading/resume_reading
+        # here); writing: paused while the peer's window is closed or the transport is full.
+        self.flow = FlowControl(cast(Any, self))
+        self.window_closed = False
+        self.stalled_since = 0.0  # the clock when the peer's window closed on us
+        self.reading_paused = False
+        self.finished = False
+        self.cycle: H2RequestCycle | None = None
+        self.tunnel: StreamTunnel | None = None  # a WebSocket session, instead of a cycle
+
+    # -- for FlowControl: this stream's share of the connection's reading -----------------
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and not self.finished:
+            self.reading_paused = True
+            self.host.stream_reading(self, True)
+
+    def resume_reading(self) -> None:
+        if self.reading_paused:
+            self.reading_paused = False
+            self.host.stream_reading(self, False)
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def send_head(self, status: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
+        self.connection.stream(self.stream_id).send_response(status, fields, end)
+        self.host.frames_queued()
+
+    def informational(self, status: int, fields: list[tuple[bytes, bytes]]) -> None:
+        self.connection.stream(self.stream_id).send_informational(status, fields)
+        self.host.frames_queued()
+
+    def send_data(self, data: bytes) -> None:
+        stream = self.connection.stream(self.stream_id)
+        stream.send_data(data)
+        self.host.frames_queued()
+        if stream.pending_bytes:  # past the peer's window: parked until it grants more
+            self.window_closed = True
+            self.flow.pause_writing()
+
+    def end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.connection.stream(self.stream_id).end_message(trailers)
+        self.host.frames_queued()
+
+    def window_opened(self) -> None:
+        """A WINDOW_UPDATE came: parked bytes may have gone out."""
+        if self.window_closed and not self.connection.stream(self.stream_id).pending_bytes:
+            self.window_closed = False
+            self.flow.resume_writing()
+
+    # -- the ResponseChannel -----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("HTTP/1.1 bytes on an HTTP/2 stream")
+
+    async def send_file(self, file: IO[bytes], size: int) -> None:
+        await copy_file(file, size, self.send_data, self.flow)
+
+    def keep_alive_allowed(self) -> bool:
+        return True
+
+    def response_complete(self, keep_alive: bool) -> None:
+        self.host.stream_finished(self)
+
+    def abort(self) -> None:
+        """Cut the response: RST_STREAM, the only signal once a response broke mid-way."""
+        self.host.reset_stream(self, INTERNAL_ERROR)
+
+
+class H2RequestCycle(RequestCycle):
+    """The body goes out as DATA frames as it comes; the stream ends with an empty DATA
+    frame, or with the trailers' HEADERS frame (HTTP/2 always has room for trailers)."""
+
+    __slots__ = ("stream",)
+
+    def __init__(
+        self,
+        scope: Scope,
+        stream: H2Stream,
+        context: ConnectionContext,
+        expect_continue: bool,
+    ) -> None:
+        super().__init__(scope, stream, context, True, expect_continue)
+        self.stream = stream
+        self._table = _H2_TRANSITIONS
+
+    def _send_continue(self) -> None:
+        self.stream.informational(100, [])
+
+    def _send_head(self, body_length: int | None) -> None:
+        """The HEADERS frame: the app's fields (checked, lowercased) and ours."""
+        context = self.context
+        rid = self.request_id
+        extra = None if rid is None else (context.request_id_header, rid.encode())
+        self.expect_continue = False  # no interim response once the final one has begun
+        try:
+            head = response_fields(
+                self.status,
+                self._headers,
+                context.default_headers,
+                body_length=body_length,
+                extra=extra,
+            )
+        except InvalidResponseHead as exc:
+            raise RuntimeError(f"Invalid response from ASGI application: {exc}") from None
+        self._send_body = not self.is_head and not no_body_allowed(self.status)
+        self._remaining = head.content_length if self._send_body else None
+        self.response = ResponseState.STREAMING
+        self.stream.send_head(self.status, head.fields, False)
+
+    def _h2_early_hint(self, message: Message) -> None:
+        try:
+            fields = [(b"link", field_value(link)) for link in message.get("links", ())]
+        except InvalidResponseHead as exc:
+            raise RuntimeError(f"Invalid early hint from ASGI application: {exc}") from None
+        if fields:
+            self.stream.informational(103, fields)
+
+    def _h2_first_body(self, message: Message) -> None:
+        body: bytes = message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        self._send_head(None if more_body else len(body))
+        self._h2_more_body(message)
+
+    def _h2_more_body(self, message: Message) -> None:
+        body: bytes = message.get("body", b"")
+        if body and self._send_body:
+            self._count_body(len(body))
+            self.stream.send_data(body)
+        if not message.get("more_body", False):
+            self._end_of_body()
+
+    def _end_of_body(self) -> None:
+        if self._trailers:
+            self.response = ResponseState.TRAILERS_PENDING
+            return
+        if self._remaining:
+            self.stream.abort()  # fewer bytes than its Content-Length: a malformed response
+        else:
+            self.stream.end()
+        self._complete()
+
+    def _send_trailer_section(self) -> None:
+        self.stream.end(self._trailer_fields if self._send_body else None)
+
+    def _send_file_head(self, size: int) -> bool:
+        self._send_head(size)
+        return self._send_body
+
+    def _send_internal_error(self) -> None:
+        self.status = 500
+        self._headers = ((b"content-type", b"text/plain; charset=utf-8"),)
+        self._trailers = False
+        self._send_head(len(INTERNAL_ERROR_BODY))
+        if self._send_body:
+            self._count_body(len(INTERNAL_ERROR_BODY))
+            self.stream.send_data(INTERNAL_ERROR_BODY)
+        self.stream.end()
+        self._complete(outcome="error")
+
+
+_H2_TRANSITIONS: dict[tuple[ResponseState, str], ResponseHandler] = {
+    (ResponseState.WAITING_START, "http.response.early_hint"): H2RequestCycle._h2_early_hint,
+    (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
+    (ResponseState.HEAD_PENDING, "http.response.body"): H2RequestCycle._h2_first_body,
+    (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
+    (ResponseState.STREAMING, "http.response.body"): H2RequestCycle._h2_more_body,
+    (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
+}

@@ -1,0 +1,458 @@
+"""HTTP/2 on asyncio.Protocol + zttp: one `Http2Protocol` per connection, many streams.
+
+HttpProtocol (http.py) hands a connection over when its first bytes are the HTTP/2 preface
+(h2c by prior knowledge) or when TLS's ALPN chose `h2`. zttp, a sans-I/O HTTP/2 engine with a
+Zig core (chosen by measurement: bench/h2_engines.py), parses frames and HPACK, acks SETTINGS,
+answers PING, and refuses what breaks the protocol (malformed frames, rapid resets,
+CONTINUATION floods, oversized header lists) with a GOAWAY. This class runs the streams: an
+`H2Stream` and an `H2RequestCycle` per request (h2_stream.py), the server's limits, flow
+control towards the app, deadlines, and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Final, cast
+
+import zttp
+
+from monoceros.config import MAX_HTTP2_STREAMS
+from monoceros.protocols.context import ConnectionContext
+from monoceros.protocols.cycle import admit
+from monoceros.protocols.events import RequestFinished
+from monoceros.protocols.flow_control import HIGH_WATER
+from monoceros.protocols.h2_stream import CANCEL, H2RequestCycle, H2Stream, StreamHost
+from monoceros.protocols.head import STATUS_LINES
+from monoceros.protocols.observer import REJECTION_REASONS
+from monoceros.protocols.scope import (
+    METHODS,
+    ConnectionFacts,
+    InvalidTarget,
+    rejected_scope,
+    request_scope,
+    valid_request_id,
+    websocket_scope,
+)
+from monoceros.protocols.state import ServerState
+from monoceros.types import ASGIApp, Scope
+
+# RFC 9113 section 7 error codes.
+NO_ERROR: Final = 0x0
+PROTOCOL_ERROR: Final = 0x1
+REFUSED_STREAM: Final = 0x7
+ENHANCE_YOUR_CALM: Final = 0xB
+# How late a deadline may fire (the server's housekeeping tick), and how often a connection
+# with open streams looks for stalled ones.
+TICK: Final = 0.25
+STALL_CHECK: Final = 1.0
+# A stream whose peer keeps its window closed this long is reset (it holds the app's send()).
+SEND_STALL_TIMEOUT: Final = 30.0
+# Control frames (SETTINGS, PING, WINDOW_UPDATE) a peer may send per second before the
+# connection is closed with ENHANCE_YOUR_CALM: zttp answers each SETTINGS and PING, so a flood
+# of them would make us write as fast as it reads.
+MAX_CONTROL_FRAMES_PER_SECOND: Final = 1000
+# Streams one connection may open before it is closed gracefully (GOAWAY, then the client
+# opens a new connection, as nginx does after keepalive_requests, 1000). zttp treats its
+# 4096th stream on a connection as a flood and fails the connection with every stream on it;
+# this leaves room below that for a full MAX_HTTP2_STREAMS in flight when GOAWAY goes out.
+MAX_STREAMS_PER_CONNECTION: Final = 4096 - 2 * MAX_HTTP2_STREAMS
+
+
+class Http2Protocol(StreamHost, asyncio.Protocol):
+    def __init__(
+        self,
+        app: ASGIApp,
+        context: ConnectionContext,
+        state: ServerState,
+        facts: ConnectionFacts,
+        peer_trusted: bool,
+        peer: tuple[str, int] | None,
+    ) -> None:
+        settings = context.http2
+        assert settings is not None  # HttpProtocol hands over only with --http2
+        self.app = app
+        self.context = context
+        self.state = state
+        self.facts = facts
+        self.peer_trusted = peer_trusted
+        self.peer = peer
+        self.max_streams = settings.max_concurrent_streams
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport
+        self.connection: Any = zttp.Connection(zttp.SERVER, zttp.HTTP2)
+        self.streams: dict[int, H2Stream] = {}
+        self.deadline = math.inf
+        self.closing = False  # GOAWAY sent: no new streams, close once the open ones finish
+        self.closed = False
+        self._last_stream_id = 0
+        self._served = 0
+        self._opened = 0  # streams the client has opened, refused ones too
+        self._flush_scheduled = False
+        self._writing_paused = False
+        self._reading_paused = False
+        self._paused_streams = 0  # streams whose unread body is over its bound
+        self._control_frames = 0
+        self._control_second = 0.0
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Called by HttpProtocol on hand-over (the HTTP/1.1 side counted the connection)."""
+        self.transport = cast(asyncio.Transport, transport)
+        self.state.connections.add(self)
+        self.connection.initiate_connection()
+        self._flush()
+        self._idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.deadline = math.inf
+        for stream in list(self.streams.values()):
+            stream.flow.connection_lost()
+            if stream.cycle is not None:
+                stream.cycle.client_gone()
+            if stream.tunnel is not None:
+                stream.tunnel.stream_gone()
+        self.streams.clear()
+        self.state.connection_closed(self)
+        if self.context.observer is not None:
+            self.context.observer.connection_closed()
+
+    def data_received(self, data: bytes) -> None:
+        connection = self.connection
+        try:
+            connection.receive_data(data)
+            while True:
+                event = connection.next_event()
+                if event is zttp.NEED_DATA:
+                    break
+                self._event(event)
+        except zttp.ProtocolError:
+            # zttp has queued a GOAWAY with the reason: send it and close.
+            self._flush()
+            self._close()
+            return
+        self._flush()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        for stream in self.streams.values():
+            stream.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        for stream in self.streams.values():
+            if not stream.window_closed:
+                stream.flow.resume_writing()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _event(self, event: Any) -> None:
+        kind = type(event)
+        if kind is zttp.Request:
+            self._request(event)
+        elif kind is zttp.Data:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                if stream.cycle is not None:
+                    self._body(stream, stream.cycle, event.data)
+                elif stream.tunnel is not None:
+                    stream.tunnel.data_received(event.data)
+        elif kind is zttp.EndOfMessage:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                if stream.cycle is not None and stream.cycle.more_body:
+                    stream.cycle.message_complete()
+                elif stream.tunnel is not None:
+                    stream.tunnel.peer_ended()
+        elif kind is zttp.RstStream:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                self._gone(stream)
+        elif kind is zttp.WindowUpdate:
+            self._control_frame()
+            self._window_update(event.stream_id)
+        elif kind is zttp.Settings:
+            self._control_frame()
+            self._window_update(0)  # a larger SETTINGS_INITIAL_WINDOW_SIZE opens windows too
+        elif kind is zttp.Ping:
+            self._control_frame()
+        elif kind is zttp.GoAway:
+            self.closing = True
+            if not self.streams:
+                self._close()
+        elif event is zttp.CONNECTION_CLOSED:
+            self._close()
+
+    def _request(self, event: Any) -> None:
+        stream_id: int = event.stream_id
+        self._opened += 1
+        if self.closing or len(self.streams) >= self.max_streams:
+            self.connection.stream(stream_id).reset(REFUSED_STREAM)
+            return
+        self._last_stream_id = stream_id
+        stream = H2Stream(self, self.connection, stream_id, self.peer)
+        self.streams[stream_id] = stream
+        if self._opened >= MAX_STREAMS_PER_CONNECTION:
+            self.shutdown()  # this stream is served; the client goes on on a new connection
+        headers = event.headers if type(event.headers) is list else list(event.headers)
+        status = self._refusal(event, headers)
+        if status:
+            self._refuse(stream, event, headers, status)
+            return
+        context = self.context
+        raw_method: bytes = event.method
+        method = METHODS.get(raw_method) or raw_method.decode("ascii")
+        try:
+            scope = request_scope(
+                self.facts, method, "2", event.target, headers, context.root_path, context.app_state
+            )
+        except InvalidTarget:
+            self._refuse(stream, event, headers, 400)
+            return
+        if event.protocol is not None:
+            scope = websocket_scope(scope)
+        else:
+            scope["extensions"]["http.response.trailers"] = {}
+        if self.peer_trusted and context.proxy is not None:
+            context.proxy.resolve_scope(scope)
+        if event.protocol is not None:
+            self._websocket(stream, scope, headers)
+            return
+        cycle = H2RequestCycle(scope, stream, context, bool(event.expect_continue))
+        stream.cycle = cycle
+        if event.end_stream:
+            cycle.more_body = False
+        if context.request_id_header:
+            cycle.request_id = self._request_id(headers)
+        self._start(cycle)
+
+    def _refusal(self, event: Any, headers: list[tuple[bytes, bytes]]) -> int:
+        """The status the server answers a request with itself, or 0: HTTP/1.1's limits, with
+        HTTP/2's framing (RFC 9113 section 8.1.1 leaves the status to the server)."""
+        limits = self.context.limits
+        if event.protocol is not None and (
+            event.protocol != b"websocket" or self.context.ws is None or self.state.draining
+        ):
+            return 501  # extended CONNECT for what we do not tunnel (RFC 8441 section 4)
+        if len(event.target) > limits.max_request_line:
+            return 414
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value)
+            if (
+                name == b"content-length"
+                and limits.max_body_bytes
+                and value.isdigit()
+                and int(value) > limits.max_body_bytes
+            ):
+                return 413
+        if len(headers) > limits.max_header_count or size > limits.max_header_bytes:
+            return 431
+        return 0
+
+    def _websocket(
+        self, stream: H2Stream, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """An extended CONNECT for a WebSocket: the stream carries its session."""
+        from monoceros.protocols.h2_websocket import H2WebSocket, StreamTransport
+
+        transport = StreamTransport(self, stream, self.transport)
+        stream.tunnel = transport
+        context = self.context
+        request_id = self._request_id(headers) if context.request_id_header else None
+        session = H2WebSocket(
+            self.app, context, self.state, scope, transport, self.peer, request_id
+        )
+        if self._writing_paused:
+            session.flow.pause_writing()
+        self.deadline = self.state.now + STALL_CHECK
+        session.start(b"")
+
+    def _request_id(self, headers: list[tuple[bytes, bytes]]) -> str:
+        if self.peer_trusted:
+            wanted = self.context.request_id_header
+            for name, value in headers:
+                if name == wanted and valid_request_id(value):
+                    return value.decode("ascii")
+        return self.context.request_ids.next()
+
+    def _start(self, cycle: H2RequestCycle) -> None:
+        app = admit(self.app, self.context, self.state, self._served > 0)
+        self._served += 1
+        if self._writing_paused:
+            cycle.stream.flow.pause_writing()
+        self.deadline = self.state.now + STALL_CHECK
+        self.state.track(self.loop.create_task(cycle.run(app)))
+
+    def _body(self, stream: H2Stream, cycle: H2RequestCycle, data: bytes) -> None:
+        max_body = self.context.limits.max_body_bytes
+        if max_body and cycle.bytes_received + len(data) > max_body:
+            self._body_refused(stream, cycle, 413)
+            return
+        cycle.body_received(data)
+        if cycle.buffered > HIGH_WATER and not stream.reading_paused:
+            stream.flow.pause_reading()
+
+    def _body_refused(self, stream: H2Stream, cycle: H2RequestCycle, status: int) -> None:
+        """The body went past a limit while the app had the request: a `status` answer if
+        nothing of the response went out, else the stream is reset."""
+        observer = self.context.observer
+        if observer is not None:
+            observer.request_rejected(None, REJECTION_REASONS[status])
+        if cycle.response_begun():
+            cycle.abandon(cycle.status, "aborted")
+            self.reset_stream(stream, CANCEL)
+            return
+        cycle.abandon(status, "rejected")
+        self._answer(stream, status)
+        self.reset_stream(stream, NO_ERROR)  # the rest of the upload is not wanted
+
+    def _refuse(
+        self, stream: H2Stream, event: Any, headers: list[tuple[bytes, bytes]], status: int
+    ) -> None:
+        """Answer a request with `status` ourselves; the app never hears of it."""
+        size = self._answer(stream, status)
+        self.stream_finished(stream)
+        observer = self.context.observer
+        if observer is not None:
+            method = event.method.decode("latin-1")
+            scope = rejected_scope(self.facts, method, "2", event.target, headers)
+            record = RequestFinished(scope, status, "rejected", 0.0, 0, size, self.peer, None)
+            observer.request_rejected(record, REJECTION_REASONS.get(status, "bad_request"))
+
+    def _answer(self, stream: H2Stream, status: int) -> int:
+        phrase = STATUS_LINES[status][13:-2]
+        fields = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(phrase)),
+            *self.context.default_headers.fields(),
+        ]
+        stream.send_head(status, fields, False)
+        stream.send_data(phrase)
+        stream.end()
+        return len(phrase)
+
+    def _gone(self, stream: H2Stream) -> None:
+        """The peer reset the stream: its app sees a disconnect."""
+        stream.flow.connection_lost()
+        if stream.cycle is not None:
+            stream.cycle.client_gone()
+        if stream.tunnel is not None:
+            stream.tunnel.stream_gone()
+        self.stream_finished(stream)
+
+    def _window_update(self, stream_id: int) -> None:
+        if stream_id == 0:
+            for stream in list(self.streams.values()):
+                stream.window_opened()
+        elif stream_id in self.streams:
+            self.streams[stream_id].window_opened()
+
+    def _control_frame(self) -> None:
+        now = self.state.now
+        if now - self._control_second >= 1.0:
+            self._control_second = now
+            self._control_frames = 0
+        self._control_frames += 1
+        if self._control_frames > MAX_CONTROL_FRAMES_PER_SECOND:
+            self.connection.close(ENHANCE_YOUR_CALM, self._last_stream_id)
+            self._flush()
+            self._close()
+
+    # -- StreamHost ----------------------------------------------------------------------------
+
+    def frames_queued(self) -> None:
+        if not self._flush_scheduled and not self.closed:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def stream_finished(self, stream: H2Stream) -> None:
+        if stream.finished:
+            return
+        stream.resume_reading()
+        stream.finished = True
+        self.streams.pop(stream.stream_id, None)
+        self._after_stream()
+
+    def reset_stream(self, stream: H2Stream, error_code: int) -> None:
+        if not stream.finished and not self.closed:
+            self.connection.stream(stream.stream_id).reset(error_code)
+            self.frames_queued()
+        if stream.cycle is not None:
+            stream.cycle.client_gone()
+        self.stream_finished(stream)
+
+    def stream_reading(self, stream: H2Stream, paused: bool) -> None:
+        # zttp grants flow-control credit as it reads, so the bound on what waits unread is
+        # the socket's: reading pauses while any stream holds more than its share.
+        self._paused_streams += 1 if paused else -1
+        if self.closed:
+            return
+        if self._paused_streams > 0 and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        elif self._paused_streams <= 0 and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _after_stream(self) -> None:
+        if self.streams:
+            return
+        if self.closing:
+            self._close()
+        else:
+            self._idle()
+
+    # -- writing, deadlines, shutdown ----------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.closed:
+            return
+        data = self.connection.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    def _idle(self) -> None:
+        self.deadline = self.state.now + self.context.limits.keep_alive_timeout + TICK
+
+    def check_deadline(self, now: float) -> None:
+        """The server's housekeeping tick: an idle connection closes; a stream stalled on a
+        closed window past SEND_STALL_TIMEOUT is reset."""
+        if not self.streams:
+            self.shutdown()
+            return
+        for stream in list(self.streams.values()):
+            if stream.window_closed:
+                if not stream.stalled_since:
+                    stream.stalled_since = now
+                elif now - stream.stalled_since > SEND_STALL_TIMEOUT:
+                    self.reset_stream(stream, CANCEL)
+            else:
+                stream.stalled_since = 0.0
+        self.deadline = now + STALL_CHECK
+
+    def shutdown(self) -> None:
+        """GOAWAY with the last stream id: streams under way finish, new ones are refused,
+        and the connection closes when the last one is done (RFC 9113 section 6.8)."""
+        if self.closed:
+            return
+        if not self.closing:
+            self.closing = True
+            self.connection.close(NO_ERROR, self._last_stream_id)
+            self._flush()
+        if not self.streams:
+            self._close()
+
+    def _close(self) -> None:
+        self.closing = True
+        if not self.closed:
+            self._flush()  # what the last stream queued goes out before the close
+            self.deadline = math.inf
+            self.transport.close()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.transport.abort()

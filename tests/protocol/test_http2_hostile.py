@@ -1,0 +1,295 @@
+"""Hostile HTTP/2 peers: the known attacks on HTTP/2 servers (rapid reset, CONTINUATION flood,
+HPACK bomb, PING and SETTINGS floods, a window kept shut), malformed frames, and requests past
+the server's limits. Each gets a clear answer (a status, RST_STREAM or GOAWAY with a code), the
+app is spared what it should never see, and the server goes on serving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+
+import hpack
+import pytest
+
+from monoceros.protocols.http2 import MAX_CONTROL_FRAMES_PER_SECOND
+from monoceros.types import Receive, Scope, Send
+from tests.h2client import (
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    ENHANCE_YOUR_CALM,
+    HEADERS,
+    NO_ERROR,
+    PING,
+    PROTOCOL_ERROR,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    H2Client,
+    frame,
+    frames_until_closed,
+    goaway_code,
+    raw_connection,
+    request_block,
+)
+from tests.utils import Recorder, RunningServer, run_server
+
+STARTED: list[str] = []
+CHUNK = b"x" * 16384
+CHUNKS_SENT: list[int] = []
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    path = scope["path"]
+    STARTED.append(path)
+    if path == "/drip":
+        # Sends as fast as send() lets it: the peer's window decides.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(64):
+            await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+            CHUNKS_SENT.append(1)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/sleep":
+        await asyncio.sleep(0.5)
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"%d" % len(body)})
+
+
+RECORDER = Recorder()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    with run_server(
+        app,
+        lifespan="off",
+        http2=True,
+        observer=RECORDER,
+        limit_request_body=100_000,
+        limit_request_line=2048,
+        limit_request_fields=50,
+        limit_request_header_size=8192,
+    ) as running:
+        yield running
+
+
+def still_serving(server: RunningServer) -> None:
+    with H2Client(server.port) as client:
+        response = client.response(client.request("/"))
+    assert (response.status, response.body) == (200, b"0")
+
+
+# -- the known attacks ---------------------------------------------------------------------
+
+
+def test_rapid_reset_is_cut_off(server: RunningServer) -> None:
+    """CVE-2023-44487: streams opened and reset at once, as fast as the peer can write; the
+    app must not run a request per frame."""
+    STARTED.clear()
+    sock = raw_connection(server.port)
+    block = request_block("/sleep")
+    burst = b"".join(
+        frame(HEADERS, END_STREAM | END_HEADERS, stream, block)
+        + frame(RST_STREAM, 0, stream, (0x8).to_bytes(4, "big"))
+        for stream in range(1, 20001, 2)
+    )
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(burst)  # the server may stop reading part-way: what we want
+    frames = frames_until_closed(sock)
+    assert goaway_code(frames) == ENHANCE_YOUR_CALM
+    assert len(STARTED) < 10_000 / 2
+    still_serving(server)
+
+
+def test_continuation_flood_is_cut_off(server: RunningServer) -> None:
+    """CVE-2024-27316 and kin: a header block that never ends, CONTINUATION after
+    CONTINUATION."""
+    sock = raw_connection(server.port)
+    sock.sendall(frame(HEADERS, 0, 1, request_block("/")))
+    junk = bytes(hpack.Encoder().encode([("x-junk", "y" * 1000)]))
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        for _ in range(2000):
+            sock.sendall(frame(CONTINUATION, 0, 1, junk))
+    frames = frames_until_closed(sock)
+    assert goaway_code(frames) is not None
+    assert goaway_code(frames) != NO_ERROR
+    still_serving(server)
+
+
+def test_hpack_bomb_is_refused(server: RunningServer) -> None:
+    """A 4 KiB field put in the dynamic table once and then named by its one-byte index
+    thousands of times: a few KiB on the wire, 16 MB decoded."""
+    STARTED.clear()
+    sock = raw_connection(server.port)
+    encoder = hpack.Encoder()
+    first = bytes(encoder.encode([*fields("/bomb"), ("x-bomb", "z" * 4000)]))
+    again = bytes(encoder.encode([("x-bomb", "z" * 4000)])) * 4000  # indexed: 1 byte each
+    sock.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 1, first + again))
+    frames = frames_until_closed(sock)
+    assert goaway_code(frames) == ENHANCE_YOUR_CALM
+    assert STARTED == []
+    still_serving(server)
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        pytest.param(frame(PING, 0, 0, b"12345678"), id="ping"),
+        pytest.param(frame(SETTINGS, 0, 0), id="settings"),
+        pytest.param(frame(WINDOW_UPDATE, 0, 0, (1).to_bytes(4, "big")), id="window-update"),
+    ],
+)
+def test_control_frame_floods_are_cut_off(server: RunningServer, flood: bytes) -> None:
+    """Each PING and SETTINGS is answered: a flood of them makes the server write as fast as
+    it reads, unless it stops."""
+    sock = raw_connection(server.port)
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(flood * (MAX_CONTROL_FRAMES_PER_SECOND * 3))
+    frames = frames_until_closed(sock)
+    assert goaway_code(frames) == ENHANCE_YOUR_CALM
+    answers = [f for f in frames if f[0] in (PING, SETTINGS) and f[1] & 0x1]
+    assert len(answers) <= MAX_CONTROL_FRAMES_PER_SECOND + 2
+    still_serving(server)
+
+
+def test_a_shut_window_holds_the_app_not_the_memory(server: RunningServer) -> None:
+    """A peer that grants no window: the app's send() waits (one chunk parked, not the whole
+    response), and goes on when the window opens."""
+    CHUNKS_SENT.clear()
+    with H2Client(server.port, settings={0x4: 0}, auto_window=False) as client:  # window 0
+        stream = client.request("/drip")
+        client.read(lambda: client.responses[stream].status == 200)
+        time.sleep(0.3)
+        assert len(CHUNKS_SENT) <= 2  # the app is waiting in send()
+        client.conn.update_settings({0x4: 65535})
+        client.auto_window = True
+        client.flush()
+        response = client.response(stream)
+    assert len(response.body) == 64 * len(CHUNK)
+    assert len(CHUNKS_SENT) == 64
+
+
+# -- malformed frames ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(frame(DATA, 0, 0, b"x"), id="data-on-stream-0"),
+        pytest.param(frame(HEADERS, END_HEADERS, 2, request_block("/")), id="even-stream-id"),
+        pytest.param(frame(PING, 0, 0, b"short"), id="ping-wrong-length"),
+        pytest.param(frame(SETTINGS, 0, 1), id="settings-on-a-stream"),
+        pytest.param(frame(WINDOW_UPDATE, 0, 0, (0).to_bytes(4, "big")), id="zero-increment"),
+        pytest.param(frame(HEADERS, END_HEADERS, 1, b"\xff\xff\xff\xff"), id="bad-hpack"),
+        pytest.param(frame(CONTINUATION, END_HEADERS, 1, b""), id="continuation-alone"),
+    ],
+)
+def test_malformed_frames_end_the_connection_with_goaway(server: RunningServer, bad: bytes) -> None:
+    sock = raw_connection(server.port)
+    sock.sendall(bad)
+    frames = frames_until_closed(sock)
+    code = goaway_code(frames)
+    assert code is not None and code != NO_ERROR, frames
+    still_serving(server)
+
+
+def test_uppercase_header_name_is_malformed(server: RunningServer) -> None:
+    """RFC 9113 section 8.2.1: a field name with uppercase letters is a malformed request."""
+    STARTED.clear()
+    sock = raw_connection(server.port)
+    block = bytes(hpack.Encoder().encode([*fields("/upper"), ("X-Upper", "1")]))
+    sock.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 1, block))
+    frames = frames_until_closed(sock, timeout=1)
+    resets = [payload for kind, _f, stream, payload in frames if kind == RST_STREAM]
+    assert resets == [PROTOCOL_ERROR.to_bytes(4, "big")]
+    assert STARTED == []
+
+
+# -- the server's limits -------------------------------------------------------------------
+
+
+def test_long_path_is_414(server: RunningServer) -> None:
+    with H2Client(server.port) as client:
+        response = client.response(client.request("/" + "a" * 3000))
+    assert response.status == 414
+
+
+def test_too_many_fields_is_431(server: RunningServer) -> None:
+    headers = [(f"x-field-{index}", "v") for index in range(60)]
+    with H2Client(server.port) as client:
+        response = client.response(client.request("/", headers=headers))
+    assert response.status == 431
+
+
+def test_large_header_list_is_431(server: RunningServer) -> None:
+    with H2Client(server.port) as client:
+        response = client.response(client.request("/", headers=[("x-big", "v" * 9000)]))
+    assert response.status == 431
+
+
+def test_declared_body_past_the_limit_is_413(server: RunningServer) -> None:
+    STARTED.clear()
+    with H2Client(server.port) as client:
+        stream = client.request(
+            "/upload", method="POST", headers=[("content-length", "200000")], end=False
+        )
+        response = client.response(stream)
+    assert response.status == 413
+    assert "/upload" not in STARTED
+
+
+def test_undeclared_body_past_the_limit_is_413(server: RunningServer) -> None:
+    with H2Client(server.port) as client:
+        stream = client.request("/upload", method="POST", end=False)
+        client.send_body(stream, b"x" * 60_000, end=False)
+        client.send_body(stream, b"x" * 60_000, end=False)
+        response = client.response(stream)
+        assert response.status == 413
+        later = client.response(client.request("/"))  # the connection goes on
+    assert later.status == 200
+
+
+def test_rejections_are_recorded(server: RunningServer) -> None:
+    RECORDER.rejected.clear()
+    with H2Client(server.port) as client:
+        client.response(client.request("/" + "a" * 3000))
+    (record, reason), *_ = RECORDER.rejected
+    assert reason == "uri_too_long"
+    assert record is not None and record.scope["http_version"] == "2"
+    assert record.status == 414
+
+
+def test_idle_connection_is_closed() -> None:
+    with run_server(app, lifespan="off", http2=True, timeout_keep_alive=0.5) as running:
+        sock = raw_connection(running.port)
+        started = time.monotonic()
+        frames = frames_until_closed(sock, timeout=5)
+    assert time.monotonic() - started < 3
+    assert goaway_code(frames) == NO_ERROR
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def fields(path: str) -> list[tuple[str, str]]:
+    return [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path)]
+
+
+def status_of(frames: list[tuple[int, int, int, bytes]]) -> int | None:
+    decoder = hpack.Decoder()
+    for kind, _flags, stream, payload in frames:
+        if kind == HEADERS and stream:
+            for name, value in decoder.decode(payload, raw=True):
+                if name == b":status":
+                    return int(value)
+    return None
