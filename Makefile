@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 README_GENERATOR := @bitnami/readme-generator-for-helm@2.7.2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest pytest-compiled compiled dist wheel docs bench autobahn chart-files chart-readme log-schemas clean
+.PHONY: run test lint typecheck pytest pytest-compiled compiled dist wheel docs bench autobahn chart-files chart-readme log-schemas clean fuzz fuzz-ci soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ run: $(STAMP)
 ## test: lint, type-check, build the docs and the release files, run the whole test suite with
 ## coverage (which installs and checks those files), then the protocol and unit tests again
 ## against the compiled build
-test: lint typecheck docs dist pytest pytest-compiled
+test: lint typecheck docs dist pytest pytest-compiled fuzz-ci
 
 LINTED := server tests bench examples docs setup.py .ci
 lint: $(STAMP)
@@ -68,6 +68,33 @@ docs: $(STAMP)
 
 pytest-compiled: $(COMPILED)/.built
 	MONOCEROS_EXPECT_COMPILED=1 PYTHONPATH=$(COMPILED) $(BIN)/pytest -q tests/unit tests/protocol
+
+## fuzz: each fuzz target (tests/fuzz/: HTTP/1.1, proxy resolution, WebSocket) under atheris for
+## FUZZ_TIME seconds, one after the other, from a seed corpus built from the hostile tests; the
+## corpus grows in build/fuzz/corpus and any finding lands in build/fuzz/findings (and fails).
+## Reproduce one with: .venv/bin/python -m tests.fuzz.run TARGET build/fuzz/findings/FILE
+FUZZ_TIME ?= 600
+FUZZ_TARGETS := http proxy websocket
+fuzz: $(STAMP)
+	rm -rf build/fuzz/seeds
+	$(BIN)/python -m tests.fuzz.corpus build/fuzz/seeds
+	mkdir -p build/fuzz/findings
+	set -e; for target in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$target; \
+		$(BIN)/python -m tests.fuzz.run $$target -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/findings/$$target- \
+			build/fuzz/corpus/$$target build/fuzz/seeds/$$target; \
+	done
+
+## fuzz-ci: `make fuzz` for 25 seconds a target (part of `make test`)
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_TIME=25
+
+## soak: the compiled server under 10 minutes of mixed load, sampled every second (RSS, fds,
+## connections, loop tasks); fails if memory grows or anything stays open (bench/soak.py).
+## Not part of `make test`. SOAK_ARGS="--duration 60 --warmup 10" for a short one.
+soak: $(COMPILED)/.built
+	PYTHONPATH=$(COMPILED) $(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 ## bench: monoceros against uvicorn, granian and hypercorn (and the bare-protocol ceiling), side by side
 bench: $(COMPILED)/.built

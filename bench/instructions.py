@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.endpoints import ECHO_BODY_BYTES, ENDPOINTS, Endpoint
 from bench.servers import DEFAULT_SERVERS, HOST, free_port, server_env
+from bench.ws_load import ECHO, FRAME
 
 WARMUP_REQUESTS = 200
 
@@ -115,6 +116,36 @@ class Client:
         self.buffer += data
 
 
+class WebSocketClient:
+    """One WebSocket session: the handshake, then a message at a time, each echo read whole
+    (bench/ws_load.py's prebuilt frames). A "request" is one message."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=120)
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(65536)
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101 "):
+            raise RuntimeError(f"handshake refused: {head[:60]!r}")
+
+    def exchange(self, request: bytes) -> None:
+        self.sock.sendall(FRAME)
+        while len(self.buffer) < len(ECHO):
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeError("the server closed the session")
+            self.buffer += data
+        if self.buffer[: len(ECHO)] != ECHO:
+            raise RuntimeError(f"unexpected echo {self.buffer[:40]!r}")
+        self.buffer = self.buffer[len(ECHO) :]
+
+
 def wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -156,7 +187,11 @@ def count(
     )
     try:
         wait_for_port(process, port, timeout=300)
-        client = Client(port, fresh=fresh, prefix=opening)
+        client: Client | WebSocketClient
+        if endpoint.websocket:
+            client = WebSocketClient(port, endpoint.path)
+        else:
+            client = Client(port, fresh=fresh, prefix=opening)
         request = request_bytes(endpoint, headers)
         for _ in range(WARMUP_REQUESTS):
             client.exchange(request)
@@ -217,7 +252,7 @@ def main() -> None:
     servers = dict(item.split("=", 1) for item in args.server) or {
         name: DEFAULT_SERVERS[name] for name in ("monoceros", "monoceros+obs")
     }
-    by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS if not endpoint.websocket}
+    by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS if not endpoint.http2}
     endpoints = [by_name[name] for name in args.endpoints.split(",")]
     print(f"{'server':<20} {'endpoint':<10} {'instructions/request':>22}")
     with tempfile.TemporaryDirectory(prefix="monoceros-callgrind-") as scratch:

@@ -84,16 +84,15 @@ def build_table(
     measurements: Sequence[Measurement],
     failures: dict[str, str],
 ) -> Table:
-    return {
-        endpoint.name: {
-            server: summarize(
-                [m for m in measurements if m.server == server and m.endpoint == endpoint.name],
-                failures.get(server),
-            )
-            for server in servers
-        }
-        for endpoint in endpoints
-    }
+    table: Table = {}
+    for endpoint in endpoints:
+        row = table[endpoint.name] = {}
+        for server in servers:
+            mine = [m for m in measurements if m.server == server and m.endpoint == endpoint.name]
+            # A server measured on some endpoints only (the workers row) has no row elsewhere.
+            if mine or server in failures:
+                row[server] = summarize(mine, failures.get(server))
+    return table
 
 
 def throughput_ratio(summary: Summary, baseline: Summary | None) -> float | None:
@@ -150,12 +149,31 @@ def render_ratio_lines(server: str, table: Table, baseline: str, failure: str | 
         return [f"{prefix}: n/a ({server} {failure})"]
     throughput, cpu = [], []
     for endpoint, row in table.items():
+        if server not in row or baseline not in row:
+            continue  # measured on some endpoints only (the workers row)
         flag = "*" if row[server].notes or row[baseline].notes else ""
         throughput.append(
             f"{endpoint} {_fmt(throughput_ratio(row[server], row[baseline]), '{:.2f}x')}{flag}"
         )
         cpu.append(f"{endpoint} {_fmt(cpu_ratio(row[server], row[baseline]), '{:.2f}x')}{flag}")
     return [f"{prefix}: {', '.join(throughput)}", f"{prefix} CPU per request: {', '.join(cpu)}"]
+
+
+def render_scaling_lines(servers: Sequence[str], table: Table) -> list[str]:
+    """The workers row: `monoceros-w2/monoceros: plaintext 1.71x`, each server over itself
+    with one process (requests/s; the -w2 runs are unpinned, so 2.00x is out of reach)."""
+    lines = []
+    for server in servers:
+        single = server.removesuffix("-w2")
+        if single == server or single not in servers:
+            continue
+        ratios = [
+            f"{endpoint} {_fmt(throughput_ratio(row[server], row[single]), '{:.2f}x')}"
+            for endpoint, row in table.items()
+            if server in row and single in row
+        ]
+        lines.append(f"{server}/{single} (scaling): {', '.join(ratios)}")
+    return lines
 
 
 def render_report(
@@ -175,6 +193,7 @@ def render_report(
     for server in servers:
         if server != baseline:
             lines += render_ratio_lines(server, table, baseline, failures.get(server))
+    lines += render_scaling_lines(servers, table)
     lines += [
         "",
         f"Ratios: higher is better. req/s: this server's over {baseline}'s. CPU: {baseline}'s "

@@ -36,6 +36,8 @@ from bench.servers import (
     HOST,
     HTTP2_ARGS,
     REPO_ROOT,
+    WORKER_ENDPOINTS,
+    WORKER_SERVERS,
     RunningServer,
     ServerFailed,
     ServerSpec,
@@ -67,7 +69,16 @@ class Settings:
 # --- measuring ----------------------------------------------------------------------------------
 
 
+def cpus_of(spec: ServerSpec, settings: Settings) -> tuple[str, str]:
+    """(the server's CPUs, the load generator's): apart, or for the workers row both all."""
+    if spec.workers_row:
+        everything = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+        return everything, everything
+    return settings.server_cpus, settings.wrk_cpus
+
+
 def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration: int) -> WrkResult:
+    wrk_cpus = cpus_of(server.spec, settings)[1]
     if endpoint.websocket:
         return run_ws_load(
             HOST,
@@ -75,7 +86,7 @@ def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration
             endpoint.path,
             connections=settings.connections,
             duration=duration,
-            cpus=settings.wrk_cpus,
+            cpus=wrk_cpus,
         )
     if endpoint.http2:
         return run_h2load(
@@ -83,14 +94,14 @@ def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration
             connections=settings.connections // H2_STREAMS or 1,
             streams=H2_STREAMS,
             duration=duration,
-            cpus=settings.wrk_cpus,
+            cpus=wrk_cpus,
         )
     script = str(REPO_ROOT / "bench" / endpoint.script) if endpoint.script else None
     return run_wrk(
         f"http://{HOST}:{server.port}{endpoint.path}",
         connections=settings.connections,
         duration=duration,
-        cpus=settings.wrk_cpus,
+        cpus=wrk_cpus,
         script=script,
         headers=endpoint.headers,
     )
@@ -131,6 +142,8 @@ def measure_server(
 ) -> Iterator[Measurement]:
     """The server on the HTTP/1.1 endpoints, then started again with HTTP/2 on for the h2-*
     ones (HTTP/1.1 is measured as users run it, without HTTP/2 turned on)."""
+    if spec.workers_row:
+        endpoints = [endpoint for endpoint in endpoints if endpoint.name in WORKER_ENDPOINTS]
     plain = [endpoint for endpoint in endpoints if not endpoint.http2]
     http2 = [endpoint for endpoint in endpoints if endpoint.http2]
     if plain:
@@ -151,7 +164,7 @@ def measure_started(
 
     A generator, so what was measured before a crash reaches the report.
     """
-    with running_server(spec, settings.server_cpus, settings.startup_timeout) as server:
+    with running_server(spec, cpus_of(spec, settings)[0], settings.startup_timeout) as server:
         checks = {endpoint.name: smoke_check(HOST, server.port, endpoint) for endpoint in endpoints}
         warm_up(server, settings, endpoints[0])
         for endpoint in endpoints:
@@ -317,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def select_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[ServerSpec]:
     """Defaults, then --server additions/overrides, then --monoceros-args, then --only."""
-    templates = dict(DEFAULT_SERVERS)
+    templates = {**DEFAULT_SERVERS, **WORKER_SERVERS}
     for spec in args.server:
         templates[spec.name] = spec.template
     if args.monoceros_args and "monoceros" in templates:
@@ -326,7 +339,10 @@ def select_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     unknown = [name for name in names if name not in templates]
     if unknown:
         parser.error(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(templates)}")
-    return [ServerSpec(name, templates[name], HTTP2_ARGS.get(name)) for name in names]
+    return [
+        ServerSpec(name, templates[name], HTTP2_ARGS.get(name), name in WORKER_SERVERS)
+        for name in names
+    ]
 
 
 def select_endpoints(names: list[str], parser: argparse.ArgumentParser) -> list[Endpoint]:

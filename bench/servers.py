@@ -46,6 +46,17 @@ DEFAULT_SERVERS: dict[str, str] = {
     "granian": "{python} -m granian --interface asgi --host 127.0.0.1 --port {port}"
     " --loop uvloop --log-level warning --no-access-log examples.app:app",
 }
+# The workers row: each server with two worker processes, unpinned (server and load generator
+# share both cores), measured on plaintext and json: how far each scales past one process.
+WORKER_SERVERS: dict[str, str] = {
+    "monoceros-w2": "{python} -m monoceros examples.app:app --host 127.0.0.1 --port {port}"
+    " --no-access-log --no-metrics --log-level warning --workers 2",
+    "uvicorn-w2": "{python} -m uvicorn examples.app:app --host 127.0.0.1 --port {port}"
+    " --no-access-log --log-level warning --loop uvloop --http httptools --workers 2",
+    "granian-w2": "{python} -m granian --interface asgi --host 127.0.0.1 --port {port}"
+    " --loop uvloop --log-level warning --no-access-log --workers 2 examples.app:app",
+}
+WORKER_ENDPOINTS = frozenset(("plaintext", "json"))
 # What each server adds to serve HTTP/2 by prior knowledge (h2c) for the h2-* endpoints;
 # a server not named here is not measured on them.
 HTTP2_ARGS: dict[str, str] = {
@@ -81,6 +92,7 @@ class ServerSpec:
     name: str
     template: str
     http2_args: str | None = None  # appended to serve HTTP/2; None: it does not
+    workers_row: bool = False  # unpinned, and measured on WORKER_ENDPOINTS only
 
     def command(self, port: int) -> list[str]:
         text = self.template.replace("{python}", shlex.quote(sys.executable))
@@ -89,7 +101,9 @@ class ServerSpec:
     def with_http2(self) -> ServerSpec:
         """The same server, started to serve HTTP/2 (h2c by prior knowledge)."""
         assert self.http2_args is not None
-        return ServerSpec(self.name, f"{self.template} {self.http2_args}".strip())
+        return ServerSpec(
+            self.name, f"{self.template} {self.http2_args}".strip(), workers_row=self.workers_row
+        )
 
 
 @dataclass(frozen=True)

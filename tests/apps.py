@@ -77,6 +77,22 @@ async def read_body(receive: Receive) -> bytes:
             return body
 
 
+async def read_all(receive: Receive, pause: int = 0) -> bytes | None:
+    """The whole request body, or None if the client (or the server, refusing the rest of the
+    request) ended it first; `pause` loop turns between two messages (an app that reads
+    slowly)."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message["body"]
+        if not message.get("more_body"):
+            return body
+        for _ in range(pause):
+            await asyncio.sleep(0)
+
+
 async def echo_body(scope: Scope, receive: Receive, send: Send) -> None:
     body = await read_body(receive)
     await send({"type": "http.response.start", "status": 200, "headers": []})

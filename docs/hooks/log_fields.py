@@ -131,8 +131,9 @@ FIELDS: tuple[Field, ...] = (
         "string",
         "`complete`; `error` (the app raised or did not respond); `disconnected` (the client "
         "left first); `rejected` (bad input the server answered itself: 400, 408, 413, 414, "
-        "431, 501); `aborted` (the request body broke after the response began, and the "
-        "server cut the connection)",
+        "431, 501); `aborted` (the server cut the connection in the middle of a response: the "
+        "request body broke or stopped arriving after the response began, or the client "
+        "stopped reading for `--timeout-send`)",
         ("request",),
     ),
     Field(

@@ -394,6 +394,22 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     help="Close idle keep-alive connections after this many seconds.",
 )
 @click.option(
+    "--timeout-request-body",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_default(HttpLimits, "body_timeout"),
+    show_default=True,
+    help="Seconds a request body may stop arriving while the app waits for it (408 if no "
+    "response has begun, else the connection is cut).",
+)
+@click.option(
+    "--timeout-send",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_default(HttpLimits, "send_timeout"),
+    show_default=True,
+    help="Seconds a response may wait on a client that stopped reading it; then the "
+    "connection is cut.",
+)
+@click.option(
     "--timeout-graceful-shutdown",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -501,6 +517,15 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     show_default=True,
     help="Header carrying the request id (taken from trusted proxies, else generated); "
     "empty to turn request ids off.",
+)
+@click.option(
+    "--loop-block-threshold",
+    type=click.FloatRange(min=0),
+    default=_default(ObserveSettings, "loop_block_threshold"),
+    show_default=True,
+    metavar="SECONDS",
+    help="Warn (with where it is stuck) and count monoceros_event_loop_blocked_total when the "
+    "event loop does not run for this long; 0 turns the watch off.",
 )
 @click.option(
     "--shutdown-delay",

@@ -38,6 +38,9 @@ DURATION_BUCKETS = (
 )
 # fmt: on
 MAX_DURATION_BUCKETS = 50
+# The loop's heartbeat comes with the server's housekeeping tick (every 0.25 s): a shorter
+# threshold would report a loop that is only between two ticks.
+MIN_LOOP_BLOCK_THRESHOLD = 0.5
 # --ssl-version: the ssl.PROTOCOL_* numbers a server can use (uvicorn's default is TLS_SERVER).
 _SSL_PROTOCOLS = ("TLS", "TLSv1", "TLSv1_1", "TLSv1_2", "TLS_SERVER")
 SSL_VERSIONS = {
@@ -102,15 +105,27 @@ class TLSSettings:
 class HttpLimits:
     """Per-connection limits. uvicorn has none of the size limits; the defaults follow the
     servers that do: Apache's LimitRequestLine (8190 bytes) and LimitRequestFields (100),
-    nginx's large_client_header_buffers (4 x 8k, so 32 KiB of headers), and Apache's
-    RequestReadTimeout header=20 for a slow client still sending its header block."""
+    nginx's large_client_header_buffers (4 x 8k, so 32 KiB of headers).
+
+    The slow-client deadlines. `header_timeout`: the whole head, 10 s (Apache's
+    RequestReadTimeout allows header=20, nginx's client_header_timeout 60 s; behind a proxy
+    the head arrives at once, and facing clients 20 s is generous to a slowloris).
+    `body_timeout`: the longest silence between two reads of a request body the app waits
+    for, 30 s (nginx's client_body_timeout is 60 s between reads; Apache's RequestReadTimeout
+    body=20 for the first byte, then extended as data comes), answered 408 when nothing of
+    the response is out yet. `send_timeout`: the longest a response may wait on a client that
+    stopped reading (the transport's buffer full), 30 s, then the connection is cut (nginx's
+    send_timeout and Apache's Timeout are 60 s between two writes). Both count silence, not
+    the whole transfer: a slow client that keeps going is never cut."""
 
     max_request_line: int = 8190
     max_header_count: int = 100
     max_header_bytes: int = 32768
     max_body_bytes: int = 100 * 1024 * 1024  # 0 means no limit
-    header_timeout: float = 20.0
+    header_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
+    body_timeout: float = 30.0
+    send_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -193,8 +208,18 @@ class ObserveSettings:
     metrics_duration_buckets: tuple[float, ...] = DURATION_BUCKETS
     # Paths whose requests write no access-log line: exact, or a prefix when ending in "*".
     access_log_exclude: tuple[str, ...] = ()
+    # Seconds the event loop may go without running before a warning (with where it is
+    # stuck) and monoceros_event_loop_blocked_total; 0: not watched (observe/watchdog.py).
+    # Generous by default: a loop blocked 5 s has failed every request in flight meanwhile.
+    loop_block_threshold: float = 5.0
 
     def __post_init__(self) -> None:
+        threshold = self.loop_block_threshold
+        if threshold != 0 and threshold < MIN_LOOP_BLOCK_THRESHOLD:
+            raise ValueError(
+                f"--loop-block-threshold must be 0 (off) or at least "
+                f"{MIN_LOOP_BLOCK_THRESHOLD}, not {threshold}"
+            )
         if self.log_format not in (None, "json", "console"):
             raise ValueError(f"--log-format must be json or console, not {self.log_format!r}")
         if self.log_schema not in get_args(LogSchema):
@@ -475,6 +500,8 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "limit_request_body": ("limits", "max_body_bytes"),
     "timeout_request_header": ("limits", "header_timeout"),
     "timeout_keep_alive": ("limits", "keep_alive_timeout"),
+    "timeout_request_body": ("limits", "body_timeout"),
+    "timeout_send": ("limits", "send_timeout"),
     "log_format": ("observe", "log_format"),
     "log_schema": ("observe", "log_schema"),
     "log_config": ("observe", "log_config"),
@@ -486,6 +513,7 @@ _GROUPED_OPTIONS: dict[str, tuple[str, str]] = {
     "trace_id_generate": ("observe", "trace_id_generate"),
     "metrics_duration_buckets": ("observe", "metrics_duration_buckets"),
     "access_log_exclude": ("observe", "access_log_exclude"),
+    "loop_block_threshold": ("observe", "loop_block_threshold"),
     "proxy_headers": ("proxy", "enabled"),
     "forwarded_allow_ips": ("proxy", "forwarded_allow_ips"),
     "forwarded_headers": ("proxy", "family"),

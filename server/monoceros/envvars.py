@@ -36,6 +36,7 @@ OUR_OPTIONS = frozenset(
         *("metrics_port", "request_id_header", "shutdown_delay", "proxy_protocol"),
         "http2_max_concurrent_streams",
         *("log_schema", "access_log_exclude", "metrics_duration_buckets", "trace_id_generate"),
+        *("timeout_request_body", "timeout_send", "loop_block_threshold"),
     }
 )
 # Variables uvicorn reads after its own UVICORN_* one.

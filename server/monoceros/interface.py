@@ -103,8 +103,9 @@ class ASGI2App:
 
 class FreshContext:
     """`--reset-contextvars`: each call of the app runs in a new, empty contextvars.Context
-    (nothing set at import or in the lifespan shows through), but for the request id this
-    server binds to the request, so the app's log lines still carry it."""
+    (nothing set at import or in the lifespan shows through), but for the exchange this server
+    binds to the request, so the app's log lines still carry its request id and none of its
+    credentials."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -19,6 +19,7 @@ from monoceros.loops import loop_factory
 from monoceros.observe.admin import AdminListener, Readiness
 from monoceros.observe.hub import Observability
 from monoceros.observe.trace import MessageLog, TracedProtocol, trace_enabled
+from monoceros.observe.watchdog import LoopWatchdog
 from monoceros.protocols.context import ConnectionContext, RequestLimit
 from monoceros.protocols.http import TICK, HttpProtocol
 from monoceros.protocols.observer import Observer
@@ -65,6 +66,10 @@ class Server:
         self._tick: asyncio.TimerHandle | None = None
         self._drain_waiter: asyncio.Task[None] | None = None
         self._force_exit_requested: asyncio.Event | None = None
+        threshold = config.observe.loop_block_threshold
+        self.watchdog = (
+            LoopWatchdog(threshold, self.observability.metrics) if threshold > 0 else None
+        )
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -91,6 +96,8 @@ class Server:
                 await self.shutdown(lifespan)
             return 0
         finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
             output.close()  # every line written before exit
 
     def request_exit(self) -> None:
@@ -117,6 +124,8 @@ class Server:
         # The admin listener comes up first: /readyz answers 503 while the app starts.
         if self.admin is not None:
             await self.admin.start()
+        if self.watchdog is not None:
+            self.watchdog.start()
         self._housekeeping()
         lifespan = self.lifespan = Lifespan(app, config.lifespan, self.context.app_state)
         await lifespan.startup()
@@ -175,6 +184,8 @@ class Server:
         """Every TICK: the application's and the admin listener's ServerState.tick."""
         loop = asyncio.get_running_loop()
         now, second = loop.time(), int(time.time())
+        if self.watchdog is not None:
+            self.watchdog.beat()
         self.state.tick(now)
         self.context.default_headers.at_second(second)
         if self.admin is not None:

@@ -223,15 +223,18 @@ def traffic(stack: Stack) -> Counter[tuple[str, int]]:
 
 @pytest.mark.parametrize(("image", "python"), [(i, p) for i, (p, _) in VARIANTS.items()])
 def test_image_variants(stack: Stack, image: str, python: str) -> None:
-    """Each variant runs its Python, with the request hot path compiled for it."""
+    """Each variant runs its Python, with the request hot path compiled for it, HTTP/2's
+    engine included (`--http2` works in the image)."""
     script = (
-        "import sys, monoceros, monoceros.protocols.http as m; "
-        "print('%d.%d' % sys.version_info[:2], monoceros.__version__, m.__file__)"
+        "import sys, monoceros, monoceros.protocols.http as m, monoceros.protocols.http2 as h2; "
+        "print('%d.%d' % sys.version_info[:2], monoceros.__version__, m.__file__, h2.__file__)"
     )
     command = ["docker", "run", "--rm", "--entrypoint", "python", image, "-c", script]
-    version, package, module = run(command, timeout=60).stdout.split()
+    version, package, module, http2 = run(command, timeout=60).stdout.split()
     assert (version, package) == (python, VERSION)
-    assert module.endswith(f"cpython-{python.replace('.', '')}-x86_64-linux-gnu.so"), module
+    suffix = f"cpython-{python.replace('.', '')}-x86_64-linux-gnu.so"
+    assert module.endswith(suffix), module
+    assert http2.endswith(suffix), http2
     labels = run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", image], 30)
     assert json.loads(labels.stdout)["org.opencontainers.image.base.name"] == VARIANTS[image][1]
 

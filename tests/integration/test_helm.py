@@ -649,6 +649,18 @@ def test_proxy_protocol_behind_an_nlb() -> None:
     assert service["metadata"]["annotations"][annotation] == "*"
 
 
+def test_http2_for_meshes() -> None:
+    """server.http2 turns the option on and tells whoever routes to the pods (a mesh, a
+    cloud load balancer) to speak h2c; off, the Service says nothing of it."""
+    rendered = render({"server": {"http2": True}})
+    assert rendered.server_env()["MONOCEROS_HTTP2"] == "true"
+    port = rendered.get("Service", suffix="monoceros")["spec"]["ports"][0]
+    assert port["appProtocol"] == "kubernetes.io/h2c"
+    default = render({}).get("Service", suffix="monoceros")["spec"]["ports"][0]
+    assert "appProtocol" not in default
+    assert "MONOCEROS_HTTP2" not in render({}).server_env()
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

@@ -53,12 +53,14 @@ REASONS = {
     "headers_too_large",
     "unsupported_coding",
     "overload",
+    "body_timeout",
 }
 LIMITS = {
     "limit_request_line": 1024,
     "limit_request_header_size": 4096,
     "limit_request_body": 1024,
     "timeout_request_header": 0.5,
+    "timeout_request_body": 0.5,
 }
 
 
@@ -291,6 +293,12 @@ REJECTIONS = [
         id="413",
     ),
     pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n", 408, "header_timeout", id="408"),
+    pytest.param(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+        408,
+        "body_timeout",
+        id="408-body",
+    ),
     pytest.param(
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
         501,

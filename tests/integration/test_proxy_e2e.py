@@ -144,9 +144,9 @@ def test_access_log_shows_client_and_peer() -> None:
     with ServerProcess("tests.apps:echo_scope", *args, env=env) as process:
         url = process.wait_listening(TIMEOUT)
         scope = get_scope(url + "/", {"x-forwarded-for": "203.0.113.7"})
-        line = process.wait_for_line(r'"client":"203\.0\.113\.7:0"', TIMEOUT).string
+        line = process.wait_for_line(r'"client":"203\.0\.113\.7","client_port":null', TIMEOUT)
     assert scope["client"] == ["203.0.113.7", 0]
-    assert '"peer":"127.0.0.1:' in line
+    assert '"peer":"127.0.0.1","peer_port":' in line.string
 
 
 # -- behind a real nginx --------------------------------------------------------------------

@@ -46,7 +46,8 @@ def server() -> Iterator[tuple[ServerProcess, str, str]]:
 
 def lines_of(process: ServerProcess, rid: str, count: int = 1) -> list[dict[str, Any]]:
     """The lines carrying request id `rid` (the access line and the app's), once there are
-    `count`."""
+    `count` (/log's request has three: its two records, then the access line, written when
+    the response is complete)."""
 
     def probe() -> list[dict[str, Any]] | None:
         found = [line for line in json_lines(process) if line.get("request_id") == rid]
@@ -60,7 +61,7 @@ def test_traceparent_reaches_the_access_line_and_the_app_s_records(
 ) -> None:
     process, url, _ = server
     response = httpx.get(url + "/log", headers={"traceparent": TRACEPARENT}, timeout=TIMEOUT)
-    lines = lines_of(process, response.headers["x-request-id"], count=2)
+    lines = lines_of(process, response.headers["x-request-id"], count=3)
     (access,) = [line for line in lines if line["logger"] == ACCESS_LOGGER]
     (record,) = [line for line in lines if line["event"] == "inside a request"]
     for line in (access, record):
@@ -84,7 +85,7 @@ def test_no_valid_traceparent_no_trace(
 ) -> None:
     process, url, _ = server
     response = httpx.get(url + "/log", headers=headers, timeout=TIMEOUT)
-    for line in lines_of(process, response.headers["x-request-id"], count=2):
+    for line in lines_of(process, response.headers["x-request-id"], count=3):
         assert line.get("trace_id") is None and line.get("span_id") is None, line
 
 
@@ -129,7 +130,7 @@ def test_the_duration_histogram_has_the_trace_as_exemplar_in_openmetrics_only(
     ]
     assert len(exemplars) == 1, metrics.text
     assert exemplars[0].labels == {"trace_id": trace_id, "span_id": SPAN_ID}
-    assert 0.2 <= exemplars[0].value < 5
+    assert 0.19 <= exemplars[0].value < 5  # the loop may wake a timer up to its clock tick early
     assert trace_id not in scrape(admin).text  # the Prometheus text format has no exemplars
 
 
@@ -165,8 +166,8 @@ def test_trace_id_generate_gives_every_request_a_trace_of_its_own() -> None:
         url = process.wait_listening(TIMEOUT)
         given = httpx.get(url + "/log", headers={"traceparent": TRACEPARENT}, timeout=TIMEOUT)
         made = [httpx.get(url + "/log", timeout=TIMEOUT) for _ in range(2)]
-        kept = lines_of(process, given.headers["x-request-id"], count=2)
-        generated = [lines_of(process, r.headers["x-request-id"], count=2) for r in made]
+        kept = lines_of(process, given.headers["x-request-id"], count=3)
+        generated = [lines_of(process, r.headers["x-request-id"], count=3) for r in made]
     assert {(line["trace_id"], line["span_id"]) for line in kept} == {(TRACE_ID, SPAN_ID)}
     traces = []
     for lines in generated:

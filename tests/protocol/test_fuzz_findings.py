@@ -23,26 +23,13 @@ import h11
 import pytest
 
 from monoceros.types import Receive, Scope, Send
-from tests.apps import send_text
+from tests.apps import read_all, send_text
 from tests.utils import RunningServer, ServerProcess, run_server
 from tests.wire import TIMEOUT, protocol_for, request, wire
 
 # (method, path) of every request that reached the app, in order.
 REACHED: list[tuple[str, str]] = []
 GATE = threading.Event()
-
-
-async def read_all(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client (or the server, rejecting the rest of
-    the request) ended it first."""
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body += message["body"]
-        if not message.get("more_body"):
-            return body
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

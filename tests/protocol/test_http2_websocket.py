@@ -151,6 +151,7 @@ def test_session_over_a_stream(server: RunningServer) -> None:
 
 
 def test_server_close_ends_the_stream(server: RunningServer) -> None:
+    RECORDER.sessions.clear()
     with H2Client(server.port) as client:
         session = connect(client)
         assert session.wait_status() == 200
@@ -164,6 +165,7 @@ def test_server_close_ends_the_stream(server: RunningServer) -> None:
         after = client.response(client.request("/plain"))  # the connection is still good
     assert session.response.ended
     assert after.body == b"plain"
+    assert [record.close_code for record in RECORDER.sessions] == [4000]
 
 
 def test_client_reset_is_a_disconnect(server: RunningServer) -> None:

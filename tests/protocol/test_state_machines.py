@@ -109,6 +109,14 @@ async def shut_down(connection: Connection, app: Held) -> None:
     await settle()
 
 
+async def stops_reading(connection: Connection, app: Held) -> None:
+    """The client reads nothing more: the next write fills the transport's buffer."""
+    connection.transport.stall_after = 0
+
+
+PART_OF_A_BODY = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"
+
+
 CONNECTION_TRANSITIONS = [
     pytest.param([], ConnectionState.IDLE, id="accepted-waits-for-a-request"),
     pytest.param([feed(GET[:10])], ConnectionState.READING_HEAD, id="part-of-a-head"),
@@ -126,6 +134,19 @@ CONNECTION_TRANSITIONS = [
     pytest.param([feed(GET), shut_down], ConnectionState.BUSY, id="shutdown-busy-finishes"),
     pytest.param(
         [feed(GET), shut_down, answer()], ConnectionState.CLOSED, id="shutdown-then-answered"
+    ),
+    pytest.param([feed(GET), expire], ConnectionState.BUSY, id="slow-app-has-no-deadline"),
+    pytest.param([feed(PART_OF_A_BODY)], ConnectionState.BUSY, id="body-arriving"),
+    pytest.param([feed(PART_OF_A_BODY), expire], ConnectionState.CLOSED, id="body-stopped"),
+    pytest.param(
+        [feed(GET), stops_reading, answer((b"connection", b"close"))],
+        ConnectionState.CLOSING,
+        id="closing-with-the-buffer-full",
+    ),
+    pytest.param(
+        [feed(GET), stops_reading, answer((b"connection", b"close")), expire],
+        ConnectionState.CLOSED,
+        id="closing-past-the-send-deadline",
     ),
     pytest.param([feed(b"NOT HTTP\r\n\r\n")], ConnectionState.CLOSED, id="refused"),
     pytest.param([feed(UPGRADE)], ConnectionState.CLOSED, id="handed-to-a-websocket-session"),

@@ -18,9 +18,11 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from wsproto.frame_protocol import FrameProtocol
 
 from monoceros.observe.access import Literals, render_session
 from monoceros.protocols.events import SessionFinished
+from monoceros.protocols.websocket import WebSocketProtocol
 from tests.apps import FLOOD_SENT, WEBSOCKET_CLOSES, wait_for_close, websocket_echo
 from tests.integration.helpers import TLSFiles
 from tests.utils import Recorder, RunningServer, run_server
@@ -486,3 +488,39 @@ def test_invalid_utf8_in_a_fragment_fails_at_once(
     sock.sendall(masked_frame(CONTINUATION, b"\xce\xbc\xed\xa0\x80", fin=False))  # a surrogate
     assert server_close_code(sock, rest) == 1007
     assert wait_for_close("/echo")[0] == 1007
+
+
+def test_a_read_of_tiny_frames_queues_at_most_max_queue_messages(
+    server: RunningServer, engine: str
+) -> None:
+    """Found by the WebSocket fuzz target (tests/fuzz/websocket_target.py): one read full of
+    tiny frames was parsed at once, so the messages waiting for an app that had not read yet
+    were bounded per read, not by --ws-max-queue (64 KiB of 7-byte frames: ~9,000 messages,
+    about 35 times the bytes). Now the rest waits as bytes, and every message still arrives,
+    in order."""
+    count = 4000
+    frames = b"".join(masked_frame(TEXT, b"%d" % (i % 10)) for i in range(count))
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(UPGRADE_REQUEST % b"/stall")  # the app reads only after 0.3 s
+        head, _, echoed = sock.recv(4096).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        port = sock.getsockname()[1]
+        sock.sendall(frames)
+        time.sleep(0.15)  # the server has read what it will before the app reads
+        sessions = [
+            c
+            for c in server.server.state.connections
+            if isinstance(c, WebSocketProtocol) and c.peer is not None and c.peer[1] == port
+        ]
+        queued = len(sessions[0]._queue)
+        client = FrameProtocol(client=True, extensions=[])
+        client.receive_bytes(echoed)
+        texts: list[str] = []
+        while len(texts) < count:
+            texts += [str(frame.payload) for frame in client.received_frames()]
+            if len(texts) < count:
+                chunk = sock.recv(65536)
+                assert chunk, f"closed after {len(texts)} echoes"
+                client.receive_bytes(chunk)
+    assert queued <= 32 + 1, f"{queued} messages queued (--ws-max-queue 32)"
+    assert texts == [str(i % 10) for i in range(count)]

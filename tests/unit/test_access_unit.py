@@ -363,9 +363,14 @@ def restore_logging() -> Iterator[None]:
 
 
 class Exchange:
+    """An exchange being served, as the log output sees one."""
+
     def __init__(self, request_id: str | None, trace: TraceContext | None = None) -> None:
         self.request_id = request_id
         self.trace = trace
+
+    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+        return []
 
 
 TRACE = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")

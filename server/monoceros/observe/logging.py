@@ -3,18 +3,20 @@
 structlog renders the server's own events and, through `ProcessorFormatter`, every stdlib
 `logging` record (the app's included, with its `extra=` fields), as JSON lines or readable
 console output. All lines go to one `LineBuffer` on stdout. The request id and trace context of
-the request being served are added to every record emitted inside it (see
-`protocols/events.current_exchange`). --log-schema renames the fields of JSON lines
-(observe/log_schemas.py).
+the request being served are added to every record emitted inside it, and its credentials
+are kept out (see `protocols/events.current_exchange`). --log-schema renames the fields of
+JSON lines (observe/log_schemas.py).
 """
 
 from __future__ import annotations
 
+import base64
 import configparser
 import json
 import logging
 import logging.config
 import os
+import re
 import sys
 from typing import Any, Literal
 
@@ -69,6 +71,64 @@ def add_pid(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     return event
 
 
+# Header fields whose values are credentials: never written to a log line, in whatever the
+# line carries (a message, an exception an app raised with one in it, a traceback).
+SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
+REDACTED = "[redacted]"
+# The parts of a secret value that are hidden too (a token without its scheme, one cookie's
+# value), when at least this long: shorter ones are words a line may hold for other reasons.
+MIN_SECRET_PART = 6
+_SEPARATORS = re.compile(r"[\s;,=]+")
+
+
+def secrets_in(fields: Any) -> list[str]:
+    """The secret values among header `fields` (name, value) and their parts, as text, the
+    longest first (so no part of a longer one is left behind)."""
+    found: set[str] = set()
+    for field in fields:
+        if not isinstance(field, tuple | list) or len(field) != 2:
+            continue
+        name, value = field
+        if not isinstance(name, bytes) or name.lower() not in SECRET_FIELDS:
+            continue
+        if not isinstance(value, bytes) or not value:
+            continue
+        text = value.decode("latin-1")
+        found.add(text)
+        parts = _SEPARATORS.split(text)
+        if name.lower() != b"set-cookie" or len(parts) < 2:
+            found.update(part for part in parts if len(part) >= MIN_SECRET_PART)
+        else:  # name=value; attributes: only the value is secret
+            found.update(part for part in parts[1:2] if len(part) >= MIN_SECRET_PART)
+        if len(parts) > 1 and parts[0].lower() == "basic":
+            try:
+                credentials = base64.b64decode(parts[1], validate=True).decode("latin-1")
+            except ValueError:
+                continue
+            found.add(credentials)
+            found.update(p for p in credentials.split(":") if len(p) >= MIN_SECRET_PART)
+    return sorted(found, key=len, reverse=True)
+
+
+def redact_secrets(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """Replace the current exchange's credentials (Authorization, Proxy-Authorization,
+    Cookie, Set-Cookie values and their parts) in every text of the line: the message, the
+    rendered exception, any field."""
+    exchange = current_exchange.get()
+    if exchange is None:
+        return event
+    secrets = secrets_in(exchange.secret_fields())
+    if not secrets:
+        return event
+    for key, value in event.items():
+        if isinstance(value, str):
+            for secret in secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            event[key] = value
+    return event
+
+
 def shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -94,7 +154,10 @@ class _LineHandler(logging.Handler):
             line = getattr(record, "monoceros_line", None)
             if line is None:
                 line = self.format(record).encode("utf-8", "backslashreplace") + b"\n"
-            self.output.write(line)
+            if self.output.on_loop_thread():
+                self.output.write(line)
+            else:  # a thread pool's, or the loop watchdog's: the loop may not flush for a while
+                self.output.write_now(line)
         except Exception:
             self.handleError(record)
 
@@ -173,7 +236,7 @@ def configure_logging(
     # anything print() wrote before it, so the two come out in the order they were written.
     output.immediate = log_format == "console"
     shared = shared_processors()
-    last: list[Processor] = [structlog.processors.format_exc_info]
+    last: list[Processor] = [structlog.processors.format_exc_info, redact_secrets]
     if log_format == "json":
         renamed = schema_processor(schema)
         if renamed is not None:

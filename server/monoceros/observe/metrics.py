@@ -147,6 +147,12 @@ class HttpMetrics:
         self.connection_rejections: dict[str, int] = {}  # reason -> count
         self.websocket_sessions = 0
         self.websocket_closes: dict[int, int] = {}  # close code -> sessions
+        self.loop_blocks = 0
+
+    def loop_blocked(self) -> None:
+        """The event loop went longer than --loop-block-threshold without running (counted
+        by the watchdog's thread, observe/watchdog.py)."""
+        self.loop_blocks += 1
 
     def connection_opened(self) -> None:
         self.connections_accepted += 1
@@ -233,6 +239,7 @@ class MetricsSnapshot:
     rejections: dict[str, int] = field(default_factory=dict)  # reason -> count
     connection_rejections: dict[str, int] = field(default_factory=dict)  # reason -> count
     websocket_closes: dict[int, int] = field(default_factory=dict)  # close code -> sessions
+    loop_blocks: int = 0
     # Gauges: only live processes contribute (`add(..., gauges=False)` for exited ones).
     active_requests: list[int] = field(default_factory=lambda: [0] * ACTIVE_SLOTS)
     connections_open: int = 0
@@ -247,6 +254,7 @@ class MetricsSnapshot:
         self.app_exceptions += other.app_exceptions
         self.connections_accepted += other.connections_accepted
         self.keepalive_reuses += other.keepalive_reuses
+        self.loop_blocks += other.loop_blocks
         _add_counts(self.rejections, other.rejections)
         _add_counts(self.connection_rejections, other.connection_rejections)
         _add_counts(self.websocket_closes, other.websocket_closes)
@@ -275,4 +283,5 @@ def snapshot_of(http: HttpMetrics) -> MetricsSnapshot:
         connections_open=http.connections_open,
         websocket_closes=http.websocket_closes,
         websocket_sessions=http.websocket_sessions,
+        loop_blocks=http.loop_blocks,
     )

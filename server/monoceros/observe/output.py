@@ -7,6 +7,9 @@ longer than one loop turn, and `close()` flushes what is left at exit.
 
 `immediate` (the console format, for people): every line goes out as it is written, after
 whatever print() left in sys.stdout, so the two come out in the order they were written.
+Lines from other threads (an app logging from a thread pool, the loop watchdog while the loop
+is blocked) go out at once through `write_now`: the buffer and the loop's callbacks are the
+loop thread's alone.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from typing import BinaryIO
 
 FLUSH_THRESHOLD = 64 * 1024
@@ -27,12 +31,23 @@ class LineBuffer:
         self.immediate = False
         self._pending = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._scheduled = False
+        self._lock = threading.Lock()  # one thread at a time in write_now
 
     def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Buffer while `loop` runs; with None, every write goes straight out."""
         self.flush()
         self._loop = loop
+        self._loop_thread = threading.get_ident() if loop is not None else 0
+
+    def on_loop_thread(self) -> bool:
+        return self._loop_thread == threading.get_ident()
+
+    def write_now(self, line: bytes) -> None:
+        """Write `line` at once (from any thread)."""
+        with self._lock:
+            self._write_out(line)
 
     def write(self, line: bytes) -> None:
         self._pending += line
@@ -55,6 +70,9 @@ class LineBuffer:
         if not self._pending:
             return
         data, self._pending = bytes(self._pending), bytearray()
+        self._write_out(data)  # stdout's BufferedWriter keeps whole writes whole
+
+    def _write_out(self, data: bytes) -> None:
         try:
             if self.immediate and self._text is not None:
                 self._text.flush()

@@ -41,7 +41,7 @@ from monoceros.observe.metrics import (
 from monoceros.observe.metrics import (
     Exemplar as Traced,
 )
-from monoceros.protocols.observer import CONNECTION_REJECTION_REASONS, REJECTION_REASONS
+from monoceros.protocols.observer import CONNECTION_REJECTION_REASONS, REASONS
 
 logger = logging.getLogger("monoceros.error")
 
@@ -110,13 +110,18 @@ def render(
         "overload).",
         labels=["reason"],
     )
-    for reason in REJECTION_REASONS.values():
+    for reason in REASONS:
         rejected.add_metric([reason], snapshot.rejections.get(reason, 0))
     yield rejected
     yield CounterMetricFamily(
         "monoceros_app_exceptions",
         "Requests whose app raised or failed to respond.",
         value=snapshot.app_exceptions,
+    )
+    yield CounterMetricFamily(
+        "monoceros_event_loop_blocked",
+        "Times the event loop did not run for longer than --loop-block-threshold.",
+        value=snapshot.loop_blocks,
     )
     yield GaugeMetricFamily(
         "monoceros_websocket_sessions_active",

@@ -148,6 +148,11 @@ class RequestCycle:
         self.disconnected = True
         self._wake()
 
+    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+        """The request's header fields and the response's (once started), for the log output
+        to find the secrets among (observe/logging.py)."""
+        return [*self.scope["headers"], *self._headers]
+
     def response_begun(self) -> bool:
         """Whether any of the response is on the wire (the head goes out with the first body
         message, so `http.response.start` alone writes nothing)."""

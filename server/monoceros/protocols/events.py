@@ -82,10 +82,14 @@ class Exchange(Protocol):
     request_id: str | None
     trace: TraceContext | None
 
+    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+        """The header fields (request's, and response's once started) that may hold
+        credentials: observe/logging.py keeps their values out of every log line."""
+
 
 # The exchange being served, set once in its own context (one ContextVar.set per request: each
 # costs ~1,000 instructions): log records emitted while it runs, the app's included, carry its
-# request id and trace context.
+# request id and trace context, and none of its credentials.
 current_exchange: ContextVar[Exchange | None] = ContextVar("monoceros_exchange", default=None)
 
 

@@ -17,7 +17,7 @@ from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.cycle import RequestCycle, admit
 from monoceros.protocols.flow_control import FlowControl
 from monoceros.protocols.head import error_response
-from monoceros.protocols.observer import REJECTION_REASONS
+from monoceros.protocols.observer import BODY_TIMEOUT, REJECTION_REASONS
 from monoceros.protocols.reader import (
     MAX_QUEUED,
     NO_LIMIT,
@@ -44,7 +44,9 @@ HTTP2_PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 class ConnectionState(enum.Enum):
     IDLE = "waiting for a request (keep-alive deadline)"
     READING_HEAD = "receiving a request head (header deadline)"
-    BUSY = "a request is with the app (no deadline)"
+    BUSY = "a request is with the app (body and send deadlines: the client's silences)"
+    # A client that reads nothing would hold a closing transport (and its buffer) for good.
+    CLOSING = "closed by us, the client yet to read what is buffered (send deadline)"
     CLOSED = "closed"
 
 
@@ -119,6 +121,9 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the connection is being answered with an error and closed
+        if self.conn_state is ConnectionState.BUSY and not self.flow.writing_paused:
+            # The client is sending (a body, or what it pipelines): its silence starts anew.
+            self.deadline = self.state.now + self.context.limits.body_timeout + TICK
         if self._sniffing:
             data = self._sniffed + data
             seen = HTTP2_PREFACE[: len(data)]
@@ -138,9 +143,17 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
+        if self.conn_state is ConnectionState.BUSY:
+            self.deadline = self._busy_deadline()  # the client stopped reading: --timeout-send
+        elif self.conn_state is ConnectionState.CLOSING:
+            self.deadline = self.state.now + self.context.limits.send_timeout + TICK
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        if self.conn_state is ConnectionState.BUSY:
+            self.deadline = self._busy_deadline()
+        elif self.conn_state is ConnectionState.CLOSING:
+            self.deadline = math.inf  # it reads again: the transport closes once all is out
 
     # -- reading requests ----------------------------------------------------------------------
 
@@ -211,7 +224,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
     def _start(self, cycle: RequestCycle) -> None:
         self.cycle = cycle
         self.conn_state = ConnectionState.BUSY
-        self.deadline = math.inf
+        self.deadline = self._busy_deadline()
         app = admit(self.app, self.context, self.state, cycle.scope, self._served > 0)
         self._served += 1
         # The app runs in a real Task of its own, from its first step to its last:
@@ -299,9 +312,10 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         self.conn_state = ConnectionState.IDLE
         self.deadline = self.state.now + timeout + TICK
 
-    def _reject(self, status: int) -> None:
-        """The reader refused the request being parsed: nothing more is read. The requests
-        before it are answered first, in order; then `status`, and the connection closes."""
+    def _reject(self, status: int, reason: str = "") -> None:
+        """The reader refused the request being parsed (or its body stopped coming: `reason`
+        tells the observer which): nothing more is read. The requests before it are answered
+        first, in order; then `status`, and the connection closes."""
         self.flow.pause_reading()
         self._refused = status
         self._unparsed = b""
@@ -312,7 +326,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         if message is not None and message is self.cycle:
             # Its body broke while the app was answering it: the app sees a disconnect.
             if self.context.observer is not None:
-                self.context.observer.request_rejected(None, REJECTION_REASONS[status])
+                self.context.observer.request_rejected(None, reason or REJECTION_REASONS[status])
             if message.response_begun():
                 message.abandon(message.status, "aborted")
                 self.abort()  # a response is under way: cutting it short is the only signal
@@ -358,6 +372,46 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
             self._send_error(408)
         elif self.conn_state is ConnectionState.IDLE:
             self.close()
+        elif self.conn_state is ConnectionState.BUSY:
+            self._check_client(now)
+        elif self.conn_state is ConnectionState.CLOSING:
+            self.transport.abort()  # what is buffered will never be read
+
+    def _busy_deadline(self) -> float:
+        """While a request is with the app, only the client's silences have a deadline: not
+        reading the response (--timeout-send), or not sending the body the app waits for
+        (--timeout-request-body)."""
+        limits = self.context.limits
+        if self.flow.writing_paused:
+            return self.state.now + limits.send_timeout + TICK
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body:
+            return self.state.now + limits.body_timeout + TICK
+        return math.inf
+
+    def _check_client(self, now: float) -> None:
+        """A busy connection's deadline passed: cut a client that stopped reading, answer one
+        that stopped sending the body 408 (or cut it, once the response has begun); if what
+        waits is the app, not the client (it is slow, or does not read its body, so reading
+        is paused, or the client waits for the 100 Continue the app's first `receive` sends),
+        nothing happens and the deadline moves on."""
+        cycle = self.cycle
+        if cycle is not None and self.flow.writing_paused:
+            cycle.abandon(cycle.status, "aborted")
+            self.abort()  # close() would wait for the client to read what is buffered
+        elif (
+            cycle is not None
+            and cycle.more_body
+            and not cycle.expect_continue
+            and not self.flow.reading_paused
+        ):
+            if self.reader.message is cycle:
+                self._reject(408, BODY_TIMEOUT)
+            else:
+                cycle.abandon(cycle.status, "aborted")
+                self.abort()
+        else:
+            self.deadline = self._busy_deadline()
 
     def shutdown(self) -> None:
         """Graceful shutdown: idle keep-alive connections close now, busy ones after their
@@ -372,9 +426,15 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
                 self.deadline = min(self.deadline, self.state.now + FRESH_CONNECTION_GRACE + TICK)
 
     def close(self) -> None:
-        if self.conn_state is not ConnectionState.CLOSED:
-            self.deadline = math.inf
-            self.transport.close()
+        state = self.conn_state
+        if state is ConnectionState.CLOSED or state is ConnectionState.CLOSING:
+            return
+        self.deadline = math.inf
+        self.transport.close()  # the transport writes what it holds first
+        if self.flow.writing_paused:
+            # ... to a client that reads nothing just now: --timeout-send bounds the wait.
+            self.conn_state = ConnectionState.CLOSING
+            self.deadline = self.state.now + self.context.limits.send_timeout + TICK
 
     def abort(self) -> None:
         if self.conn_state is not ConnectionState.CLOSED:

@@ -27,6 +27,11 @@ REJECTION_REASONS: Final[dict[int, str]] = {
     501: "unsupported_coding",
     503: "overload",
 }
+# A request body that stopped arriving for --timeout-request-body (answered 408 when no
+# response had begun).
+BODY_TIMEOUT: Final = "body_timeout"
+# Every reason `request_rejected` may be given (the metric's label values).
+REASONS: Final = (*REJECTION_REASONS.values(), BODY_TIMEOUT)
 
 
 # Why a connection was refused before any request: `Observer.connection_rejected`'s reason

@@ -202,6 +202,10 @@ class RequestReader:
         if not self.parsing_head:
             self._trailer_field(name, value)
             return
+        if value and (value[-1] == 32 or value[-1] == 9):
+            # RFC 9112 section 5: whitespace after the value is not part of it (httptools
+            # drops only the whitespace before).
+            value = value.rstrip(b" \t")
         name = name.lower()
         if name == b"host":
             self._hosts += 1

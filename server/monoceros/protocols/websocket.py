@@ -91,12 +91,19 @@ class WebSocketProtocol(asyncio.Protocol):
         self._queue: deque[Message] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._early: list[bytes] = []  # bytes the client sent before we accepted
+        # Received beyond --ws-max-queue waiting messages: given to the engine as the app
+        # takes messages. The engine is fed a frame at a time: `_frame_left` bytes of the
+        # current frame are still to come, and a frame header split by a read waits in `_head`.
+        self._unread = b""
+        self._frame_left = 0
+        self._head = b""
         self._message = MessageAssembler(settings.max_size)
         self._closing = False  # a close frame sent or received: no more messages out
         self._ping: asyncio.TimerHandle | None = None
         self._pong: asyncio.TimerHandle | None = None
         self._ping_payload = b""
         self._status = 0
+        self._accepted = False  # 101 (HTTP/1.1) or 200 (HTTP/2) sent: the session opened
         self._close_code = 0
         self._close_reason = ""
         self._denial: list[bytes] = []
@@ -153,6 +160,40 @@ class WebSocketProtocol(asyncio.Protocol):
             self._early.append(data)
             self.flow.pause_reading()
             return
+        if self._unread:  # messages wait for the app already: these bytes wait behind them
+            self._unread += data
+            self.flow.pause_reading()
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Give `data` to the engine a frame at a time, and stop once --ws-max-queue messages
+        wait for the app: the rest waits as the bytes it came as, with reading paused, so a
+        read full of tiny frames costs its own size, not a message per frame."""
+        if self._head:
+            data = self._head + data
+            self._head = b""
+        start, end = 0, len(data)
+        max_queue = self.settings.max_queue
+        while start < end:
+            if len(self._queue) >= max_queue:
+                self._unread = data[start:]
+                break
+            left = self._frame_left
+            if not left:
+                left = frame_size(data, start)
+                if not left:  # the frame's header is not all here yet
+                    self._head = data[start:]
+                    break
+            stop = min(end, start + left)
+            self._frame_left = left - (stop - start)
+            self._receive(data if stop - start == end else data[start:stop])
+            start = stop
+        self._flush()
+        if len(self._queue) >= max_queue:
+            self.flow.pause_reading()
+
+    def _receive(self, data: bytes) -> None:
         for event in self.engine.receive(data):
             if type(event) is Part:
                 self._part(event)
@@ -162,9 +203,6 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._closing = True
             elif type(event) is Pong:
                 self._pong_received(event.payload)
-        self._flush()
-        if len(self._queue) >= self.settings.max_queue:
-            self.flow.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._session_ended()
@@ -175,13 +213,15 @@ class WebSocketProtocol(asyncio.Protocol):
     def _session_ended(self) -> None:
         """The session's end, however it came: the app hears of it, the observer sees it."""
         self._lost = True
+        self._unread = b""
         self._closing = True
         self.session = Session.CLOSED
         self.deadline = math.inf
         self.flow.connection_lost()
         self._cancel_timers()
         self._disconnected(ABNORMAL_CLOSURE)
-        code = self._close_code if self._status == 101 else 0
+        # A session answered with HTTP instead (a denial, a refusal) has no close code.
+        code = self._close_code if self._accepted else 0
         self.state.connection_closed(self)
         observer = self.context.observer
         if observer is None:
@@ -245,6 +285,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- the ASGI side -------------------------------------------------------------------------
 
+    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+        """The upgrade request's header fields (see `events.current_exchange`)."""
+        return list(self.scope["headers"])
+
     async def _run(self) -> None:
         current_exchange.set(self)  # this Task's own context: app logs carry its ids
         try:
@@ -274,8 +318,13 @@ class WebSocketProtocol(asyncio.Protocol):
         message = self._queue[0]
         if message["type"] != "websocket.disconnect":
             self._queue.popleft()
-            if len(self._queue) < self.settings.max_queue:
-                self.flow.resume_reading()
+            max_queue = self.settings.max_queue
+            if len(self._queue) < max_queue:
+                if self._unread:
+                    waiting, self._unread = self._unread, b""
+                    self._feed(waiting)
+                if not self._unread and len(self._queue) < max_queue:
+                    self.flow.resume_reading()
         return message
 
     async def send(self, message: Message) -> None:
@@ -321,6 +370,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
             raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client")
         self._status = self._send_acceptance(subprotocol, message)
+        self._accepted = True
         self.session = Session.OPEN
         self._flush()
         self._schedule_ping()
@@ -429,6 +479,23 @@ class WebSocketProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if not self._lost:
             self.transport.abort()
+
+
+def frame_size(data: bytes, start: int) -> int:
+    """The length of the frame that begins at `start` in `data`, header included (RFC 6455
+    section 5.2), or 0 while its header is not all in `data`."""
+    available = len(data) - start
+    if available < 2:
+        return 0
+    second = data[start + 1]
+    length = second & 0x7F
+    extended = 2 if length == 126 else 8 if length == 127 else 0
+    head = 2 + extended + (4 if second & 0x80 else 0)
+    if available < head:
+        return 0
+    if extended:
+        length = int.from_bytes(data[start + 2 : start + 2 + extended], "big")
+    return head + length
 
 
 def _request_head(scope: Scope) -> bytes:
