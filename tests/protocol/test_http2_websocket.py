@@ -14,6 +14,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from monoceros.errors import ClientDisconnected
 from monoceros.protocols.events import SessionFinished
 from monoceros.types import Receive, Scope, Send
 from tests.h2client import CANCEL, H2Client
@@ -21,6 +22,7 @@ from tests.utils import Recorder, RunningServer, run_server
 
 ENABLE_CONNECT_PROTOCOL = 0x8
 SEEN: list[dict[str, object]] = []
+SHORT = 0.5  # --timeout-send where a test sets it
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,6 +59,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             return
         if message.get("text") == "close":
             await send({"type": "websocket.close", "code": 4000})
+            continue
+        if message.get("text") == "flood":  # 1 MiB: far more than a window holds
+            try:
+                for _ in range(64):
+                    await send({"type": "websocket.send", "bytes": b"x" * 16384})
+            except ClientDisconnected:
+                SEEN.append({"flood": "send failed"})
             continue
         await send({"type": "websocket.send", "text": "echo " + (message.get("text") or "")})
 
@@ -199,6 +208,27 @@ def test_client_reset_is_a_disconnect(server: RunningServer) -> None:
     assert {"disconnect": 1006} in SEEN
     assert record.status == 200 and record.scope["http_version"] == "2"
     assert record.close_code == 1006
+
+
+def test_window_kept_shut_resets_the_session() -> None:
+    """A client that grants no window for the session's messages: once the stream has been
+    stalled for --timeout-send it is reset, and the app, waiting in send(), hears of it."""
+    SEEN.clear()
+    with (
+        run_server(
+            app, lifespan="off", http2=True, observer=RECORDER, timeout_send=SHORT
+        ) as running,
+        H2Client(running.port, auto_window=False) as client,  # no WINDOW_UPDATE, ever
+    ):
+        session = connect(client)
+        assert session.wait_status() == 200
+        session.send_text("flood")
+        client.read(lambda: session.response.reset is not None)
+        (record,) = sessions_of(client)
+        client.read(lambda: {"disconnect": 1006} in SEEN)
+    assert session.response.reset == CANCEL
+    assert {"flood": "send failed"} in SEEN
+    assert (record.status, record.close_code) == (200, 1006)
 
 
 def test_denial_is_an_http_answer_on_the_stream(server: RunningServer) -> None:
