@@ -399,7 +399,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     default=_default(HttpLimits, "body_timeout"),
     show_default=True,
     help="Seconds a request body may stop arriving while the app waits for it (408 if no "
-    "response has begun, else the connection is cut).",
+    "response has begun, else the connection is cut; over HTTP/2, the stream).",
 )
 @click.option(
     "--timeout-send",
@@ -407,7 +407,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     default=_default(HttpLimits, "send_timeout"),
     show_default=True,
     help="Seconds a response may wait on a client that stopped reading it; then the "
-    "connection is cut.",
+    "connection is cut (over HTTP/2, the stream whose window it keeps shut).",
 )
 @click.option(
     "--timeout-graceful-shutdown",

@@ -1,21 +1,27 @@
 """Hostile HTTP/2 peers: the known attacks on HTTP/2 servers (rapid reset, CONTINUATION flood,
-HPACK bomb, PING and SETTINGS floods, a window kept shut), malformed frames, and requests past
-the server's limits. Each gets a clear answer (a status, RST_STREAM or GOAWAY with a code), the
-app is spared what it should never see, and the server goes on serving."""
+HPACK bomb, PING and SETTINGS floods, a window kept shut), malformed frames, requests past
+the server's limits, and slow clients (a body that stops arriving, a response nobody reads).
+Each gets a clear answer (a status, RST_STREAM or GOAWAY with a code), the app is spared what
+it should never see, and the server goes on serving."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Iterator
 
 import hpack
 import pytest
 
+from monoceros.errors import ClientDisconnected
+from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.http2 import MAX_CONTROL_FRAMES_PER_SECOND
 from monoceros.types import Receive, Scope, Send
+from tests.apps import read_all
 from tests.h2client import (
+    CANCEL,
     CONTINUATION,
     DATA,
     END_HEADERS,
@@ -27,6 +33,7 @@ from tests.h2client import (
     PROTOCOL_ERROR,
     RST_STREAM,
     SETTINGS,
+    TIMEOUT,
     WINDOW_UPDATE,
     H2Client,
     frame,
@@ -276,6 +283,198 @@ def test_idle_connection_is_closed() -> None:
         frames = frames_until_closed(sock, timeout=5)
     assert time.monotonic() - started < 3
     assert goaway_code(frames) == NO_ERROR
+
+
+# -- slow clients: --timeout-request-body and --timeout-send -------------------------------
+
+SHORT = 1.0  # both deadlines, in seconds (the server's tick adds up to 0.25 s)
+MiB = 1024 * 1024
+MAX_WINDOW = 2**31 - 1
+INITIAL_WINDOW_SIZE = 0x4
+# What the deadline app saw, by path: the request body (None for a disconnect), or, for a
+# download, "complete" or the type of the message `receive()` gave once `send()` failed.
+SEEN: dict[str, object] = {}
+DEADLINES = Recorder()
+
+
+async def deadline_app(scope: Scope, receive: Receive, send: Send) -> None:
+    path = scope["path"]
+    if path == "/slow-app":  # reads its body only after three deadlines
+        await asyncio.sleep(3 * SHORT)
+    if path in ("/download", "/flood"):  # 1 MiB in 16 KiB chunks; 64 MiB in 1 MiB chunks
+        await read_all(receive)
+        chunk = CHUNK if path == "/download" else b"x" * MiB
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        with contextlib.suppress(ClientDisconnected):
+            for _ in range(64):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # A producer that awaits something between chunks (a file, a database): the
+                # frames reach the transport, whose back-pressure then holds send().
+                await asyncio.sleep(0)
+            await send({"type": "http.response.body", "body": b""})
+            SEEN[path] = "complete"
+            return
+        SEEN[path] = (await receive())["type"]
+        return
+    if path == "/stream-then-read":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+    body = SEEN[path] = await read_all(receive)
+    if body is None:
+        return
+    if path == "/stream-then-read":
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"%d bytes" % len(body)})
+
+
+@pytest.fixture(scope="module")
+def deadlines() -> Iterator[RunningServer]:
+    with run_server(
+        deadline_app,
+        lifespan="off",
+        http2=True,
+        observer=DEADLINES,
+        timeout_request_body=SHORT,
+        timeout_send=SHORT,
+    ) as running:
+        yield running
+
+
+def test_body_that_stops_arriving_gets_408(deadlines: RunningServer) -> None:
+    """One stream's body stops part-way: that stream is answered 408 once it has been silent
+    for --timeout-request-body; a stream beside it whose body trickles in (never silent that
+    long) is served."""
+    DEADLINES.rejected.clear()
+    with H2Client(deadlines.port) as client:
+        stalled = client.request(
+            "/stalled", method="POST", headers=[("content-length", "100")], end=False
+        )
+        client.send_body(stalled, b"x" * 40, end=False)
+        silent_since = time.monotonic()
+        trickle = client.request("/trickle", method="POST", end=False)
+        refused = client.responses[stalled]
+        trickled = 0
+        while not refused.ended and refused.reset is None:
+            assert time.monotonic() - silent_since < TIMEOUT, "no answer to the stalled stream"
+            read_for(client, SHORT * 0.4)
+            client.send_body(trickle, b"x", end=False)
+            trickled += 1
+        waited = time.monotonic() - silent_since
+        for _ in range(3):  # the trickle goes on after its neighbour's 408
+            read_for(client, SHORT * 0.4)
+            client.send_body(trickle, b"x", end=False)
+            trickled += 1
+        client.send_body(trickle, b"", end=True)
+        served = client.response(trickle)
+    assert refused.status == 408
+    assert SHORT <= waited < SHORT + 1.5, waited
+    assert (served.status, served.body) == (200, b"%d bytes" % trickled)
+    assert SEEN["/stalled"] is None  # the app saw a disconnect, not a short body
+    record = record_for(DEADLINES, "/stalled")
+    assert (record.status, record.outcome, record.bytes_received) == (408, "rejected", 40)
+    assert (None, "body_timeout") in DEADLINES.rejected
+
+
+def test_body_that_stops_after_the_response_began_is_reset(deadlines: RunningServer) -> None:
+    """A response under way cannot become a 408: the stream is reset, and the access log
+    says so."""
+    with H2Client(deadlines.port) as client:
+        stream = client.request(
+            "/stream-then-read", method="POST", headers=[("content-length", "100")], end=False
+        )
+        client.send_body(stream, b"x" * 40, end=False)
+        response = client.response(stream)
+    assert (response.status, response.body, response.reset) == (200, b"first", CANCEL)
+    assert SEEN["/stream-then-read"] is None
+    assert record_for(DEADLINES, "/stream-then-read").outcome == "aborted"
+
+
+def test_app_that_does_not_read_is_not_the_clients_fault(deadlines: RunningServer) -> None:
+    """The app reads its body only after three deadlines: the server stops reading (and so
+    granting window) once it holds 64 KiB unread, so the client's silence meanwhile is the
+    server's doing."""
+    size = MiB
+    with H2Client(deadlines.port) as client:
+        stream = client.request("/slow-app", method="POST", end=False)
+        client.send_body(stream, b"x" * size)
+        response = client.response(stream)
+    assert (response.status, response.body) == (200, b"%d bytes" % size)
+
+
+def test_client_waiting_for_100_continue_is_not_timed_out(deadlines: RunningServer) -> None:
+    """A client that sent `Expect: 100-continue` sends its body once the app's first
+    `receive()` has sent the 100: until then its silence is the app's doing."""
+    with H2Client(deadlines.port) as client:
+        stream = client.request(
+            "/slow-app",
+            method="POST",
+            headers=[("content-length", "5"), ("expect", "100-continue")],
+            end=False,
+        )
+        response = client.responses[stream]
+        client.read(lambda: bool(response.informational))  # after three deadlines
+        assert response.informational[0][0] == 100
+        client.send_body(stream, b"hello")
+        client.response(stream)
+    assert (response.status, response.body) == (200, b"5 bytes")
+
+
+def test_window_kept_shut_is_reset_after_the_send_deadline(deadlines: RunningServer) -> None:
+    """A client that never opens its flow-control window: the stream is reset once it has
+    been stalled for --timeout-send, and the app, waiting in `send()`, sees a disconnect."""
+    with H2Client(deadlines.port, auto_window=False) as client:  # no WINDOW_UPDATE, ever
+        stream = client.request("/download")
+        started = time.monotonic()
+        response = client.response(stream)
+        waited = time.monotonic() - started
+        later = client.request("/")  # the connection goes on (its window is shut too)
+        client.read(lambda: client.responses[later].status != 0)
+    assert (response.status, response.reset) == (200, CANCEL)
+    assert len(response.body) < 64 * len(CHUNK)
+    assert SHORT <= waited < SHORT + 1.5, waited
+    assert wait_for_seen("/download") == "http.disconnect"
+    record = record_for(DEADLINES, "/download")
+    assert (record.status, record.outcome) == (200, "aborted")
+
+
+def test_peer_that_reads_nothing_is_cut(deadlines: RunningServer) -> None:
+    """Windows wide open, but the client reads nothing from its socket: the server's writes
+    back up until the transport pauses, and once it has been paused for --timeout-send the
+    connection is cut."""
+    with H2Client(deadlines.port, settings={INITIAL_WINDOW_SIZE: MAX_WINDOW}) as client:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        client.conn.increment_flow_control_window(MAX_WINDOW - 65535)
+        client.flush()
+        client.request("/flood")
+        record = record_for(DEADLINES, "/flood")  # never reads a byte
+    assert (record.status, record.outcome) == (200, "aborted")
+    assert record.bytes_sent < 64 * MiB
+    assert wait_for_seen("/flood") == "http.disconnect"
+
+
+def read_for(client: H2Client, seconds: float) -> None:
+    """Handle what the server sends for `seconds`, sending nothing of our own."""
+    until = time.monotonic() + seconds
+    client.read(lambda: time.monotonic() >= until)
+
+
+def wait_for_seen(path: str) -> object:
+    deadline = time.monotonic() + TIMEOUT
+    while path not in SEEN and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return SEEN.get(path, "nothing seen")
+
+
+def record_for(recorder: Recorder, path: str) -> RequestFinished:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        for record in recorder.requests:
+            if record.scope["path"] == path:
+                return record
+        time.sleep(0.01)
+    raise AssertionError(f"no record for {path}: {recorder.requests}")
 
 
 # -- helpers -------------------------------------------------------------------------------

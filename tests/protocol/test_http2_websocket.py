@@ -5,6 +5,7 @@ connection's other streams go on beside it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,12 +14,15 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from monoceros.errors import ClientDisconnected
+from monoceros.protocols.events import SessionFinished
 from monoceros.types import Receive, Scope, Send
 from tests.h2client import CANCEL, H2Client
 from tests.utils import Recorder, RunningServer, run_server
 
 ENABLE_CONNECT_PROTOCOL = 0x8
 SEEN: list[dict[str, object]] = []
+SHORT = 0.5  # --timeout-send where a test sets it
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,6 +59,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             return
         if message.get("text") == "close":
             await send({"type": "websocket.close", "code": 4000})
+            continue
+        if message.get("text") == "flood":  # 1 MiB: far more than a window holds
+            try:
+                for _ in range(64):
+                    await send({"type": "websocket.send", "bytes": b"x" * 16384})
+            except ClientDisconnected:
+                SEEN.append({"flood": "send failed"})
             continue
         await send({"type": "websocket.send", "text": "echo " + (message.get("text") or "")})
 
@@ -114,6 +125,24 @@ class WsOverH2:
         return found[0]
 
 
+def sessions_of(client: H2Client) -> list[SessionFinished]:
+    """The records of the sessions on `client`'s connection, once there is one: the server
+    notes a session's end on its own thread, and may yet be noting an earlier test's (whose
+    client closed its connection as the test ended)."""
+    address = client.sock.getsockname()
+    found: list[SessionFinished] = []
+
+    def recorded() -> bool:
+        found[:] = [record for record in RECORDER.sessions if record.peer == address]
+        return bool(found)
+
+    deadline = time.monotonic() + 5
+    while not recorded():
+        assert time.monotonic() < deadline, "the session's end was never recorded"
+        time.sleep(0.01)
+    return found
+
+
 def connect(client: H2Client, path: str = "/chat", **extra: str) -> WsOverH2:
     headers = [("sec-websocket-version", "13"), *extra.items()]
     return WsOverH2(client, path, headers)
@@ -151,7 +180,6 @@ def test_session_over_a_stream(server: RunningServer) -> None:
 
 
 def test_server_close_ends_the_stream(server: RunningServer) -> None:
-    RECORDER.sessions.clear()
     with H2Client(server.port) as client:
         session = connect(client)
         assert session.wait_status() == 200
@@ -163,23 +191,44 @@ def test_server_close_ends_the_stream(server: RunningServer) -> None:
         client.send_body(session.stream, b"".join(session.frames.data_to_send()), end=True)
         client.read(lambda: session.response.ended)
         after = client.response(client.request("/plain"))  # the connection is still good
+        records = sessions_of(client)
     assert session.response.ended
     assert after.body == b"plain"
-    assert [record.close_code for record in RECORDER.sessions] == [4000]
+    assert [record.close_code for record in records] == [4000]
 
 
 def test_client_reset_is_a_disconnect(server: RunningServer) -> None:
     SEEN.clear()
-    RECORDER.sessions.clear()
     with H2Client(server.port) as client:
         session = connect(client)
         assert session.wait_status() == 200
         client.reset(session.stream, CANCEL)
         client.read(lambda: any("disconnect" in seen for seen in SEEN))
-        client.read(lambda: bool(RECORDER.sessions))
+        (record,) = sessions_of(client)
     assert {"disconnect": 1006} in SEEN
-    record = RECORDER.sessions[-1]
     assert record.status == 200 and record.scope["http_version"] == "2"
+    assert record.close_code == 1006
+
+
+def test_window_kept_shut_resets_the_session() -> None:
+    """A client that grants no window for the session's messages: once the stream has been
+    stalled for --timeout-send it is reset, and the app, waiting in send(), hears of it."""
+    SEEN.clear()
+    with (
+        run_server(
+            app, lifespan="off", http2=True, observer=RECORDER, timeout_send=SHORT
+        ) as running,
+        H2Client(running.port, auto_window=False) as client,  # no WINDOW_UPDATE, ever
+    ):
+        session = connect(client)
+        assert session.wait_status() == 200
+        session.send_text("flood")
+        client.read(lambda: session.response.reset is not None)
+        (record,) = sessions_of(client)
+        client.read(lambda: {"disconnect": 1006} in SEEN)
+    assert session.response.reset == CANCEL
+    assert {"flood": "send failed"} in SEEN
+    assert (record.status, record.close_code) == (200, 1006)
 
 
 def test_denial_is_an_http_answer_on_the_stream(server: RunningServer) -> None:

@@ -50,6 +50,10 @@ class StreamHost:
         """The stream's unread body passed (or fell back under) its bound."""
         raise NotImplementedError
 
+    def now(self) -> float:
+        """The server's coarse clock (ServerState.now), for the stream's deadlines."""
+        raise NotImplementedError
+
 
 class StreamTunnel:
     """What runs on a stream opened by an extended CONNECT (RFC 8441), in place of a request's
@@ -79,7 +83,13 @@ class H2Stream(ResponseChannel):
         # here); writing: paused while the peer's window is closed or the transport is full.
         self.flow = FlowControl(cast(Any, self))
         self.window_closed = False
-        self.stalled_since = 0.0  # the clock when the peer's window closed on us
+        # The clock when the peer's window last held all our parked bytes back (it closed, or
+        # it opened too little to let any out): --timeout-send counts from it.
+        self.stalled_since = 0.0
+        self.parked = 0  # body bytes zttp holds for want of window
+        # The clock when the request body last arrived (or could first have, once the stream
+        # opened or the 100 Continue went out): --timeout-request-body counts from it.
+        self.last_heard = host.now()
         self.reading_paused = False
         self.finished = False
         self.cycle: H2RequestCycle | None = None
@@ -111,19 +121,31 @@ class H2Stream(ResponseChannel):
         stream = self.connection.stream(self.stream_id)
         stream.send_data(data)
         self.host.frames_queued()
-        if stream.pending_bytes:  # past the peer's window: parked until it grants more
-            self.window_closed = True
-            self.flow.pause_writing()
+        parked = stream.pending_bytes
+        if parked:  # past the peer's window: parked until it grants more
+            if not self.window_closed:
+                self.window_closed = True
+                self.stalled_since = self.host.now()
+                self.flow.pause_writing()
+            self.parked = parked
 
     def end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.connection.stream(self.stream_id).end_message(trailers)
         self.host.frames_queued()
 
     def window_opened(self) -> None:
-        """A WINDOW_UPDATE came: parked bytes may have gone out."""
-        if self.window_closed and not self.connection.stream(self.stream_id).pending_bytes:
+        """A WINDOW_UPDATE came: parked bytes may have gone out. Any that did restart the
+        stall clock: --timeout-send counts a peer's silence, not a slow read."""
+        if not self.window_closed:
+            return
+        parked = self.connection.stream(self.stream_id).pending_bytes
+        if not parked:
             self.window_closed = False
+            self.parked = 0
             self.flow.resume_writing()
+        elif parked < self.parked:
+            self.parked = parked
+            self.stalled_since = self.host.now()
 
     # -- the ResponseChannel -----------------------------------------------------------------
 
@@ -163,6 +185,7 @@ class H2RequestCycle(RequestCycle):
 
     def _send_continue(self) -> None:
         self.stream.informational(100, [])
+        self.stream.last_heard = self.stream.host.now()  # the client sends its body only now
 
     def _send_head(self, body_length: int | None) -> None:
         """The HEADERS frame: the app's fields (checked, lowercased) and ours."""

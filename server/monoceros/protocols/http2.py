@@ -24,7 +24,7 @@ from monoceros.protocols.events import TraceContext, rejected_record
 from monoceros.protocols.flow_control import HIGH_WATER
 from monoceros.protocols.h2_stream import CANCEL, H2RequestCycle, H2Stream, StreamHost
 from monoceros.protocols.head import STATUS_LINES
-from monoceros.protocols.observer import REJECTION_REASONS
+from monoceros.protocols.observer import BODY_TIMEOUT, REJECTION_REASONS
 from monoceros.protocols.scope import (
     METHODS,
     ConnectionFacts,
@@ -43,12 +43,11 @@ NO_ERROR: Final = 0x0
 PROTOCOL_ERROR: Final = 0x1
 REFUSED_STREAM: Final = 0x7
 ENHANCE_YOUR_CALM: Final = 0xB
-# How late a deadline may fire (the server's housekeeping tick), and how often a connection
-# with open streams looks for stalled ones.
+# How late a deadline may fire (the server's housekeeping tick), and how often, at least, a
+# connection with open streams looks for silent clients (--timeout-request-body, and
+# --timeout-send for a window kept shut).
 TICK: Final = 0.25
 STALL_CHECK: Final = 1.0
-# A stream whose peer keeps its window closed this long is reset (it holds the app's send()).
-SEND_STALL_TIMEOUT: Final = 30.0
 # Control frames (SETTINGS, PING, WINDOW_UPDATE) a peer may send per second before the
 # connection is closed with ENHANCE_YOUR_CALM: zttp answers each SETTINGS and PING, so a flood
 # of them would make us write as fast as it reads.
@@ -91,6 +90,8 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         self._opened = 0  # streams the client has opened, refused ones too
         self._flush_scheduled = False
         self._writing_paused = False
+        self._writing_paused_since = 0.0  # the clock when the transport's buffer filled up
+        self._idle_until = math.inf  # the keep-alive deadline, while no stream is open
         self._reading_paused = False
         self._paused_streams = 0  # streams whose unread body is over its bound
         self._control_frames = 0
@@ -138,8 +139,10 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._writing_paused_since = self.state.now
         for stream in self.streams.values():
             stream.flow.pause_writing()
+        self._set_deadline(self.deadline)  # the peer reads nothing just now: --timeout-send
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -221,7 +224,8 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         if event.protocol is not None:
             self._websocket(stream, scope, headers)
             return
-        cycle = H2RequestCycle(scope, stream, context, bool(event.expect_continue))
+        expect_continue = not event.end_stream and _expects_continue(headers)
+        cycle = H2RequestCycle(scope, stream, context, expect_continue)
         stream.cycle = cycle
         if event.end_stream:
             cycle.more_body = False
@@ -276,7 +280,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         )
         if self._writing_paused:
             session.flow.pause_writing()
-        self.deadline = self.state.now + STALL_CHECK
+        self.deadline = min(self.deadline, self.state.now + STALL_CHECK)
         session.start(b"")
 
     def _request_id(self, headers: list[tuple[bytes, bytes]]) -> str:
@@ -300,24 +304,29 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         self._served += 1
         if self._writing_paused:
             cycle.stream.flow.pause_writing()
-        self.deadline = self.state.now + STALL_CHECK
+        self.deadline = min(self.deadline, self.state.now + STALL_CHECK)
         self.state.track(self.loop.create_task(cycle.run(app)))
 
     def _body(self, stream: H2Stream, cycle: H2RequestCycle, data: bytes) -> None:
+        if data:  # an empty DATA frame is no progress
+            stream.last_heard = self.state.now
         max_body = self.context.limits.max_body_bytes
         if max_body and cycle.bytes_received + len(data) > max_body:
-            self._body_refused(stream, cycle, 413)
+            self._body_refused(stream, cycle, 413, REJECTION_REASONS[413])
             return
         cycle.body_received(data)
         if cycle.buffered > HIGH_WATER and not stream.reading_paused:
             stream.flow.pause_reading()
 
-    def _body_refused(self, stream: H2Stream, cycle: H2RequestCycle, status: int) -> None:
-        """The body went past a limit while the app had the request: a `status` answer if
-        nothing of the response went out, else the stream is reset."""
+    def _body_refused(
+        self, stream: H2Stream, cycle: H2RequestCycle, status: int, reason: str
+    ) -> None:
+        """The body went past a limit (or stopped arriving: `reason` tells the observer which)
+        while the app had the request: a `status` answer if nothing of the response went
+        out, else the stream is reset."""
         observer = self.context.observer
         if observer is not None:
-            observer.request_rejected(None, REJECTION_REASONS[status])
+            observer.request_rejected(None, reason)
         if cycle.response_begun():
             cycle.abandon(cycle.status, "aborted")
             self.reset_stream(stream, CANCEL)
@@ -397,6 +406,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         if not stream.finished and not self.closed:
             self.connection.stream(stream.stream_id).reset(error_code)
             self.frames_queued()
+        stream.flow.connection_lost()  # an app waiting in send() for window hears of it
         if stream.cycle is not None:
             stream.cycle.client_gone()
         self.stream_finished(stream)
@@ -413,6 +423,12 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         elif self._paused_streams <= 0 and self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
+            now = self.state.now
+            for other in self.streams.values():
+                other.last_heard = now  # their silence while we did not read was ours
+
+    def now(self) -> float:
+        return self.state.now
 
     def _after_stream(self) -> None:
         if self.streams:
@@ -433,23 +449,80 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
             self.transport.write(data)
 
     def _idle(self) -> None:
-        self.deadline = self.state.now + self.context.limits.keep_alive_timeout + TICK
+        self._idle_until = self.state.now + self.context.limits.keep_alive_timeout
+        self._set_deadline(self._idle_until + TICK)
+
+    def _set_deadline(self, deadline: float) -> None:
+        """Set the deadline, or an earlier one if the transport's buffer is full: a peer that
+        reads nothing for --timeout-send is cut off, whatever else the connection waits for."""
+        if self._writing_paused:
+            cut_off = self._writing_paused_since + self.context.limits.send_timeout + TICK
+            deadline = min(deadline, cut_off)
+        self.deadline = deadline
 
     def check_deadline(self, now: float) -> None:
-        """The server's housekeeping tick: an idle connection closes; a stream stalled on a
-        closed window past SEND_STALL_TIMEOUT is reset."""
-        if not self.streams:
-            self.shutdown()
+        """The server's housekeeping tick, once `self.deadline` has passed: an idle connection
+        closes; a client that reads nothing for --timeout-send is cut off (the connection, if
+        it leaves the socket full; else the stream whose window it keeps shut); a request body
+        that stops arriving for --timeout-request-body is answered 408 (or its stream reset,
+        once the response has begun)."""
+        limits = self.context.limits
+        if self._writing_paused and now >= self._writing_paused_since + limits.send_timeout + TICK:
+            self._cut_off()
             return
+        if not self.streams:
+            if self.closing or now >= self._idle_until:
+                self.shutdown()
+            else:
+                self._set_deadline(self._idle_until + TICK)  # woken by a write pause that has ended
+            return
+        next_check = now + STALL_CHECK
         for stream in list(self.streams.values()):
             if stream.window_closed:
-                if not stream.stalled_since:
-                    stream.stalled_since = now
-                elif now - stream.stalled_since > SEND_STALL_TIMEOUT:
-                    self.reset_stream(stream, CANCEL)
+                stalled_until = stream.stalled_since + limits.send_timeout + TICK
+                if now >= stalled_until:
+                    self._stalled(stream)
+                    continue
+                next_check = min(next_check, stalled_until)
+            cycle = stream.cycle
+            if (
+                cycle is None
+                or not cycle.more_body
+                # The wait is ours, not the client's: it waits for the 100 Continue the app's
+                # first receive() sends, or we stopped reading because the app reads nothing.
+                # Its silence counts from the 100, or from when we read again.
+                or cycle.expect_continue
+                or self._reading_paused
+            ):
+                continue
+            silent_until = stream.last_heard + limits.body_timeout + TICK
+            if now >= silent_until:
+                self._body_refused(stream, cycle, 408, BODY_TIMEOUT)
             else:
-                stream.stalled_since = 0.0
-        self.deadline = now + STALL_CHECK
+                next_check = min(next_check, silent_until)
+        if self.streams:  # else the last stream's end set the keep-alive deadline
+            self._set_deadline(next_check)
+
+    def _stalled(self, stream: H2Stream) -> None:
+        """The peer kept the stream's window shut for --timeout-send: RST_STREAM, and its app
+        (waiting in send()) sees a disconnect."""
+        cycle = stream.cycle
+        if cycle is not None:
+            cycle.abandon(cycle.status, "aborted")
+        self.reset_stream(stream, CANCEL)
+        if stream.tunnel is not None:
+            stream.tunnel.stream_gone()
+
+    def _cut_off(self) -> None:
+        """The peer has read nothing for --timeout-send and the socket is full: what is
+        buffered will never be read, so the connection is aborted (close() would wait on
+        it). Its apps see a disconnect; the responses under way are logged as aborted."""
+        for stream in self.streams.values():
+            cycle = stream.cycle
+            if cycle is not None and cycle.response_begun():
+                cycle.abandon(cycle.status, "aborted")
+        self.deadline = math.inf
+        self.abort()
 
     def shutdown(self) -> None:
         """GOAWAY with the last stream id: streams under way finish, new ones are refused,
@@ -467,9 +540,15 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         self.closing = True
         if not self.closed:
             self._flush()  # what the last stream queued goes out before the close
-            self.deadline = math.inf
+            # The transport writes what it holds first: --timeout-send bounds that wait.
+            self._set_deadline(math.inf)
             self.transport.close()
 
     def abort(self) -> None:
         if not self.closed:
             self.transport.abort()
+
+
+def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
+    """`Expect: 100-continue` (RFC 9110 section 10.1.1): zttp does not report it on HTTP/2."""
+    return any(name == b"expect" and value.lower() == b"100-continue" for name, value in headers)
