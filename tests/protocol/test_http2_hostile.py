@@ -301,16 +301,16 @@ async def deadline_app(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope["path"]
     if path == "/slow-app":  # reads its body only after three deadlines
         await asyncio.sleep(3 * SHORT)
-    if path in ("/download", "/flood"):  # 1 MiB in 16 KiB chunks; 64 MiB in 1 MiB chunks
+    if path in ("/download", "/flood", "/eager-flood"):  # 1 MiB of 16 KiB; 64 MiB of 1 MiB
         await read_all(receive)
         chunk = CHUNK if path == "/download" else b"x" * MiB
         await send({"type": "http.response.start", "status": 200, "headers": []})
         with contextlib.suppress(ClientDisconnected):
             for _ in range(64):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                # A producer that awaits something between chunks (a file, a database): the
-                # frames reach the transport, whose back-pressure then holds send().
-                await asyncio.sleep(0)
+                if path != "/eager-flood":  # which never yields but in send()
+                    # A producer that awaits something between chunks (a file, a database).
+                    await asyncio.sleep(0)
             await send({"type": "http.response.body", "body": b""})
             SEEN[path] = "complete"
             return
@@ -452,6 +452,21 @@ def test_peer_that_reads_nothing_is_cut(deadlines: RunningServer) -> None:
     assert (record.status, record.outcome) == (200, "aborted")
     assert record.bytes_sent < 64 * MiB
     assert wait_for_seen("/flood") == "http.disconnect"
+
+
+def test_app_that_never_yields_is_held_by_back_pressure(deadlines: RunningServer) -> None:
+    """An app that sends chunk after chunk without awaiting anything else, to a client with
+    windows wide open that reads nothing: frames go out as they pile up, so the transport's
+    back-pressure holds send() and the response is not buffered whole in memory."""
+    with H2Client(deadlines.port, settings={INITIAL_WINDOW_SIZE: MAX_WINDOW}) as client:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        client.conn.increment_flow_control_window(MAX_WINDOW - 65535)
+        client.flush()
+        client.request("/eager-flood")
+        record = record_for(DEADLINES, "/eager-flood")  # never reads a byte
+    assert (record.status, record.outcome) == (200, "aborted")
+    assert record.bytes_sent < 64 * MiB
+    assert wait_for_seen("/eager-flood") == "http.disconnect"
 
 
 def read_for(client: H2Client, seconds: float) -> None:

@@ -36,8 +36,8 @@ CANCEL = 0x8
 class StreamHost:
     """What a stream asks of its connection (http2.py's Http2Protocol)."""
 
-    def frames_queued(self) -> None:
-        """zttp has frames to send: flush them (soon)."""
+    def frames_queued(self, size: int = 0) -> None:
+        """zttp has frames to send (`size` bytes of DATA among them): flush them (soon)."""
         raise NotImplementedError
 
     def stream_finished(self, stream: H2Stream) -> None:
@@ -120,7 +120,7 @@ class H2Stream(ResponseChannel):
     def send_data(self, data: bytes) -> None:
         stream = self.connection.stream(self.stream_id)
         stream.send_data(data)
-        self.host.frames_queued()
+        self.host.frames_queued(len(data))
         parked = stream.pending_bytes
         if parked:  # past the peer's window: parked until it grants more
             if not self.window_closed:

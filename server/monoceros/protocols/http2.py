@@ -52,6 +52,10 @@ STALL_CHECK: Final = 1.0
 # connection is closed with ENHANCE_YOUR_CALM: zttp answers each SETTINGS and PING, so a flood
 # of them would make us write as fast as it reads.
 MAX_CONTROL_FRAMES_PER_SECOND: Final = 1000
+# Frames are written once per loop turn, or at once past this many DATA bytes: an app that
+# sends chunk after chunk without yielding then meets the transport's back-pressure in send()
+# instead of buffering its whole response in memory (HTTP/1.1 writes each chunk at once).
+FLUSH_THRESHOLD: Final = 64 * 1024
 # Streams one connection may open before it is closed gracefully (GOAWAY, then the client
 # opens a new connection, as nginx does after keepalive_requests, 1000). zttp treats its
 # 4096th stream on a connection as a flood and fails the connection with every stream on it;
@@ -89,6 +93,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         self._served = 0
         self._opened = 0  # streams the client has opened, refused ones too
         self._flush_scheduled = False
+        self._unflushed = 0  # DATA bytes queued since the last flush
         self._writing_paused = False
         self._writing_paused_since = 0.0  # the clock when the transport's buffer filled up
         self._idle_until = math.inf  # the keep-alive deadline, while no stream is open
@@ -389,8 +394,11 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
 
     # -- StreamHost ----------------------------------------------------------------------------
 
-    def frames_queued(self) -> None:
-        if not self._flush_scheduled and not self.closed:
+    def frames_queued(self, size: int = 0) -> None:
+        self._unflushed += size
+        if self._unflushed > FLUSH_THRESHOLD:
+            self._flush()
+        elif not self._flush_scheduled and not self.closed:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
@@ -442,6 +450,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._unflushed = 0
         if self.closed:
             return
         data = self.connection.data_to_send()
