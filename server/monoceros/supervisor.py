@@ -75,7 +75,7 @@ class Supervisor:
             self.app_metrics = WorkerMetricsDirectory()
             group = GroupCollector(self.status, config.observe.metrics_duration_buckets)
             registry = build_registry(group, self.app_metrics, process=False)
-            admin_app = AdminApp(registry)
+            admin_app = AdminApp(lambda: registry)
             admin_app.before_scrape = self.refresh
             self.admin = AdminListener(admin_app, config)
 

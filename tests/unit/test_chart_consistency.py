@@ -215,7 +215,7 @@ def test_ports_and_probes_match_the_server(values: dict[str, Any]) -> None:
 def test_probe_paths_are_served_by_the_admin_listener(
     path: str, readiness: Readiness, status: int
 ) -> None:
-    app = AdminApp(CollectorRegistry())
+    app = AdminApp(CollectorRegistry)
     app.readiness = readiness
     sent: list[dict[str, Any]] = []
 

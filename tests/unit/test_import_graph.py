@@ -9,6 +9,8 @@ one without the other.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,16 @@ def test_imports_go_down_the_layers(module: str) -> None:
         if layer is None or layer > own:
             upward.append(target)
     assert upward == [], f"{module} imports from a higher layer"
+
+
+def test_serving_does_not_import_prometheus_client() -> None:
+    """prometheus-client takes tens of milliseconds to import: a process imports it at its first
+    scrape of /metrics (observe/hub.served_registry), not before it serves its first request."""
+    probe = (
+        "import sys, monoceros.cli, monoceros.server, monoceros.observe.hub; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prometheus_client'))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert imported.strip() == "[]", imported

@@ -11,9 +11,7 @@ import enum
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from typing import TYPE_CHECKING
 
 from monoceros.config import Config, ListenSettings
 from monoceros.errors import StartupError
@@ -23,6 +21,9 @@ from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.state import ServerState
 from monoceros.sockets import bind_socket, describe
 from monoceros.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 logger = logging.getLogger("monoceros.error")
 
@@ -34,8 +35,11 @@ class Readiness(enum.Enum):
 
 
 class AdminApp:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
+    def __init__(self, registry: Callable[[], CollectorRegistry]) -> None:
+        """`registry` makes what /metrics serves, at the first scrape: prometheus-client takes
+        tens of milliseconds to import, which the process's startup does not wait for."""
+        self._make_registry = registry
+        self._registry: CollectorRegistry | None = None
         self.readiness = Readiness.STARTING
         # The supervisor asks its workers for fresh counts here before each scrape.
         self.before_scrape: Callable[[], Awaitable[None]] | None = None
@@ -51,10 +55,15 @@ class AdminApp:
             for name, value in scope["headers"]:
                 if name == b"accept":
                     accept = value
+            from prometheus_client.exposition import choose_encoder  # see __init__
+
+            registry = self._registry
+            if registry is None:
+                registry = self._registry = self._make_registry()
             encoder, content_type = choose_encoder(accept.decode("latin-1"))
             if self.before_scrape is not None:
                 await self.before_scrape()
-            await _respond(send, 200, content_type.encode(), encoder(self.registry))
+            await _respond(send, 200, content_type.encode(), encoder(registry))
         elif path == "/healthz":
             await _respond(send, 200, b"text/plain; charset=utf-8", b"ok\n")
         elif path == "/readyz":

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from monoceros.config import Config
 from monoceros.observe import Observers
 from monoceros.observe.access import AccessLog
 from monoceros.observe.access_logger import LoggedAccess, configured
 from monoceros.observe.admin import AdminApp, Readiness
-from monoceros.observe.app_metrics import default_registry
 from monoceros.observe.console import ConsoleAccessLine
 from monoceros.observe.logging import current_output, resolve_colors, resolve_log_format
 from monoceros.observe.metrics import HttpMetrics
 from monoceros.observe.route_hooks import route_finder
-from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.observer import Observer
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class Observability:
@@ -38,8 +40,7 @@ class Observability:
         )
         self.admin: AdminApp | None = None
         if self.metrics is not None:
-            collector = MetricsCollector(self.metrics, lifespan_phase)
-            self.admin = AdminApp(build_registry(collector, default_registry()))
+            self.admin = AdminApp(partial(served_registry, self.metrics, lifespan_phase))
 
     def app_loaded(self, app: Any) -> None:
         """The object the import string named: where route templates come from when the
@@ -50,6 +51,15 @@ class Observability:
     def set_readiness(self, readiness: Readiness) -> None:
         if self.admin is not None:
             self.admin.readiness = readiness
+
+
+def served_registry(metrics: HttpMetrics, lifespan_phase: Callable[[], str]) -> CollectorRegistry:
+    """What /metrics serves: ours, the process's, the app's own (prometheus-client's default
+    registry). Made at the first scrape, when prometheus-client is first imported."""
+    from monoceros.observe.app_metrics import default_registry
+    from monoceros.observe.scrape import MetricsCollector, build_registry
+
+    return build_registry(MetricsCollector(metrics, lifespan_phase), default_registry())
 
 
 def access_log(config: Config, output: Any) -> AccessLog | None:
