@@ -10,7 +10,9 @@ A page asks for one with a marker line, `<!-- generated: NAME -->`, replaced by:
   helm/monoceros/values.yaml (Bitnami readme-generator-for-helm's format), with each default
   read from the values themselves;
 - `log-fields`: every field of the JSON log lines in each --log-schema, from the table in
-  docs/hooks/log_fields.py (which the JSON schemas beside the page are written from).
+  docs/hooks/log_fields.py (which the JSON schemas beside the page are written from);
+- `dashboard`: the Grafana dashboard row by row, each panel with its description and queries,
+  from grafana/dashboards/monoceros.json.
 
 An unknown marker, or a value documented by no `## @param`, fails the build.
 """
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # mkdocs loads this file alone: 
 import log_fields  # noqa: E402
 
 VALUES = REPO / "helm" / "monoceros" / "values.yaml"
+DASHBOARD = REPO / "grafana" / "dashboards" / "monoceros.json"
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 
 
@@ -184,9 +187,28 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> set[str]:
     return keys
 
 
+# ---- dashboard: grafana/dashboards/monoceros.json
+
+
+def dashboard() -> str:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    out: list[str] = []
+    for panel in panels:
+        if panel["type"] == "row":
+            out += ["", f"### {panel['title']}", ""]
+            continue
+        queries = " ".join(f"`{target['expr']}`" for target in panel["targets"])
+        description = panel.get("description")
+        if not description:
+            raise ValueError(f"dashboard panel {panel['title']!r} has no description")
+        out += [f"**{panel['title']}** ({panel['type']}): {description}", "", queries, ""]
+    return "\n".join(out)
+
+
 GENERATORS = {
     "settings": settings,
     "metrics": metrics,
     "helm-values": helm_values,
     "log-fields": log_fields.reference,
+    "dashboard": dashboard,
 }

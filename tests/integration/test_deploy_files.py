@@ -294,6 +294,7 @@ def test_grafana_dashboard() -> None:
         "Lifespan state",
         "Open WebSocket sessions",
         "WebSocket sessions closed by code",
+        "Requests by HTTP version",
     ):
         assert wanted in titles, wanted
 

@@ -3,6 +3,7 @@ load; what its query API returns must be what the test sent."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.deploy_helpers import (
+    DASHBOARD,
+    dashboard_expressions,
+    substitute_grafana_variables,
+)
 from tests.integration.helpers import TIMEOUT
 from tests.integration.observe_app import app
 from tests.integration.observe_helpers import eventually, running_admin_url
@@ -86,3 +92,43 @@ def test_prometheus_sees_exactly_the_requests_sent(
     assert quantile is not None and quantile >= 0
     assert prometheus.value("http_server_active_requests") == 0
     assert prometheus.value('monoceros_lifespan_state{state="started"}') == 1
+
+
+def test_the_dashboard_shows_requests_by_http_version(tmp_path: Path) -> None:
+    """The dashboard's HTTP versions row from a real Prometheus: a server with --http2 serves
+    HTTP/1.1 and h2c clients, and each version is a series of its own in both panels."""
+    expressions = dashboard_expressions(json.loads(DASHBOARD.read_text()))
+    panels = [name for name in expressions if "by HTTP version" in name]
+    assert len(panels) == 2, list(expressions)
+    sent = {"1.1": 3, "2": 5}
+    with run_server(app, http2=True) as server:
+        target = running_admin_url(server).removeprefix("http://")
+        labels = {"namespace": "monoceros", "service": "app", "instance": "app:9000"}
+        with running_prometheus([target], tmp_path, labels=labels) as prometheus:
+            for version, count in sent.items():
+                http2 = version == "2"
+                with httpx.Client(http1=not http2, http2=http2, timeout=TIMEOUT) as client:
+                    for _ in range(count):
+                        assert client.get(server.url + "/").status_code == 200
+
+            def counts() -> dict[str, int] | None:
+                result = prometheus.query(
+                    "sum by (network_protocol_version) (http_server_request_duration_seconds_count)"
+                )
+                seen = {
+                    s["metric"]["network_protocol_version"]: int(float(s["value"][1]))
+                    for s in result
+                }
+                return seen if seen == sent else None
+
+            eventually(counts, timeout=PROMETHEUS_TIMEOUT, what=f"counts {sent} scraped")
+            for name in panels:
+                query = substitute_grafana_variables(expressions[name])
+
+                def versions(q: str = query) -> set[str] | None:
+                    result = prometheus.query(q)
+                    found = {s["metric"]["network_protocol_version"] for s in result}
+                    return found if found == set(sent) else None
+
+                # A rate needs two scrapes of a series.
+                eventually(versions, timeout=PROMETHEUS_TIMEOUT, what=f"{name}: both versions")
