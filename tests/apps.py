@@ -93,6 +93,24 @@ async def read_all(receive: Receive, pause: int = 0) -> bytes | None:
             await asyncio.sleep(0)
 
 
+async def answer_with_body_size(
+    path: str, receive: Receive, send: Send, seen: dict[str, Any]
+) -> None:
+    """Read the request body, keeping it in `seen[path]` (None: it never came whole), and
+    answer with its size; at /stream-then-read the response starts before the body is read."""
+    if path == "/stream-then-read":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+    body = seen[path] = await read_all(receive)
+    if body is None:
+        return
+    if path == "/stream-then-read":
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"%d bytes" % len(body)})
+
+
 async def echo_body(scope: Scope, receive: Receive, send: Send) -> None:
     body = await read_body(receive)
     await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -19,7 +19,7 @@ from monoceros.errors import ClientDisconnected
 from monoceros.protocols.events import RequestFinished
 from monoceros.protocols.http2 import MAX_CONTROL_FRAMES_PER_SECOND
 from monoceros.types import Receive, Scope, Send
-from tests.apps import read_all
+from tests.apps import answer_with_body_size, read_all
 from tests.h2client import (
     CANCEL,
     CONTINUATION,
@@ -316,17 +316,7 @@ async def deadline_app(scope: Scope, receive: Receive, send: Send) -> None:
             return
         SEEN[path] = (await receive())["type"]
         return
-    if path == "/stream-then-read":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"first", "more_body": True})
-    body = SEEN[path] = await read_all(receive)
-    if body is None:
-        return
-    if path == "/stream-then-read":
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"%d bytes" % len(body)})
+    await answer_with_body_size(path, receive, send, SEEN)
 
 
 @pytest.fixture(scope="module")
@@ -439,7 +429,17 @@ def test_window_kept_shut_is_reset_after_the_send_deadline(deadlines: RunningSer
     assert (record.status, record.outcome) == (200, "aborted")
 
 
-def test_peer_that_reads_nothing_is_cut(deadlines: RunningServer) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/flood", id="app-that-yields"),
+        # An app that sends chunk after chunk without awaiting anything else: frames go out as
+        # they pile up, so back-pressure holds its send() too, and the response is not
+        # buffered whole in memory.
+        pytest.param("/eager-flood", id="app-that-never-yields"),
+    ],
+)
+def test_peer_that_reads_nothing_is_cut(deadlines: RunningServer, path: str) -> None:
     """Windows wide open, but the client reads nothing from its socket: the server's writes
     back up until the transport pauses, and once it has been paused for --timeout-send the
     connection is cut."""
@@ -447,26 +447,11 @@ def test_peer_that_reads_nothing_is_cut(deadlines: RunningServer) -> None:
         client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         client.conn.increment_flow_control_window(MAX_WINDOW - 65535)
         client.flush()
-        client.request("/flood")
-        record = record_for(DEADLINES, "/flood")  # never reads a byte
+        client.request(path)
+        record = record_for(DEADLINES, path)  # never reads a byte
     assert (record.status, record.outcome) == (200, "aborted")
     assert record.bytes_sent < 64 * MiB
-    assert wait_for_seen("/flood") == "http.disconnect"
-
-
-def test_app_that_never_yields_is_held_by_back_pressure(deadlines: RunningServer) -> None:
-    """An app that sends chunk after chunk without awaiting anything else, to a client with
-    windows wide open that reads nothing: frames go out as they pile up, so the transport's
-    back-pressure holds send() and the response is not buffered whole in memory."""
-    with H2Client(deadlines.port, settings={INITIAL_WINDOW_SIZE: MAX_WINDOW}) as client:
-        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        client.conn.increment_flow_control_window(MAX_WINDOW - 65535)
-        client.flush()
-        client.request("/eager-flood")
-        record = record_for(DEADLINES, "/eager-flood")  # never reads a byte
-    assert (record.status, record.outcome) == (200, "aborted")
-    assert record.bytes_sent < 64 * MiB
-    assert wait_for_seen("/eager-flood") == "http.disconnect"
+    assert wait_for_seen(path) == "http.disconnect"
 
 
 def read_for(client: H2Client, seconds: float) -> None:

@@ -22,7 +22,7 @@ from monoceros.config import HttpLimits
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.events import RequestFinished
 from monoceros.types import Receive, Scope, Send
-from tests.apps import read_all
+from tests.apps import answer_with_body_size
 from tests.utils import Recorder, RunningServer, run_server
 from tests.wire import TIMEOUT, request, wire
 
@@ -52,17 +52,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
-    if path == "/stream-then-read":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"first", "more_body": True})
-    body = SEEN[path] = await read_all(receive)
-    if body is None:
-        return
-    if path == "/stream-then-read":
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"%d bytes" % len(body)})
+    await answer_with_body_size(path, receive, send, SEEN)
 
 
 @pytest.fixture(scope="module")
