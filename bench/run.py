@@ -46,9 +46,9 @@ from bench.servers import (
 from bench.wrk import WrkFailed, WrkResult, run_h2load, run_wrk, run_ws_load
 
 BUSY_MACHINE = 0.10  # background CPU use (all cores) above which the report warns
-# HTTP/2 requests in flight per connection (h2load -m): a browser's page load has as many;
-# h2load gets --connections / H2_STREAMS connections, so as many requests are in flight as
-# wrk has on HTTP/1.1.
+# HTTP/2 requests in flight per connection (h2load -m) unless --h2-streams says: a browser's
+# page load has as many; h2load gets --connections / streams connections, so as many requests
+# are in flight as wrk has on HTTP/1.1.
 H2_STREAMS = 8
 
 
@@ -64,6 +64,7 @@ class Settings:
     wrk_cpus: str
     startup_timeout: float
     baseline: str
+    h2_streams: int = H2_STREAMS
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -91,8 +92,8 @@ def load(server: RunningServer, endpoint: Endpoint, settings: Settings, duration
     if endpoint.http2:
         return run_h2load(
             f"http://{HOST}:{server.port}{endpoint.path}",
-            connections=settings.connections // H2_STREAMS or 1,
-            streams=H2_STREAMS,
+            connections=settings.connections // settings.h2_streams or 1,
+            streams=settings.h2_streams,
             duration=duration,
             cpus=wrk_cpus,
         )
@@ -289,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated endpoints (default: %(default)s)",
     )
     add(
+        "--h2-streams",
+        type=positive_int,
+        default=H2_STREAMS,
+        help="HTTP/2 streams in flight per h2load connection, of --connections in all "
+        "(default: %(default)s)",
+    )
+    add(
         "--duration",
         type=positive_int,
         default=5,
@@ -399,6 +407,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         wrk_cpus=args.wrk_cpus,
         startup_timeout=args.startup_timeout,
         baseline=args.baseline,
+        h2_streams=args.h2_streams,
     )
 
 
