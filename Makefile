@@ -69,12 +69,13 @@ docs: $(STAMP)
 pytest-compiled: $(COMPILED)/.built
 	MONOCEROS_EXPECT_COMPILED=1 PYTHONPATH=$(COMPILED) $(BIN)/pytest -q tests/unit tests/protocol
 
-## fuzz: each fuzz target (tests/fuzz/: HTTP/1.1, proxy resolution, WebSocket) under atheris for
-## FUZZ_TIME seconds, one after the other, from a seed corpus built from the hostile tests; the
-## corpus grows in build/fuzz/corpus and any finding lands in build/fuzz/findings (and fails).
+## fuzz: each fuzz target (tests/fuzz/: HTTP/1.1, proxy resolution, WebSocket, HTTP/2) under
+## atheris for FUZZ_TIME seconds, one after the other, from a seed corpus built from the hostile
+## tests; the corpus grows in build/fuzz/corpus and any finding lands in build/fuzz/findings
+## (and fails).
 ## Reproduce one with: .venv/bin/python -m tests.fuzz.run TARGET build/fuzz/findings/FILE
 FUZZ_TIME ?= 600
-FUZZ_TARGETS := http proxy websocket
+FUZZ_TARGETS := http proxy websocket http2
 fuzz: $(STAMP)
 	rm -rf build/fuzz/seeds
 	$(BIN)/python -m tests.fuzz.corpus build/fuzz/seeds

@@ -97,15 +97,24 @@ async def answer_with_body_size(
     path: str, receive: Receive, send: Send, seen: dict[str, Any]
 ) -> None:
     """Read the request body, keeping it in `seen[path]` (None: it never came whole), and
-    answer with its size; at /stream-then-read the response starts before the body is read."""
+    answer with its size; at /stream-then-read the response starts before the body is read,
+    at /trailers-then-read all but its trailers (the body's size) go out before."""
     if path == "/stream-then-read":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"first", "more_body": True})
+    elif path == "/trailers-then-read":
+        start = {"type": "http.response.start", "status": 200, "headers": [], "trailers": True}
+        await send(start)
+        await send({"type": "http.response.body", "body": b"first"})
     body = seen[path] = await read_all(receive)
     if body is None:
         return
     if path == "/stream-then-read":
         await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/trailers-then-read":
+        size = b"%d" % len(body)
+        await send({"type": "http.response.trailers", "headers": [(b"x-size", size)]})
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"%d bytes" % len(body)})

@@ -15,7 +15,7 @@ import sys
 
 import atheris
 
-TARGETS = ("http", "proxy", "websocket")
+TARGETS = ("http", "proxy", "websocket", "http2")
 
 
 def main() -> None:

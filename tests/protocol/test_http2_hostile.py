@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.h2client import (
     END_HEADERS,
     END_STREAM,
     ENHANCE_YOUR_CALM,
+    GOAWAY,
     HEADERS,
     NO_ERROR,
     PING,
@@ -35,6 +37,7 @@ from tests.h2client import (
     SETTINGS,
     TIMEOUT,
     WINDOW_UPDATE,
+    FrameReader,
     H2Client,
     frame,
     frames_until_closed,
@@ -52,6 +55,16 @@ CHUNKS_SENT: list[int] = []
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope["path"]
     STARTED.append(path)
+    if scope["type"] == "websocket":  # accepts after a while, then waits for the end
+        assert (await receive())["type"] == "websocket.connect"
+        await asyncio.sleep(0.2)
+        try:
+            await send({"type": "websocket.accept"})
+        except ClientDisconnected:
+            STARTED.append("accept: disconnected")
+            return
+        STARTED.append("accept: " + (await receive())["type"])
+        return
     if path == "/drip":
         # Sends as fast as send() lets it: the peer's window decides.
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -90,6 +103,10 @@ def server() -> Iterator[RunningServer]:
         yield running
 
 
+def fields(path: str) -> list[tuple[str, str]]:
+    return [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path)]
+
+
 def still_serving(server: RunningServer) -> None:
     with H2Client(server.port) as client:
         response = client.response(client.request("/"))
@@ -97,6 +114,58 @@ def still_serving(server: RunningServer) -> None:
 
 
 # -- the known attacks ---------------------------------------------------------------------
+# As bytes (after the preface and SETTINGS), for the tests below and the HTTP/2 fuzz target's
+# seed corpus (tests/fuzz/corpus.py).
+
+
+def rapid_reset(streams: int) -> bytes:
+    """CVE-2023-44487: `streams` requests, each reset as soon as it is sent."""
+    block = request_block("/sleep")
+    return b"".join(
+        frame(HEADERS, END_STREAM | END_HEADERS, stream, block)
+        + frame(RST_STREAM, 0, stream, CANCEL.to_bytes(4, "big"))
+        for stream in range(1, 2 * streams, 2)
+    )
+
+
+# A header block that never ends: HEADERS without END_HEADERS, then CONTINUATION after
+# CONTINUATION of 1000-byte fields.
+UNENDED_HEADERS = frame(HEADERS, 0, 1, request_block("/"))
+JUNK_CONTINUATION = frame(
+    CONTINUATION, 0, 1, bytes(hpack.Encoder().encode([("x-junk", "y" * 1000)]))
+)
+
+
+def hpack_bomb(repeats: int = 4000) -> bytes:
+    """A 4 KiB field put in the dynamic table once and then named by its one-byte index
+    `repeats` times."""
+    encoder = hpack.Encoder()
+    first = bytes(encoder.encode([*fields("/bomb"), ("x-bomb", "z" * 4000)]))
+    again = bytes(encoder.encode([("x-bomb", "z" * 4000)])) * repeats  # indexed: 1 byte each
+    return frame(HEADERS, END_STREAM | END_HEADERS, 1, first + again)
+
+
+# Each is answered (or counted): sent MAX_CONTROL_FRAMES_PER_SECOND times and more, a flood.
+CONTROL_FLOODS = [
+    pytest.param(frame(PING, 0, 0, b"12345678"), id="ping"),
+    pytest.param(frame(SETTINGS, 0, 0), id="settings"),
+    pytest.param(frame(WINDOW_UPDATE, 0, 0, (1).to_bytes(4, "big")), id="window-update"),
+]
+MALFORMED_FRAMES = [
+    pytest.param(frame(DATA, 0, 0, b"x"), id="data-on-stream-0"),
+    pytest.param(frame(HEADERS, END_HEADERS, 2, request_block("/")), id="even-stream-id"),
+    pytest.param(frame(PING, 0, 0, b"short"), id="ping-wrong-length"),
+    pytest.param(frame(SETTINGS, 0, 1), id="settings-on-a-stream"),
+    pytest.param(frame(WINDOW_UPDATE, 0, 0, (0).to_bytes(4, "big")), id="zero-increment"),
+    pytest.param(frame(HEADERS, END_HEADERS, 1, b"\xff\xff\xff\xff"), id="bad-hpack"),
+    pytest.param(frame(CONTINUATION, END_HEADERS, 1, b""), id="continuation-alone"),
+]
+UPPERCASE_FIELD_NAME = frame(
+    HEADERS,
+    END_STREAM | END_HEADERS,
+    1,
+    bytes(hpack.Encoder().encode([*fields("/upper"), ("X-Upper", "1")])),
+)
 
 
 def test_rapid_reset_is_cut_off(server: RunningServer) -> None:
@@ -104,14 +173,8 @@ def test_rapid_reset_is_cut_off(server: RunningServer) -> None:
     app must not run a request per frame."""
     STARTED.clear()
     sock = raw_connection(server.port)
-    block = request_block("/sleep")
-    burst = b"".join(
-        frame(HEADERS, END_STREAM | END_HEADERS, stream, block)
-        + frame(RST_STREAM, 0, stream, (0x8).to_bytes(4, "big"))
-        for stream in range(1, 20001, 2)
-    )
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        sock.sendall(burst)  # the server may stop reading part-way: what we want
+        sock.sendall(rapid_reset(10_000))  # the server may stop reading part-way: what we want
     frames = frames_until_closed(sock)
     assert goaway_code(frames) == ENHANCE_YOUR_CALM
     assert len(STARTED) < 10_000 / 2
@@ -122,11 +185,10 @@ def test_continuation_flood_is_cut_off(server: RunningServer) -> None:
     """CVE-2024-27316 and kin: a header block that never ends, CONTINUATION after
     CONTINUATION."""
     sock = raw_connection(server.port)
-    sock.sendall(frame(HEADERS, 0, 1, request_block("/")))
-    junk = bytes(hpack.Encoder().encode([("x-junk", "y" * 1000)]))
+    sock.sendall(UNENDED_HEADERS)
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         for _ in range(2000):
-            sock.sendall(frame(CONTINUATION, 0, 1, junk))
+            sock.sendall(JUNK_CONTINUATION)
     frames = frames_until_closed(sock)
     assert goaway_code(frames) is not None
     assert goaway_code(frames) != NO_ERROR
@@ -138,24 +200,14 @@ def test_hpack_bomb_is_refused(server: RunningServer) -> None:
     thousands of times: a few KiB on the wire, 16 MB decoded."""
     STARTED.clear()
     sock = raw_connection(server.port)
-    encoder = hpack.Encoder()
-    first = bytes(encoder.encode([*fields("/bomb"), ("x-bomb", "z" * 4000)]))
-    again = bytes(encoder.encode([("x-bomb", "z" * 4000)])) * 4000  # indexed: 1 byte each
-    sock.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 1, first + again))
+    sock.sendall(hpack_bomb())
     frames = frames_until_closed(sock)
     assert goaway_code(frames) == ENHANCE_YOUR_CALM
     assert STARTED == []
     still_serving(server)
 
 
-@pytest.mark.parametrize(
-    "flood",
-    [
-        pytest.param(frame(PING, 0, 0, b"12345678"), id="ping"),
-        pytest.param(frame(SETTINGS, 0, 0), id="settings"),
-        pytest.param(frame(WINDOW_UPDATE, 0, 0, (1).to_bytes(4, "big")), id="window-update"),
-    ],
-)
+@pytest.mark.parametrize("flood", CONTROL_FLOODS)
 def test_control_frame_floods_are_cut_off(server: RunningServer, flood: bytes) -> None:
     """Each PING and SETTINGS is answered: a flood of them makes the server write as fast as
     it reads, unless it stops."""
@@ -166,6 +218,70 @@ def test_control_frame_floods_are_cut_off(server: RunningServer, flood: bytes) -
     assert goaway_code(frames) == ENHANCE_YOUR_CALM
     answers = [f for f in frames if f[0] in (PING, SETTINGS) and f[1] & 0x1]
     assert len(answers) <= MAX_CONTROL_FRAMES_PER_SECOND + 2
+    still_serving(server)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(frame(DATA, 0, 0, b"x"), id="malformed-frame"),
+        pytest.param(frame(SETTINGS, 0, 0) * (MAX_CONTROL_FRAMES_PER_SECOND + 1), id="flood"),
+    ],
+)
+def test_a_connection_that_fails_under_a_request_disconnects_its_app(
+    server: RunningServer, caplog: pytest.LogCaptureFixture, failure: bytes
+) -> None:
+    """A request, and in the same read what ends the connection (found by the HTTP/2 fuzz
+    target, tests/fuzz/http2_target.py): the app starts on the request only after the
+    connection has failed. It must see a disconnect, not zttp's error from a send on a dead
+    connection; its request is recorded once; nothing is written after the GOAWAY."""
+    path = f"/failing-{len(failure)}"
+    sock = raw_connection(server.port)
+    with caplog.at_level(logging.ERROR):
+        sock.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 1, request_block(path)) + failure)
+        frames = frames_until_closed(sock)
+        record = record_for(RECORDER, path)
+    assert goaway_code(frames) not in (None, NO_ERROR)
+    assert frames[-1][0] == GOAWAY, frames[-3:]  # nothing after it
+    assert record.outcome == "disconnected"
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    still_serving(server)
+
+
+def test_websocket_ended_before_it_is_accepted_is_reset(server: RunningServer) -> None:
+    """An extended CONNECT (RFC 8441) whose END_STREAM, the client's FIN, comes before the
+    app has accepted (found by the HTTP/2 fuzz target): a stream cannot end before its
+    response's HEADERS, so the server resets it, as an HTTP/1.1 FIN during the handshake
+    closes the connection; the app's accept sees a disconnect."""
+    STARTED.clear()
+    sock = raw_connection(server.port)
+    block = bytes(
+        hpack.Encoder().encode(
+            [
+                (":method", "CONNECT"),
+                (":protocol", "websocket"),
+                (":scheme", "http"),
+                (":authority", "127.0.0.1"),
+                (":path", "/ws"),
+                ("sec-websocket-version", "13"),
+            ]
+        )
+    )
+    sock.sendall(frame(HEADERS, END_HEADERS, 1, block) + frame(DATA, END_STREAM, 1, b""))
+    reader = FrameReader(sock)
+    on_stream: list[tuple[int, int, bytes]] = []
+    deadline = time.monotonic() + TIMEOUT
+    while "accept: disconnected" not in STARTED and len(STARTED) < 2:
+        assert time.monotonic() < deadline, STARTED
+        with contextlib.suppress(TimeoutError):
+            frames = reader.frames(timeout=0.05)
+            on_stream += [(kind, flags, payload) for kind, flags, s, payload in frames if s == 1]
+    with contextlib.suppress(TimeoutError):  # anything sent after the app's accept
+        frames = reader.frames(timeout=0.3)
+        on_stream += [(kind, flags, payload) for kind, flags, s, payload in frames if s == 1]
+    assert on_stream == [(RST_STREAM, 0, CANCEL.to_bytes(4, "big"))]
+    assert STARTED == ["/ws", "accept: disconnected"]
     still_serving(server)
 
 
@@ -189,18 +305,7 @@ def test_a_shut_window_holds_the_app_not_the_memory(server: RunningServer) -> No
 # -- malformed frames ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        pytest.param(frame(DATA, 0, 0, b"x"), id="data-on-stream-0"),
-        pytest.param(frame(HEADERS, END_HEADERS, 2, request_block("/")), id="even-stream-id"),
-        pytest.param(frame(PING, 0, 0, b"short"), id="ping-wrong-length"),
-        pytest.param(frame(SETTINGS, 0, 1), id="settings-on-a-stream"),
-        pytest.param(frame(WINDOW_UPDATE, 0, 0, (0).to_bytes(4, "big")), id="zero-increment"),
-        pytest.param(frame(HEADERS, END_HEADERS, 1, b"\xff\xff\xff\xff"), id="bad-hpack"),
-        pytest.param(frame(CONTINUATION, END_HEADERS, 1, b""), id="continuation-alone"),
-    ],
-)
+@pytest.mark.parametrize("bad", MALFORMED_FRAMES)
 def test_malformed_frames_end_the_connection_with_goaway(server: RunningServer, bad: bytes) -> None:
     sock = raw_connection(server.port)
     sock.sendall(bad)
@@ -214,8 +319,7 @@ def test_uppercase_header_name_is_malformed(server: RunningServer) -> None:
     """RFC 9113 section 8.2.1: a field name with uppercase letters is a malformed request."""
     STARTED.clear()
     sock = raw_connection(server.port)
-    block = bytes(hpack.Encoder().encode([*fields("/upper"), ("X-Upper", "1")]))
-    sock.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 1, block))
+    sock.sendall(UPPERCASE_FIELD_NAME)
     frames = frames_until_closed(sock, timeout=1)
     resets = [payload for kind, _f, stream, payload in frames if kind == RST_STREAM]
     assert resets == [PROTOCOL_ERROR.to_bytes(4, "big")]
@@ -367,18 +471,27 @@ def test_body_that_stops_arriving_gets_408(deadlines: RunningServer) -> None:
     assert (None, "body_timeout") in DEADLINES.rejected
 
 
-def test_body_that_stops_after_the_response_began_is_reset(deadlines: RunningServer) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/stream-then-read",
+        # The body all sent, the trailers waiting for the upload: still under way (found by
+        # the HTTP/2 fuzz target: a second response, a 408, went out on the stream).
+        "/trailers-then-read",
+    ],
+)
+def test_body_that_stops_after_the_response_began_is_reset(
+    deadlines: RunningServer, path: str
+) -> None:
     """A response under way cannot become a 408: the stream is reset, and the access log
     says so."""
     with H2Client(deadlines.port) as client:
-        stream = client.request(
-            "/stream-then-read", method="POST", headers=[("content-length", "100")], end=False
-        )
+        stream = client.request(path, method="POST", headers=[("content-length", "100")], end=False)
         client.send_body(stream, b"x" * 40, end=False)
         response = client.response(stream)
     assert (response.status, response.body, response.reset) == (200, b"first", CANCEL)
-    assert SEEN["/stream-then-read"] is None
-    assert record_for(DEADLINES, "/stream-then-read").outcome == "aborted"
+    assert SEEN[path] is None
+    assert record_for(DEADLINES, path).outcome == "aborted"
 
 
 def test_app_that_does_not_read_is_not_the_clients_fault(deadlines: RunningServer) -> None:
@@ -427,6 +540,26 @@ def test_window_kept_shut_is_reset_after_the_send_deadline(deadlines: RunningSer
     assert wait_for_seen("/download") == "http.disconnect"
     record = record_for(DEADLINES, "/download")
     assert (record.status, record.outcome) == (200, "aborted")
+
+
+def test_a_response_waiting_for_window_outlives_the_keep_alive_timeout() -> None:
+    """The app has sent its whole response, but its tail waits for the client's window (found
+    by the HTTP/2 fuzz target): the connection is not idle while it does, so a client that
+    opens its window after the keep-alive timeout, well within --timeout-send, gets all of it
+    rather than a GOAWAY and a response cut short."""
+    with (
+        run_server(app, lifespan="off", http2=True, timeout_keep_alive=0.5) as running,
+        H2Client(running.port, settings={INITIAL_WINDOW_SIZE: 0}, auto_window=False) as client,
+    ):
+        stream = client.request("/")
+        response = client.responses[stream]
+        client.read(lambda: response.status != 0)
+        read_for(client, 1.5)  # past the keep-alive timeout and its tick
+        assert not client.closed, "closed with the response's body unsent"
+        client.conn.update_settings({INITIAL_WINDOW_SIZE: 65535})
+        client.flush()
+        client.response(stream)
+    assert (response.status, response.body, response.ended) == (200, b"0", True)
 
 
 @pytest.mark.parametrize(
@@ -478,10 +611,6 @@ def record_for(recorder: Recorder, path: str) -> RequestFinished:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def fields(path: str) -> list[tuple[str, str]]:
-    return [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path)]
 
 
 def status_of(frames: list[tuple[int, int, int, bytes]]) -> int | None:

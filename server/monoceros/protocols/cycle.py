@@ -155,8 +155,14 @@ class RequestCycle:
 
     def response_begun(self) -> bool:
         """Whether any of the response is on the wire (the head goes out with the first body
-        message, so `http.response.start` alone writes nothing)."""
-        return self.response is ResponseState.STREAMING or self.response is ResponseState.COMPLETE
+        message, so `http.response.start` alone writes nothing; with trailers pending, all of
+        it but them is)."""
+        response = self.response
+        return (
+            response is ResponseState.STREAMING
+            or response is ResponseState.TRAILERS_PENDING
+            or response is ResponseState.COMPLETE
+        )
 
     def abandon(self, status: int, outcome: str) -> None:
         """The server ends this exchange itself (its request body turned out malformed): from

@@ -40,6 +40,10 @@ class StreamHost:
         """zttp has frames to send (`size` bytes of DATA among them): flush them (soon)."""
         raise NotImplementedError
 
+    def stream_ended(self, stream: H2Stream) -> None:
+        """The stream's last frame (END_STREAM) is queued: it finishes once that is sent."""
+        raise NotImplementedError
+
     def stream_finished(self, stream: H2Stream) -> None:
         raise NotImplementedError
 
@@ -91,6 +95,9 @@ class H2Stream(ResponseChannel):
         # opened or the 100 Continue went out): --timeout-request-body counts from it.
         self.last_heard = host.now()
         self.reading_paused = False
+        # Our END_STREAM is queued, behind bytes parked for want of window: the stream stays
+        # open (and counted) until they are out, or --timeout-send resets it.
+        self.ending = False
         self.finished = False
         self.cycle: H2RequestCycle | None = None
         self.tunnel: StreamTunnel | None = None  # a WebSocket session, instead of a cycle
@@ -98,7 +105,7 @@ class H2Stream(ResponseChannel):
     # -- for FlowControl: this stream's share of the connection's reading -----------------
 
     def pause_reading(self) -> None:
-        if not self.reading_paused and not self.finished:
+        if not self.reading_paused and not self.finished and not self.ending:
             self.reading_paused = True
             self.host.stream_reading(self, True)
 
@@ -143,6 +150,8 @@ class H2Stream(ResponseChannel):
             self.window_closed = False
             self.parked = 0
             self.flow.resume_writing()
+            if self.ending:
+                self.host.stream_finished(self)
         elif parked < self.parked:
             self.parked = parked
             self.stalled_since = self.host.now()
@@ -159,7 +168,7 @@ class H2Stream(ResponseChannel):
         return True
 
     def response_complete(self, keep_alive: bool) -> None:
-        self.host.stream_finished(self)
+        self.host.stream_ended(self)
 
     def abort(self) -> None:
         """Cut the response: RST_STREAM, the only signal once a response broke mid-way."""

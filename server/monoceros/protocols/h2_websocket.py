@@ -18,7 +18,7 @@ from monoceros.protocols.events import TraceContext
 from monoceros.protocols.h2_stream import CANCEL, H2Stream, StreamHost, StreamTunnel
 from monoceros.protocols.head import InvalidResponseHead, response_fields
 from monoceros.protocols.state import ServerState
-from monoceros.protocols.websocket import WebSocketProtocol
+from monoceros.protocols.websocket import Session, WebSocketProtocol
 from monoceros.protocols.ws_engine import Headers, Rejection
 from monoceros.types import ASGIApp, Message, Scope
 
@@ -49,7 +49,7 @@ class StreamTransport(StreamTunnel):
         if not self.ended:
             self.ended = True
             self.stream.end()
-            self.host.stream_finished(self.stream)
+            self.host.stream_ended(self.stream)
         self._lose_soon()
 
     def abort(self) -> None:
@@ -75,6 +75,14 @@ class StreamTransport(StreamTunnel):
             self.session.data_received(data)
 
     def peer_ended(self) -> None:
+        session = self.session
+        if session is not None and session.session in (Session.HANDSHAKE, Session.RESPONDING):
+            # Before the response's HEADERS, the stream cannot end (its first frame would be
+            # DATA): it is reset, as an HTTP/1.1 FIN mid-handshake closes the connection, and
+            # the app hears at once, before its accept can send HEADERS on a finished stream.
+            self.abort()
+            self.stream_gone()
+            return
         self.close()
 
     def stream_gone(self) -> None:

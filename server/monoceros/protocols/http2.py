@@ -115,13 +115,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.deadline = math.inf
-        for stream in list(self.streams.values()):
-            stream.flow.connection_lost()
-            if stream.cycle is not None:
-                stream.cycle.client_gone()
-            if stream.tunnel is not None:
-                stream.tunnel.stream_gone()
-        self.streams.clear()
+        self._streams_gone()
         self.state.connection_closed(self)
         if self.context.observer is not None:
             self.context.observer.connection_closed()
@@ -163,14 +157,14 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
             self._request(event)
         elif kind is zttp.Data:
             stream = self.streams.get(event.stream_id)
-            if stream is not None:
+            if stream is not None and not stream.ending:  # else answered: nobody reads it
                 if stream.cycle is not None:
                     self._body(stream, stream.cycle, event.data)
                 elif stream.tunnel is not None:
                     stream.tunnel.data_received(event.data)
         elif kind is zttp.EndOfMessage:
             stream = self.streams.get(event.stream_id)
-            if stream is not None:
+            if stream is not None and not stream.ending:
                 if stream.cycle is not None and stream.cycle.more_body:
                     stream.cycle.message_complete()
                 elif stream.tunnel is not None:
@@ -345,7 +339,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
     ) -> None:
         """Answer a request with `status` ourselves; the app never hears of it."""
         size = self._answer(stream, status)
-        self.stream_finished(stream)
+        self.stream_ended(stream)
         observer = self.context.observer
         if observer is not None:
             method = event.method.decode("latin-1")
@@ -402,6 +396,16 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
+    def stream_ended(self, stream: H2Stream) -> None:
+        if stream.window_closed and not self.closed:
+            # Its last frames wait for the peer's window: until they are out the connection
+            # is not idle, a graceful shutdown waits, and --timeout-send counts. What it holds
+            # unread is nobody's now: reading goes on (the WINDOW_UPDATE must get in).
+            stream.ending = True
+            stream.resume_reading()
+        else:
+            self.stream_finished(stream)
+
     def stream_finished(self, stream: H2Stream) -> None:
         if stream.finished:
             return
@@ -451,8 +455,8 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         self._unflushed = 0
-        if self.closed:
-            return
+        if self.closed or self.transport.is_closing():
+            return  # nothing goes out after the close (_close flushed what came before it)
         data = self.connection.data_to_send()
         if data:
             self.transport.write(data)
@@ -496,6 +500,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
             cycle = stream.cycle
             if (
                 cycle is None
+                or stream.ending  # answered: the rest of its body is not waited for
                 or not cycle.more_body
                 # The wait is ours, not the client's: it waits for the 100 Continue the app's
                 # first receive() sends, or we stopped reading because the app reads nothing.
@@ -552,6 +557,21 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
             # The transport writes what it holds first: --timeout-send bounds that wait.
             self._set_deadline(math.inf)
             self.transport.close()
+            # Streams still open never finish (the connection failed, or a flood cut it off):
+            # their apps see a disconnect now, not a send into the closed transport.
+            self._streams_gone()
+
+    def _streams_gone(self) -> None:
+        """The connection is gone, or going: every open stream's app sees a disconnect."""
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for stream in streams:
+            stream.finished = True
+            stream.flow.connection_lost()
+            if stream.cycle is not None:
+                stream.cycle.client_gone()
+            if stream.tunnel is not None:
+                stream.tunnel.stream_gone()
 
     def abort(self) -> None:
         if not self.closed:
