@@ -18,8 +18,9 @@ from pathlib import Path
 
 # Seconds wrk may overrun its own duration (connect, teardown) before we call it hung.
 OVERRUN_SECONDS = 30
-# Requests per HTTP/2 connection in one h2load run (see run_h2load).
-H2_REQUESTS_PER_CONNECTION = 3000
+# Requests per HTTP/2 connection in one h2load run (see run_h2load): under the fewest any server
+# serves on one connection before closing it (hypercorn's keep_alive_max_requests, 1,000).
+H2_REQUESTS_PER_CONNECTION = 900
 
 _LATENCY_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 _RPS_RE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
@@ -121,9 +122,10 @@ def run_h2load(url: str, *, connections: int, streams: int, duration: int, cpus:
     seconds, pinned to `cpus`, with one thread as wrk has; `streams` requests in flight per
     connection.
 
-    Each run sends H2_REQUESTS_PER_CONNECTION requests per connection: servers on zttp close a
-    connection gracefully (GOAWAY) after ~3,800 streams, and h2load does not reconnect, so a
-    timed run (-D) would measure connections that have ended."""
+    Each run sends H2_REQUESTS_PER_CONNECTION requests per connection: servers close a
+    connection gracefully (GOAWAY) after so many streams (hypercorn 1,000, those on zttp
+    ~3,800), and h2load does not reconnect, so a timed run (-D) would measure connections
+    that have ended."""
     total = connections * H2_REQUESTS_PER_CONNECTION
     command = [*pinned(cpus), "h2load", "-t1", f"-c{connections}", f"-m{streams}", f"-n{total}"]
     results: list[WrkResult] = []

@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 
+from monoceros.collector import settle_after_startup
 from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.importer import load_app
@@ -129,6 +130,9 @@ class Server:
         self._housekeeping()
         lifespan = self.lifespan = Lifespan(app, config.lifespan, self.context.app_state)
         await lifespan.startup()
+        # What exists now lives as long as the process: out of the collector's way (collector.py).
+        frozen = settle_after_startup()
+        logger.debug("Garbage collector: %d startup objects frozen", frozen)
 
         scheme = "https" if ssl_context else "http"
 

@@ -1,0 +1,51 @@
+"""collector.settle_after_startup: what exists at startup is frozen, the youngest generation's
+threshold raised, and an app's own choice kept."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from monoceros.collector import YOUNG_GENERATION_THRESHOLD, settle_after_startup
+
+
+@pytest.fixture(autouse=True)
+def restore_collector() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def tracked(obj: object) -> bool:
+    return any(candidate is obj for candidate in gc.get_objects())
+
+
+def test_startup_objects_are_frozen_out_of_every_collection() -> None:
+    gc.unfreeze()
+    startup_state: dict[str, list[int]] = {"cache": [1, 2, 3]}
+    assert tracked(startup_state)
+
+    frozen = settle_after_startup()
+
+    assert frozen == gc.get_freeze_count() > 0
+    assert not tracked(startup_state)  # in the permanent generation: no collection walks it
+    made_after: dict[str, list[int]] = {"request": []}
+    assert tracked(made_after)  # what serving makes is collected as usual
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param((700, 10, 10), (YOUNG_GENERATION_THRESHOLD, 10, 10), id="default-raised"),
+        pytest.param((2000, 5, 3), (YOUNG_GENERATION_THRESHOLD, 5, 3), id="older-kept"),
+        pytest.param((50_000, 10, 10), (50_000, 10, 10), id="app-higher-kept"),
+        pytest.param((0, 10, 10), (0, 10, 10), id="automatic-off-kept"),
+    ],
+)
+def test_young_threshold(before: tuple[int, int, int], after: tuple[int, int, int]) -> None:
+    gc.set_threshold(*before)
+    settle_after_startup()
+    assert gc.get_threshold() == after
