@@ -132,6 +132,25 @@ WEBSOCKET_CLOSES: list[tuple[str, tuple[int, str]]] = []
 FLOOD_SENT: list[int] = []
 
 
+async def echo_messages(receive: Receive, send: Send, pause: int = 0, first: bytes = b"") -> None:
+    """Accept a WebSocket, send `first` (if any), then echo every message, yielding to the
+    loop `pause` times before each echo (the fuzz targets' sessions)."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    if first:
+        await send({"type": "websocket.send", "bytes": first})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        for _ in range(pause):
+            await asyncio.sleep(0)
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
 async def websocket_echo(scope: Scope, receive: Receive, send: Send) -> None:
     """Echoes WebSocket messages; answers plain HTTP with the scope type.
 

@@ -50,7 +50,7 @@ from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.http2 import Http2Protocol
 from monoceros.protocols.state import ServerState
 from monoceros.types import Receive, Scope, Send
-from tests.apps import read_all
+from tests.apps import echo_messages, read_all
 from tests.fuzz.h2_oracle import PREFACE, check_connection
 from tests.fuzz.http_target import HOUR, TURNS, Tally, reads_of, run_checked, settle
 from tests.memory import MemoryTransport
@@ -94,24 +94,6 @@ async def _respond(send: Send, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _echo(receive: Receive, send: Send, pause: int = 0, first: bytes = b"") -> None:
-    """Accept a WebSocket, send `first` (if any), then echo every message."""
-    assert (await receive())["type"] == "websocket.connect"
-    await send({"type": "websocket.accept"})
-    if first:
-        await send({"type": "websocket.send", "bytes": first})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        for _ in range(pause):
-            await asyncio.sleep(0)
-        if message.get("text") is not None:
-            await send({"type": "websocket.send", "text": message["text"]})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
-
-
 async def answer(scope: Scope, receive: Receive, send: Send) -> None:
     """Answers without reading the body; denies a WebSocket (403)."""
     if scope["type"] == "websocket":
@@ -124,7 +106,7 @@ async def answer(scope: Scope, receive: Receive, send: Send) -> None:
 async def slow_reader(scope: Scope, receive: Receive, send: Send) -> None:
     """Reads the body slowly, and answers with its size; a slow WebSocket echo."""
     if scope["type"] == "websocket":
-        await _echo(receive, send, pause=3)
+        await echo_messages(receive, send, pause=3)
         return
     body = await read_all(receive, pause=5)
     if body is not None:
@@ -135,7 +117,7 @@ async def streamer(scope: Scope, receive: Receive, send: Send) -> None:
     """Streams its response in chunks, then trailers, before it reads the body (then the
     body's size is the trailer); a WebSocket whose first message is larger than a window."""
     if scope["type"] == "websocket":
-        await _echo(receive, send, first=b"w" * BIG)
+        await echo_messages(receive, send, first=b"w" * BIG)
         return
     await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
     for _ in range(CHUNKS):
@@ -149,7 +131,7 @@ async def streamer(scope: Scope, receive: Receive, send: Send) -> None:
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
     """Echoes the body; a WebSocket echo."""
     if scope["type"] == "websocket":
-        await _echo(receive, send)
+        await echo_messages(receive, send)
         return
     body = await read_all(receive)
     if body is not None:

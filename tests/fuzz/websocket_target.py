@@ -29,6 +29,7 @@ from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.websocket import WebSocketProtocol
 from monoceros.types import Receive, Scope, Send
+from tests.apps import echo_messages
 from tests.fuzz.http_target import TURNS, Tally, reads_of, run_checked, settle
 from tests.memory import MemoryTransport
 
@@ -50,21 +51,6 @@ SETTINGS = {
     for engine in ("websockets", "wsproto")
     for deflate in (False, True)
 }
-
-
-async def echo(scope: Scope, receive: Receive, send: Send, pause: int) -> None:
-    assert (await receive())["type"] == "websocket.connect"
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        for _ in range(pause):
-            await asyncio.sleep(0)
-        if message.get("text") is not None:
-            await send({"type": "websocket.send", "text": message["text"]})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
 
 
 def check_frames(written: bytes) -> None:
@@ -102,7 +88,7 @@ async def drive(data: bytes) -> None:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         with contextlib.suppress(ClientDisconnected):
-            await echo(scope, receive, send, pause)
+            await echo_messages(receive, send, pause)
 
     state = ServerState(now=1000.0)
     tally = Tally()
