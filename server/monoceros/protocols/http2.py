@@ -361,11 +361,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
 
     def _gone(self, stream: H2Stream) -> None:
         """The peer reset the stream: its app sees a disconnect."""
-        stream.flow.connection_lost()
-        if stream.cycle is not None:
-            stream.cycle.client_gone()
-        if stream.tunnel is not None:
-            stream.tunnel.stream_gone()
+        _disconnect(stream)
         self.stream_finished(stream)
 
     def _window_update(self, stream_id: int) -> None:
@@ -469,9 +465,12 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         """Set the deadline, or an earlier one if the transport's buffer is full: a peer that
         reads nothing for --timeout-send is cut off, whatever else the connection waits for."""
         if self._writing_paused:
-            cut_off = self._writing_paused_since + self.context.limits.send_timeout + TICK
-            deadline = min(deadline, cut_off)
+            deadline = min(deadline, self._cut_off_at())
         self.deadline = deadline
+
+    def _cut_off_at(self) -> float:
+        """When a peer whose socket is full (writing paused) has read nothing for too long."""
+        return self._writing_paused_since + self.context.limits.send_timeout + TICK
 
     def check_deadline(self, now: float) -> None:
         """The server's housekeeping tick, once `self.deadline` has passed: an idle connection
@@ -480,7 +479,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         that stops arriving for --timeout-request-body is answered 408 (or its stream reset,
         once the response has begun)."""
         limits = self.context.limits
-        if self._writing_paused and now >= self._writing_paused_since + limits.send_timeout + TICK:
+        if self._writing_paused and now >= self._cut_off_at():
             self._cut_off()
             return
         if not self.streams:
@@ -567,15 +566,21 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         self.streams.clear()
         for stream in streams:
             stream.finished = True
-            stream.flow.connection_lost()
-            if stream.cycle is not None:
-                stream.cycle.client_gone()
-            if stream.tunnel is not None:
-                stream.tunnel.stream_gone()
+            _disconnect(stream)
 
     def abort(self) -> None:
         if not self.closed:
             self.transport.abort()
+
+
+def _disconnect(stream: H2Stream) -> None:
+    """Whatever waits on the stream hears that it is gone: a send() held for window, the app's
+    receive(), a WebSocket session."""
+    stream.flow.connection_lost()
+    if stream.cycle is not None:
+        stream.cycle.client_gone()
+    if stream.tunnel is not None:
+        stream.tunnel.stream_gone()
 
 
 def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
