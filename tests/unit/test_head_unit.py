@@ -65,3 +65,35 @@ def test_names_beyond_the_remembered_limit_are_still_checked() -> None:
     assert len(head._NAME_KINDS) == head._NAME_KINDS_LIMIT
     with pytest.raises(InvalidResponseHead):
         encode([(b"bad name", b"v")])
+
+
+# Every weekday and month, leap days, the turn of a year and of the 32-bit epoch.
+DATES = [
+    0,
+    951_782_400,  # 2000-02-29
+    1_104_537_599,  # 2004-12-31 23:59:59
+    2_147_483_648,  # 2038-01-19 03:14:08
+    *(1_700_000_000 + day * 86_400 + day * 3_607 for day in range(0, 400, 9)),
+]
+
+
+@pytest.mark.parametrize("seconds", DATES)
+def test_the_date_header_is_the_imf_fixdate_email_utils_writes(seconds: int) -> None:
+    from email.utils import formatdate
+
+    assert head.http_date(seconds) == formatdate(seconds, usegmt=True).encode("ascii")
+
+
+def test_the_date_header_names_are_english_whatever_the_locale() -> None:
+    import locale
+
+    previous = locale.setlocale(locale.LC_TIME)
+    for name in ("de_DE.UTF-8", "fr_FR.UTF-8", "C.UTF-8"):
+        try:
+            locale.setlocale(locale.LC_TIME, name)
+        except locale.Error:
+            continue
+        try:
+            assert head.http_date(0) == b"Thu, 01 Jan 1970 00:00:00 GMT"
+        finally:
+            locale.setlocale(locale.LC_TIME, previous)

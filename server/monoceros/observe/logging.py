@@ -11,24 +11,25 @@ JSON lines (observe/log_schemas.py).
 from __future__ import annotations
 
 import base64
-import configparser
 import json
 import logging
-import logging.config
 import os
 import re
 import sys
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
 
 from monoceros.config import Config, LogSchema
 from monoceros.errors import StartupError
 from monoceros.observe.log_schemas import schema_processor
 from monoceros.observe.output import LineBuffer
+from monoceros.observe.structlog_import import load_structlog
 from monoceros.protocols.events import current_exchange
+
+if TYPE_CHECKING:  # structlog is imported once the log format is known (structlog_import.py)
+    import structlog
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
 LogFormat = Literal["json", "console"]
 TRACE = 5
@@ -130,6 +131,8 @@ def redact_secrets(logger: WrappedLogger, method: str, event: EventDict) -> Even
 
 
 def shared_processors() -> list[Processor]:
+    import structlog
+
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -235,6 +238,9 @@ def configure_logging(
     # People read the console format as it is written: each line goes out at once, after
     # anything print() wrote before it, so the two come out in the order they were written.
     output.immediate = log_format == "console"
+    load_structlog(console=log_format == "console")  # before anything imports it
+    import structlog
+
     shared = shared_processors()
     last: list[Processor] = [structlog.processors.format_exc_info, redact_secrets]
     if log_format == "json":
@@ -282,7 +288,9 @@ class _NamedLoggerFactory:
         self._output = output
 
     def __call__(self, *args: Any) -> structlog.WriteLogger:
-        logger = structlog.WriteLogger(self._output)  # type: ignore[arg-type]
+        from structlog import WriteLogger
+
+        logger = WriteLogger(self._output)  # type: ignore[arg-type]
         if args and isinstance(args[0], str):
             logger.name = args[0]  # type: ignore[attr-defined]
         return logger
@@ -329,6 +337,9 @@ def _apply_log_config(path: str) -> None:
 
 def _read_log_config(path: str) -> None:
     """A dictConfig as JSON (or YAML if PyYAML is installed), or an INI file."""
+    import configparser  # here: only --log-config needs them (start-up time)
+    import logging.config
+
     try:
         if path.endswith(".json"):
             with open(path, encoding="utf-8") as file:
@@ -356,4 +367,6 @@ def _dict_config(config: Any) -> None:
     if not isinstance(config, dict):
         raise ValueError("a dictConfig must be a mapping")
     config.setdefault("disable_existing_loggers", False)
+    import logging.config
+
     logging.config.dictConfig(config)

@@ -8,12 +8,31 @@ by one C-speed pass (`bytes.translate`) instead of a regex per header (uvicorn's
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Final
 
 from monoceros.grammar import TOKEN_PATTERN
+
+# IMF-fixdate's names are English whatever the locale (time.strftime's follow LC_TIME).
+WEEKDAYS: Final = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+MONTHS: Final = tuple(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
+
+
+def http_date(seconds: float) -> bytes:
+    """The Date header's value (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`."""
+    t = time.gmtime(seconds)
+    return b"%s, %02d %s %d %02d:%02d:%02d GMT" % (
+        WEEKDAYS[t.tm_wday],
+        t.tm_mday,
+        MONTHS[t.tm_mon - 1],
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
+
 
 STATUS_LINES: Final[dict[int, bytes]] = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii"))
@@ -93,7 +112,7 @@ class DefaultHeaders:
 
     def refresh(self, now: float | None = None) -> None:
         if self._date_enabled:
-            self._date_value = formatdate(now, usegmt=True).encode("ascii")
+            self._date_value = http_date(time.time() if now is None else now)
             self._date_line = b"date: %s\r\n" % self._date_value
         self.block = self._server_line + self._date_line + self._extra
         self.block_lines = self.block.count(b"\n")
