@@ -48,6 +48,7 @@ HOT_PATH = [
     "server/monoceros/protocols/h2_websocket.py",
     "server/monoceros/protocols/http2.py",
     "server/monoceros/protocols/ws_engine.py",
+    "server/monoceros/protocols/ws_frames.py",
     "server/monoceros/observe/__init__.py",
     "server/monoceros/observe/output.py",
     "server/monoceros/observe/access.py",

@@ -117,7 +117,7 @@ WEBSOCKET_STREAMS = (
 
 def websocket_seeds() -> Iterator[bytes]:
     for stream in WEBSOCKET_STREAMS:
-        for flags in range(4):
+        for flags in (0, 1, 2, 3, 8, 10):  # websockets, wsproto, with deflate; auto (8)
             yield bytes((flags, 0)) + stream
 
 

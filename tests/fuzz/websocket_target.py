@@ -1,7 +1,8 @@
 """Fuzz target: one WebSocket session, after a valid upgrade, fed any bytes as client frames.
 
-An input: its first byte picks the engine (websockets or wsproto), whether permessage-deflate
-is negotiated, and the app (echo, or one that reads slowly); its second seeds the read sizes;
+An input: its first byte picks the engine (auto, our own framing; websockets; wsproto),
+whether permessage-deflate is negotiated, and the app (echo, or one that reads slowly); its
+second seeds the read sizes;
 the rest follows the handshake on the wire. Invariants (any failure is a finding):
 
 - no exception escapes, and the loop's exception handler and the error log stay silent;
@@ -48,7 +49,7 @@ SETTINGS = {
         ping_timeout=None,
         per_message_deflate=deflate,
     )
-    for engine in ("websockets", "wsproto")
+    for engine in ("auto", "websockets", "wsproto")
     for deflate in (False, True)
 }
 
@@ -82,7 +83,7 @@ async def drive(data: bytes) -> None:
     if len(data) < 2:
         return
     flags, seed, stream = data[0], data[1], data[2:]
-    engine = "wsproto" if flags & 1 else "websockets"
+    engine = "auto" if flags & 8 else "wsproto" if flags & 1 else "websockets"
     deflate = bool(flags & 2)
     pause = 3 if flags & 4 else 0
 

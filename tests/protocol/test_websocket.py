@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,25 @@ UPGRADE_REQUEST = (
 )
 
 
-@pytest.fixture(scope="module", params=["websockets", "wsproto"])
+@pytest.fixture(scope="module", params=["auto", "auto-no-deflate", "websockets", "wsproto"])
 def engine(request: pytest.FixtureRequest) -> str:
-    """Every test runs on each `--ws` engine."""
+    """Every test runs on each `--ws` engine. `auto` frames a session itself unless the client
+    negotiates permessage-deflate (websockets' client does): without deflate on offer, every
+    session is framed by ws_frames.py."""
     return str(request.param)
+
+
+def engine_options(engine: str) -> dict[str, Any]:
+    return {
+        "ws": engine.removesuffix("-no-deflate"),
+        "ws_per_message_deflate": not engine.endswith("-no-deflate"),
+    }
 
 
 @pytest.fixture(scope="module")
 def server(engine: str) -> Iterator[RunningServer]:
-    with run_server(websocket_echo, ws=engine, ws_max_size=2 * MiB, lifespan="off") as running:
+    options = engine_options(engine)
+    with run_server(websocket_echo, ws_max_size=2 * MiB, lifespan="off", **options) as running:
         yield running
 
 
@@ -221,7 +232,7 @@ def test_plain_http_still_works(server: RunningServer) -> None:
 def test_ping_timeout_against_a_silent_peer(engine: str) -> None:
     options = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.2, "lifespan": "off"}
     with (
-        run_server(websocket_echo, ws=engine, **options) as running,
+        run_server(websocket_echo, **engine_options(engine), **options) as running,
         socket.create_connection((running.host, running.port), timeout=5) as sock,
     ):
         sock.sendall(UPGRADE_REQUEST % b"/silent")
@@ -245,7 +256,7 @@ def test_ws_none_answers_as_http() -> None:
 
 
 def test_graceful_shutdown_closes_1012(engine: str) -> None:
-    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
+    with run_server(websocket_echo, **engine_options(engine), lifespan="off") as running:
 
         async def client() -> None:
             async with connect(ws_url(running)) as ws:
@@ -269,7 +280,9 @@ async def expect_service_restart(ws: ClientConnection, stopping: asyncio.Future[
 def test_session_observation_access_line_and_metrics(engine: str) -> None:
     recorder = Recorder()
     finished = recorder.sessions
-    with run_server(websocket_echo, ws=engine, lifespan="off", observer=recorder) as running:
+    with run_server(
+        websocket_echo, **engine_options(engine), lifespan="off", observer=recorder
+    ) as running:
 
         async def client() -> None:
             async with connect(ws_url(running, "/echo?x=1"), compression=None) as ws:
@@ -310,7 +323,7 @@ def test_upgrade_header_without_connection_upgrade_is_plain_http(server: Running
 def test_tls_gives_wss(tmp_path: Path, engine: str) -> None:
     tls = TLSFiles(tmp_path)
     options = {"ssl_certfile": tls.cert, "ssl_keyfile": tls.key}
-    with run_server(websocket_echo, ws=engine, lifespan="off", **options) as running:
+    with run_server(websocket_echo, **engine_options(engine), lifespan="off", **options) as running:
 
         async def client() -> dict[str, Any]:
             url = f"wss://{running.host}:{running.port}/scope"
@@ -332,7 +345,9 @@ def test_app_error_before_accept_is_500(server: RunningServer, path: str) -> Non
 
 
 def test_reading_pauses_while_the_app_does_not_receive(engine: str) -> None:
-    with run_server(websocket_echo, ws=engine, ws_max_queue=2, lifespan="off") as running:
+    with run_server(
+        websocket_echo, **engine_options(engine), ws_max_queue=2, lifespan="off"
+    ) as running:
         paused: list[bool] = []
 
         async def client() -> None:
@@ -352,7 +367,9 @@ def test_reading_pauses_while_the_app_does_not_receive(engine: str) -> None:
 def test_request_id_in_response_scope_and_session_record(engine: str) -> None:
     recorder = Recorder()
     finished = recorder.sessions
-    with run_server(websocket_echo, ws=engine, lifespan="off", observer=recorder) as running:
+    with run_server(
+        websocket_echo, **engine_options(engine), lifespan="off", observer=recorder
+    ) as running:
 
         async def client() -> tuple[str, dict[str, Any]]:
             async with connect(ws_url(running, "/scope")) as ws:
@@ -371,7 +388,9 @@ def test_request_id_in_response_scope_and_session_record(engine: str) -> None:
 
 
 def test_upgrade_beyond_limit_concurrency_is_503(engine: str) -> None:
-    with run_server(websocket_echo, ws=engine, limit_concurrency=1, lifespan="off") as running:
+    with run_server(
+        websocket_echo, **engine_options(engine), limit_concurrency=1, lifespan="off"
+    ) as running:
 
         async def client() -> None:
             async with connect(ws_url(running)) as first:
@@ -391,7 +410,7 @@ def test_upgrade_beyond_limit_concurrency_is_503(engine: str) -> None:
 
 def test_session_accepted_during_shutdown_gets_1012(engine: str) -> None:
     """A session still in its handshake when SIGTERM comes is closed 1012 once accepted."""
-    with run_server(websocket_echo, ws=engine, lifespan="off") as running:
+    with run_server(websocket_echo, **engine_options(engine), lifespan="off") as running:
 
         async def client() -> None:
             loop = asyncio.get_running_loop()
@@ -409,7 +428,7 @@ def test_slow_reader_pauses_the_sender(engine: str) -> None:
     amount (the kernel's socket buffers plus our write high-water mark), not 64 MiB."""
     FLOOD_SENT.clear()
     with (
-        run_server(websocket_echo, ws=engine, lifespan="off") as running,
+        run_server(websocket_echo, **engine_options(engine), lifespan="off") as running,
         socket.create_connection((running.host, running.port), timeout=5) as sock,
     ):
         sock.sendall(UPGRADE_REQUEST % b"/flood")
@@ -431,11 +450,21 @@ def test_slow_reader_pauses_the_sender(engine: str) -> None:
 TEXT, CONTINUATION, CLOSE = 0x1, 0x0, 0x8
 
 
-def masked_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """A client frame (RFC 6455 5.2) with a fixed mask; payloads under 126 bytes."""
+def frame_header(first: int, length: int, masked: bool = True) -> bytes:
+    """A frame's first byte as given, then its length (RFC 6455 5.2) and the mask bit."""
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        return bytes([first, mask_bit | length])
+    if length < 0x10000:
+        return bytes([first, mask_bit | 126]) + length.to_bytes(2, "big")
+    return bytes([first, mask_bit | 127]) + length.to_bytes(8, "big")
+
+
+def masked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    """A client frame (RFC 6455 5.2) with a fixed mask."""
     mask = b"\x0f\x1e\x2d\x3c"
     masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + mask + masked
+    return frame_header((0x80 if fin else 0) | rsv | opcode, len(payload)) + mask + masked
 
 
 def server_close_code(sock: socket.socket, received: bytes) -> int:
@@ -454,6 +483,12 @@ def server_close_code(sock: socket.socket, received: bytes) -> int:
 
 @pytest.fixture
 def raw_session(server: RunningServer) -> Iterator[tuple[socket.socket, bytes]]:
+    with accepted_session(server) as session:
+        yield session
+
+
+@contextmanager
+def accepted_session(server: RunningServer) -> Iterator[tuple[socket.socket, bytes]]:
     """An accepted /echo session on a raw socket, and the bytes read after the 101 head."""
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         sock.sendall(UPGRADE_REQUEST % b"/echo")
@@ -524,3 +559,113 @@ def test_a_read_of_tiny_frames_queues_at_most_max_queue_messages(
                 client.receive_bytes(chunk)
     assert queued <= 32 + 1, f"{queued} messages queued (--ws-max-queue 32)"
     assert texts == [str(i % 10) for i in range(count)]
+
+
+BINARY, PING, PONG = 0x2, 0x9, 0xA
+
+
+def close_frame(code: int, reason: bytes = b"") -> bytes:
+    return masked_frame(CLOSE, code.to_bytes(2, "big") + reason)
+
+
+# Frames a client may not send, and the code every engine closes with (RFC 6455 5, 7.4).
+VIOLATIONS = {
+    "reserved bit": (masked_frame(TEXT, b"x", rsv=0x40), 1002),
+    "unmasked": (frame_header(0x80 | TEXT, 1, masked=False) + b"x", 1002),
+    "reserved data opcode": (masked_frame(0x3, b"x"), 1002),
+    "reserved control opcode": (masked_frame(0xB, b"x"), 1002),
+    "fragmented ping": (masked_frame(PING, b"x", fin=False), 1002),
+    "ping of 126 bytes": (masked_frame(PING, b"x" * 126), 1002),
+    "continuation first": (masked_frame(CONTINUATION, b"x"), 1002),
+    "new message mid-message": (
+        masked_frame(TEXT, b"a", fin=False) + masked_frame(TEXT, b"b"),
+        1002,
+    ),
+    "close of one byte": (masked_frame(CLOSE, b"\x03"), 1002),
+    "close code 999": (close_frame(999), 1002),
+    "close code 1004": (close_frame(1004), 1002),
+    "close code 1005": (close_frame(1005), 1002),
+    "close code 2999": (close_frame(2999), 1002),
+    "close reason not UTF-8": (close_frame(1000, b"\xff"), 1007),
+    "frame beyond --ws-max-size, by its header alone": (
+        frame_header(0x80 | TEXT, 3 * MiB) + b"\x00\x00\x00\x00",
+        1009,
+    ),
+}
+
+
+# Where wsproto (the optional engine, `--ws wsproto`) does otherwise.
+WSPROTO_DIFFERS: dict[str | int, str] = {
+    "frame beyond --ws-max-size, by its header alone": "wsproto reads the payload first",
+    1014: "wsproto refuses 1014 (Bad Gateway), registered after RFC 6455",
+}
+
+
+@pytest.mark.parametrize("frames", list(VIOLATIONS), ids=list(VIOLATIONS))
+def test_a_frame_the_client_may_not_send_closes_the_session(
+    server: RunningServer, frames: str, engine: str
+) -> None:
+    if engine == "wsproto" and frames in WSPROTO_DIFFERS:
+        pytest.skip(WSPROTO_DIFFERS[frames])
+    data, code = VIOLATIONS[frames]
+    with accepted_session(server) as (sock, rest):
+        sock.sendall(data)
+        assert server_close_code(sock, rest) == code
+    assert wait_for_close("/echo")[0] == code
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1011, 1014, 3000, 4999])
+def test_the_client_close_code_is_echoed(server: RunningServer, code: int, engine: str) -> None:
+    if engine == "wsproto" and code in WSPROTO_DIFFERS:
+        pytest.skip(WSPROTO_DIFFERS[code])
+    with accepted_session(server) as (sock, rest):
+        sock.sendall(close_frame(code, "au revoir é".encode()))
+        assert server_close_code(sock, rest) == code
+        assert sock.recv(65536) == b""  # the server closes TCP first (RFC 6455 7.1.1)
+    assert wait_for_close("/echo") == (code, "au revoir é")
+
+
+def read_frames(sock: socket.socket, data: bytes, count: int) -> list[tuple[int, bytes]]:
+    """The next `count` frames from the server (unmasked), as (opcode, payload)."""
+    frames: list[tuple[int, bytes]] = []
+    while len(frames) < count:
+        if len(data) >= 2:
+            length, at = data[1] & 0x7F, 2
+            if length >= 126:
+                at += 2 if length == 126 else 8
+                length = int.from_bytes(data[2:at], "big")
+            if len(data) >= at + length:
+                frames.append((data[0] & 0x0F, data[at : at + length]))
+                data = data[at + length :]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(frames)} frames"
+        data += chunk
+    return frames
+
+
+def test_a_ping_is_answered_with_its_payload_between_fragments(
+    raw_session: tuple[socket.socket, bytes],
+) -> None:
+    sock, rest = raw_session
+    sock.sendall(
+        masked_frame(TEXT, b"hel", fin=False)
+        + masked_frame(PING, b"are you there")
+        + masked_frame(CONTINUATION, b"lo")
+    )
+    assert read_frames(sock, rest, 2) == [(PONG, b"are you there"), (TEXT, b"hello")]
+
+
+def test_frames_arriving_a_byte_at_a_time_are_read_whole(
+    raw_session: tuple[socket.socket, bytes],
+) -> None:
+    sock, rest = raw_session
+    text = "é".encode() * 100  # a 16-bit length
+    binary = bytes(range(256)) * 300  # a 64-bit length: 76,800 bytes
+    data = masked_frame(TEXT, text) + masked_frame(BINARY, binary)
+    for index in range(300):  # both headers split, byte by byte
+        sock.sendall(data[index : index + 1])
+        time.sleep(0.001)
+    for index in range(300, len(data), 7000):
+        sock.sendall(data[index : index + 7000])
+    assert read_frames(sock, rest, 2) == [(TEXT, text), (BINARY, binary)]

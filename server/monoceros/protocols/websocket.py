@@ -517,6 +517,10 @@ def engine_for(settings: WebSocketSettings) -> Engine:
         from monoceros.protocols.ws_wsproto import WsprotoEngine
 
         return WsprotoEngine(settings)
+    if settings.mode == "auto":
+        from monoceros.protocols.ws_frames import FramesEngine
+
+        return FramesEngine(settings)
     from monoceros.protocols.ws_websockets import WebsocketsEngine
 
     return WebsocketsEngine(settings)

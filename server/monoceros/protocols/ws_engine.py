@@ -5,10 +5,11 @@ keepalive; an engine does the RFC 6455 part: it checks the opening handshake, wr
 response, parses frames into `Part`, `Pong` and `Closed` events, and frames what we send.
 Output collects in the engine until `data_to_send()`; an empty chunk there means "close TCP".
 
-`websockets` (ws_websockets.py) is the default for `--ws auto`: echoing a message through its
-`ServerProtocol` costs 4.2 µs for 16 bytes and 12.6 µs for 64 KiB, through wsproto 13.0 µs and
-101 µs (3-9x more; bench/ws_engines.py). wsproto (ws_wsproto.py) stays available for uvicorn users
-who chose it, as the optional extra `monoceros[wsproto]`.
+`--ws auto` is ws_frames.py: websockets for the handshake and compressed sessions, our own
+framing for the rest. `--ws websockets` is the library throughout (ws_websockets.py): echoing
+a message through its `ServerProtocol` costs 4.2 µs for 16 bytes and 12.6 µs for 64 KiB,
+through wsproto 13.0 µs and 101 µs (3-9x more; bench/ws_engines.py). wsproto (ws_wsproto.py)
+stays available for uvicorn users who chose it, as the optional extra `monoceros[wsproto]`.
 """
 
 from __future__ import annotations
@@ -21,24 +22,35 @@ from monoceros.types import Message
 Headers = list[tuple[bytes, bytes]]
 
 
-class Part(NamedTuple):
+# Events are plain classes, not named tuples: compiled, one is made in a few instructions
+# (a named tuple is built through Python), and a WebSocket message makes at least one.
+class Part:
     """A piece of a data message, in order; `fin` on the last one."""
 
-    data: bytes | str  # str from engines that decode text themselves (wsproto)
-    text: bool
-    fin: bool
+    __slots__ = ("data", "fin", "text")
+
+    def __init__(self, data: bytes | str, text: bool, fin: bool) -> None:
+        self.data = data  # str from engines that decode text themselves (wsproto)
+        self.text = text
+        self.fin = fin
 
 
-class Pong(NamedTuple):
-    payload: bytes
+class Pong:
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
 
 
-class Closed(NamedTuple):
+class Closed:
     """The closing handshake, reported once: the peer's close frame (already answered), or
     the code with which the engine failed the connection over a protocol error."""
 
-    code: int
-    reason: str
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
 
 
 class Rejection(NamedTuple):

@@ -85,6 +85,10 @@ class WebsocketsEngine:
             response_headers[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
         self.conn.send_response(self._response)
 
+    def extensions_negotiated(self) -> bool:
+        """Whether the accepted handshake agreed on an extension (permessage-deflate)."""
+        return "Sec-WebSocket-Extensions" in self._response.headers
+
     def accept_without_handshake(self) -> None:
         # The library's parser reads an HTTP request first unless it starts OPEN.
         self.conn = _ServerProtocol(state=State.OPEN, max_size=self.max_size, logger=library_logger)
