@@ -102,7 +102,6 @@ class FramesEngine:
         self._needed = 0  # its whole length, once its header is here
         self._message_text: bool | None = None  # the message being received: text or not
         self._close_sent = False
-        self._close_received = False
         self._ended = False  # end of stream queued: nothing more is read or written
 
     # -- the opening handshake: websockets' -----------------------------------------------------
@@ -219,7 +218,6 @@ class FramesEngine:
             events.append(Pong(payload))
         else:
             code, reason = parse_close(payload)
-            self._close_received = True
             if not self._close_sent:  # echo it (RFC 6455 5.5.1)
                 self._send(CLOSE, b"" if code == NO_STATUS else payload[:2])
                 self._close_sent = True
