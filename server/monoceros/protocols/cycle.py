@@ -180,35 +180,31 @@ class RequestCycle:
 
     # -- the app's side ------------------------------------------------------------------------
 
-    async def run(self, app: ASGIApp, state: ServerState) -> None:
-        """The request's Task: the app, then what its outcome calls for."""
+    async def run(self, app: ASGIApp) -> None:
         current_exchange.set(self)  # this runs in the request's own context
         try:
-            try:
-                # Any: an app that returns a value is logged below, not a TypeError (the compiled
-                # build checks return types against the annotations).
-                result: object = await cast(Any, app)(self.scope, self.receive, self.send)
-            except BaseException as exc:
-                self._observe(self._app_failed(exc))
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                return
-            if result is not None:
-                logger.error("ASGI callable returned a value instead of None: %r", result)
-            if self.response is ResponseState.COMPLETE:
-                return
-            if self.disconnected:
-                self._observe("disconnected")
-            elif self.response is ResponseState.WAITING_START:
-                logger.error("ASGI callable returned without starting a response.")
-                self._send_internal_error()
-                self._observe("error")
-            else:
-                logger.error("ASGI callable returned without completing the response.")
-                self.channel.abort()
-                self._observe("error")
-        finally:
-            state.request_done()
+            # Any: an app that returns a value is logged below, not a TypeError (the compiled
+            # build checks return types against the annotations).
+            result: object = await cast(Any, app)(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._observe(self._app_failed(exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        if result is not None:
+            logger.error("ASGI callable returned a value instead of None: %r", result)
+        if self.response is ResponseState.COMPLETE:
+            return
+        if self.disconnected:
+            self._observe("disconnected")
+        elif self.response is ResponseState.WAITING_START:
+            logger.error("ASGI callable returned without starting a response.")
+            self._send_internal_error()
+            self._observe("error")
+        else:
+            logger.error("ASGI callable returned without completing the response.")
+            self.channel.abort()
+            self._observe("error")
 
     def _app_failed(self, exc: BaseException) -> str:
         self.error_type = error_type(exc)

@@ -233,7 +233,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         # context. The Task starts on this loop iteration's ready queue: running the first
         # step outside a Task is faster but breaks those libraries, and 3.12's
         # eager_start=True measured 10-25% slower per request than this on 3.12 and 3.13.
-        self.state.track_request(self.loop.create_task(cycle.run(app, self.state)))
+        self.state.track(self.loop.create_task(cycle.run(app)))
 
     def response_complete(self, keep_alive: bool) -> None:
         """The current cycle's last byte is written: reuse the connection, or close it."""

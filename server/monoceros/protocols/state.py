@@ -39,15 +39,6 @@ class ServerState:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def track_request(self, task: asyncio.Task[None]) -> None:
-        """A request's Task, which calls `request_done()` as it ends: a done callback would
-        cost every request a callback on the loop (about 5% of a small request's work)."""
-        self.tasks.add(task)
-
-    def request_done(self) -> None:
-        """Called by a request's Task as its last step (from a `finally`)."""
-        self.tasks.discard(asyncio.current_task())
-
     def tick(self, now: float) -> None:
         """The housekeeping step (every TICK for a server, every heartbeat for a supervisor's
         admin listener): advance the coarse clock and expire connections whose keep-alive or
