@@ -8,6 +8,7 @@ it, and every option can also be set as MONOCEROS_<NAME> (click's auto_envvar_pr
 
 from __future__ import annotations
 
+import platform
 import sys
 from dataclasses import MISSING, fields
 from typing import Any, get_args
@@ -53,8 +54,6 @@ def _default(settings: type, name: str) -> Any:
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    import platform  # here: 2 ms of start-up that only --version needs
-
     python = f"{platform.python_implementation()} {platform.python_version()}"
     click.echo(f"monoceros {__version__} ({describe()}) on {python}")
     ctx.exit()

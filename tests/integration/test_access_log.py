@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -462,38 +462,6 @@ def test_console_format_is_readable_text() -> None:
     assert re.search(r"\[info +\] GET /missing\?x=1 404 \d+(\.\d)?ms$", access), access
     assert any("inside a request" in line for line in process.lines)
     assert any("Listening on" in line for line in process.lines)
-
-
-RICH_PROBE = """
-import structlog.dev
-
-
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    import rich  # still importable by the app (else: 500)
-
-    body = b"structlog uses rich: %d" % (structlog.dev.rich is not None)
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": body})
-"""
-
-
-@pytest.mark.parametrize(
-    ("log_format", "uses_rich"), [("json", 0), ("console", 1)], ids=["json", "console"]
-)
-def test_structlog_is_imported_without_rich_for_json_lines(
-    write_module: Callable[[str, str], str], log_format: str, uses_rich: int
-) -> None:
-    """rich costs 35 ms of start-up and JSON lines never use it (observe/structlog_import.py);
-    the console format keeps it, and the app can import it either way."""
-    import rich  # noqa: F401  # installed with the test dependencies: else the test proves nothing
-
-    directory = write_module("rich_probe", RICH_PROBE)
-    with start("--log-format", log_format, "--app-dir", directory, app="rich_probe:app") as process:
-        url = process.wait_listening(TIMEOUT)
-        response = httpx.get(url, timeout=TIMEOUT)
-    assert response.text == f"structlog uses rich: {uses_rich}"
 
 
 @pytest.mark.parametrize("buffered", [False, True], ids=["unbuffered", "print-buffered"])

@@ -73,7 +73,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 RECORDER = Recorder()
 
 
-@pytest.fixture(scope="module", params=["websockets", "wsproto"])
+@pytest.fixture(scope="module", params=["auto", "websockets", "wsproto"])
 def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     with run_server(
         app, lifespan="off", http2=True, ws=request.param, observer=RECORDER

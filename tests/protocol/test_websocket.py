@@ -669,3 +669,47 @@ def test_frames_arriving_a_byte_at_a_time_are_read_whole(
     for index in range(300, len(data), 7000):
         sock.sendall(data[index : index + 7000])
     assert read_frames(sock, rest, 2) == [(TEXT, text), (BINARY, binary)]
+
+
+def frames_until_closed(sock: socket.socket, data: bytes) -> list[tuple[int, bytes]]:
+    """Every frame the server sends from here until it closes TCP (5 s at most)."""
+    sock.settimeout(5)
+    frames: list[tuple[int, bytes]] = []
+    while True:
+        while len(data) >= 2:
+            length, at = data[1] & 0x7F, 2
+            if length >= 126:
+                at += 2 if length == 126 else 8
+                length = int.from_bytes(data[2:at], "big")
+            if len(data) < at + length:
+                break
+            frames.append((data[0] & 0x0F, data[at : at + length]))
+            data = data[at + length :]
+        chunk = sock.recv(65536)
+        if not chunk:
+            return frames
+        data += chunk
+
+
+def test_a_ping_after_the_server_closed_is_still_answered(
+    server: RunningServer, engine: str
+) -> None:
+    """RFC 6455 5.5.2: a ping is answered until a close is received, sent one or not."""
+    if engine == "wsproto":
+        pytest.skip("monoceros's wsproto adapter answers no ping once closing")
+    with accepted_session(server) as (sock, rest):
+        sock.sendall(masked_frame(TEXT, b"close:1000"))  # the app closes
+        assert read_frames(sock, rest, 1) == [(CLOSE, (1000).to_bytes(2, "big") + b"bye")]
+        sock.sendall(masked_frame(PING, b"still there?") + close_frame(1000))
+        assert frames_until_closed(sock, b"") == [(PONG, b"still there?")]
+
+
+@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2000, 5000])
+def test_a_close_code_the_app_may_not_send_closes_with_1011(
+    server: RunningServer, engine: str, code: int
+) -> None:
+    """RFC 6455 7.4.1: 1005, 1006 and 1015 never go in a close frame (an app that passes on the
+    1006 of a `websocket.disconnect`, say), nor codes outside the defined ranges."""
+    with accepted_session(server) as (sock, rest):
+        sock.sendall(masked_frame(TEXT, b"close:%d" % code))
+        assert server_close_code(sock, rest) == 1011

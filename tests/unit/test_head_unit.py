@@ -82,18 +82,3 @@ def test_the_date_header_is_the_imf_fixdate_email_utils_writes(seconds: int) -> 
     from email.utils import formatdate
 
     assert head.http_date(seconds) == formatdate(seconds, usegmt=True).encode("ascii")
-
-
-def test_the_date_header_names_are_english_whatever_the_locale() -> None:
-    import locale
-
-    previous = locale.setlocale(locale.LC_TIME)
-    for name in ("de_DE.UTF-8", "fr_FR.UTF-8", "C.UTF-8"):
-        try:
-            locale.setlocale(locale.LC_TIME, name)
-        except locale.Error:
-            continue
-        try:
-            assert head.http_date(0) == b"Thu, 01 Jan 1970 00:00:00 GMT"
-        finally:
-            locale.setlocale(locale.LC_TIME, previous)

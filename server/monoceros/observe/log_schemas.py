@@ -9,12 +9,9 @@ The reference, and the JSON schemas the tests hold lines to: docs/reference/log-
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from monoceros.config import LogSchema
-
-if TYPE_CHECKING:
-    from structlog.typing import EventDict, Processor, WrappedLogger
 
 # Elastic Common Schema 8.x: the names ecs-logging libraries write.
 ECS_VERSION = "8.11.0"

@@ -16,20 +16,17 @@ import logging
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from monoceros.config import Config, LogSchema
 from monoceros.errors import StartupError
 from monoceros.observe.log_schemas import schema_processor
 from monoceros.observe.output import LineBuffer
-from monoceros.observe.structlog_import import load_structlog
 from monoceros.protocols.events import current_exchange
-
-if TYPE_CHECKING:  # structlog is imported once the log format is known (structlog_import.py)
-    import structlog
-    from structlog.typing import EventDict, Processor, WrappedLogger
 
 LogFormat = Literal["json", "console"]
 TRACE = 5
@@ -131,8 +128,6 @@ def redact_secrets(logger: WrappedLogger, method: str, event: EventDict) -> Even
 
 
 def shared_processors() -> list[Processor]:
-    import structlog
-
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -238,9 +233,6 @@ def configure_logging(
     # People read the console format as it is written: each line goes out at once, after
     # anything print() wrote before it, so the two come out in the order they were written.
     output.immediate = log_format == "console"
-    load_structlog(console=log_format == "console")  # before anything imports it
-    import structlog
-
     shared = shared_processors()
     last: list[Processor] = [structlog.processors.format_exc_info, redact_secrets]
     if log_format == "json":
@@ -288,9 +280,7 @@ class _NamedLoggerFactory:
         self._output = output
 
     def __call__(self, *args: Any) -> structlog.WriteLogger:
-        from structlog import WriteLogger
-
-        logger = WriteLogger(self._output)  # type: ignore[arg-type]
+        logger = structlog.WriteLogger(self._output)  # type: ignore[arg-type]
         if args and isinstance(args[0], str):
             logger.name = args[0]  # type: ignore[attr-defined]
         return logger

@@ -15,7 +15,7 @@ stays available for uvicorn users who chose it, as the optional extra `monoceros
 from __future__ import annotations
 
 import codecs
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from monoceros.types import Message
 
@@ -87,6 +87,27 @@ class Engine(Protocol):
         """Close at once over a violation the engine cannot see itself (size, UTF-8)."""
 
     def data_to_send(self) -> list[bytes]: ...
+
+
+# The codes below 3000 an endpoint may put in a close frame (RFC 6455 7.4, and IANA's registry
+# for 1012-1014): not 1004-1006 or 1015 (reserved, or meaning "no frame"), nor unassigned ones.
+SENDABLE_CLOSE_CODES: Final = frozenset(
+    (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+)
+
+
+def may_send(code: int) -> bool:
+    """Whether an endpoint may put `code` in a close frame (either side: the same rules)."""
+    return code in SENDABLE_CLOSE_CODES or 3000 <= code < 5000
+
+
+def check_close(code: int, reason: str) -> None:
+    """The app's close code and reason, refused as websockets refuses them: ValueError, so
+    the app's send() raises and the session closes with 1011."""
+    if not may_send(code):
+        raise ValueError(f"close code {code} may not be sent")
+    if len(reason.encode()) > 123:  # a control frame's payload is at most 125 bytes
+        raise ValueError("close reason longer than 123 bytes")
 
 
 class MessageTooBig(Exception):

@@ -22,7 +22,16 @@ from typing import Final
 from websockets.utils import apply_mask  # C (SIMD) where websockets' extension is built
 
 from monoceros.config import WebSocketSettings
-from monoceros.protocols.ws_engine import Closed, Event, Headers, Part, Pong, Rejection
+from monoceros.protocols.ws_engine import (
+    Closed,
+    Event,
+    Headers,
+    Part,
+    Pong,
+    Rejection,
+    check_close,
+    may_send,
+)
 from monoceros.protocols.ws_websockets import WebsocketsEngine
 
 CONTINUATION: Final = 0x0
@@ -36,10 +45,6 @@ NO_STATUS: Final = 1005  # a close frame without a code (never sent as one)
 PROTOCOL_ERROR: Final = 1002
 INVALID_DATA: Final = 1007
 MESSAGE_TOO_BIG: Final = 1009
-# The codes a peer may put in a close frame (RFC 6455 7.4, and IANA's registry): not 1004-1006,
-# 1015 (reserved, or meaning "no frame"), nor anything below 1000 or unassigned below 3000.
-PEER_CLOSE_CODES: Final = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011))
-PEER_CLOSE_CODES_ADDED: Final = frozenset((1012, 1013, 1014))
 MAX_CONTROL_PAYLOAD: Final = 125
 
 
@@ -50,11 +55,6 @@ class ProtocolViolation(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-def may_send(code: int) -> bool:
-    """Whether a peer may close with `code`."""
-    return code in PEER_CLOSE_CODES or code in PEER_CLOSE_CODES_ADDED or 3000 <= code < 5000
 
 
 def frame_head(opcode: int, length: int) -> bytes:
@@ -68,7 +68,7 @@ def frame_head(opcode: int, length: int) -> bytes:
 
 def close_payload(code: int, reason: str) -> bytes:
     """A close frame's payload: the code, then as much of the reason as fits in 125 bytes
-    (cut between characters)."""
+    (cut between characters: the server's own reasons, when it fails a session)."""
     encoded = reason.encode()[: MAX_CONTROL_PAYLOAD - 2]
     encoded = encoded.decode(errors="ignore").encode()
     return code.to_bytes(2, "big") + encoded
@@ -211,9 +211,8 @@ class FramesEngine:
             text = self._message_text if opcode == CONTINUATION else opcode == TEXT
             self._message_text = None if fin else text
             events.append(Part(payload, bool(text), fin))
-        elif opcode == PING:
-            if not self._close_sent:
-                self._send(PONG, payload)
+        elif opcode == PING:  # answered until a close is received, ours sent or not (5.5.2)
+            self._send(PONG, payload)
         elif opcode == PONG:
             events.append(Pong(payload))
         else:
@@ -245,6 +244,7 @@ class FramesEngine:
             return self._library.close(code, reason)
         if self._close_sent:
             return False
+        check_close(code, reason)
         self._send(CLOSE, close_payload(code, reason))
         self._close_sent = True
         return True

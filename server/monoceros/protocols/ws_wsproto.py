@@ -17,7 +17,15 @@ from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
 from monoceros.config import WebSocketSettings
-from monoceros.protocols.ws_engine import Closed, Event, Headers, Part, Pong, Rejection
+from monoceros.protocols.ws_engine import (
+    Closed,
+    Event,
+    Headers,
+    Part,
+    Pong,
+    Rejection,
+    check_close,
+)
 
 _ANSWER_CLOSE_IN = (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
 
@@ -93,6 +101,7 @@ class WsprotoEngine:
     def close(self, code: int, reason: str) -> bool:
         if self.conn is None or self.conn.state is not ConnectionState.OPEN:
             return False
+        check_close(code, reason)  # wsproto would send any code
         self._output.append(self.conn.send(CloseConnection(code, reason)))
         return True
 
