@@ -17,15 +17,8 @@ from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
 from monoceros.config import WebSocketSettings
-from monoceros.protocols.ws_engine import (
-    Closed,
-    Event,
-    Headers,
-    Part,
-    Pong,
-    Rejection,
-    check_close,
-)
+from monoceros.protocols import ws_engine
+from monoceros.protocols.ws_engine import Closed, Event, Headers, Part, Pong, Rejection
 
 _ANSWER_CLOSE_IN = (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
 
@@ -101,7 +94,7 @@ class WsprotoEngine:
     def close(self, code: int, reason: str) -> bool:
         if self.conn is None or self.conn.state is not ConnectionState.OPEN:
             return False
-        check_close(code, reason)  # wsproto would send any code
+        ws_engine.check_close(code, reason)  # wsproto would send any code
         self._output.append(self.conn.send(CloseConnection(code, reason)))
         return True
 
