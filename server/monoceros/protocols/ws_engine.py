@@ -89,6 +89,10 @@ class Engine(Protocol):
     def data_to_send(self) -> list[bytes]: ...
 
 
+# A control frame's payload is at most this long (RFC 6455 5.5): a close frame's reason, 2 less.
+MAX_CONTROL_PAYLOAD: Final = 125
+
+
 # The codes below 3000 an endpoint may put in a close frame (RFC 6455 7.4, and IANA's registry
 # for 1012-1014): not 1004-1006 or 1015 (reserved, or meaning "no frame"), nor unassigned ones.
 SENDABLE_CLOSE_CODES: Final = frozenset(
@@ -106,8 +110,8 @@ def check_close(code: int, reason: str) -> None:
     the app's send() raises and the session closes with 1011."""
     if not may_send(code):
         raise ValueError(f"close code {code} may not be sent")
-    if len(reason.encode()) > 123:  # a control frame's payload is at most 125 bytes
-        raise ValueError("close reason longer than 123 bytes")
+    if len(reason.encode()) > MAX_CONTROL_PAYLOAD - 2:
+        raise ValueError(f"close reason longer than {MAX_CONTROL_PAYLOAD - 2} bytes")
 
 
 class MessageTooBig(Exception):

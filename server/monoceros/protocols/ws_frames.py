@@ -23,6 +23,7 @@ from websockets.utils import apply_mask  # C (SIMD) where websockets' extension 
 
 from monoceros.config import WebSocketSettings
 from monoceros.protocols.ws_engine import (
+    MAX_CONTROL_PAYLOAD,
     Closed,
     Event,
     Headers,
@@ -45,7 +46,6 @@ NO_STATUS: Final = 1005  # a close frame without a code (never sent as one)
 PROTOCOL_ERROR: Final = 1002
 INVALID_DATA: Final = 1007
 MESSAGE_TOO_BIG: Final = 1009
-MAX_CONTROL_PAYLOAD: Final = 125
 
 
 class ProtocolViolation(Exception):
@@ -154,6 +154,8 @@ class FramesEngine:
         while start < end and not self._ended:
             if end - start < 2:
                 break
+            # The length is read as websocket.frame_size reads it: a shared function returning
+            # (length, offset) cost 3% more instructions per message (33,647 against 32,632).
             first, second = data[start], data[start + 1]
             opcode = first & 0x0F
             length = second & 0x7F
