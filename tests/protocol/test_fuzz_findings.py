@@ -165,6 +165,43 @@ def test_h2c_upgrade_request_is_served_with_its_body(
     assert REACHED == [("POST", "/echo"), ("GET", "/hello")]
 
 
+@pytest.mark.parametrize(
+    ("framing", "content"),
+    [
+        ("Content-Length: 13", b'{"amount":10}'),
+        ("Transfer-Encoding: chunked", b'd\r\n{"amount":10}\r\n0\r\n\r\n'),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_http10_upgrade_request_is_served_with_its_body(
+    server: RunningServer, framing: str, content: bytes
+) -> None:
+    """The fuzzer's finding: on HTTP/1.0 (no keep-alive) the parser refused the ignored
+    upgrade's body as data after the last message, the exception escaped `data_received`, and
+    the client got nothing. The body is the request's; the connection closes after the answer."""
+    upgrade = request(
+        "/echo", "Connection: Upgrade", "Upgrade: foo", framing, method="POST", body=content
+    )
+    with wire(server) as connection:
+        connection.send(upgrade.replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        echoed = connection.response("POST")
+        assert echoed.status == 200
+        assert echoed.body == b'{"amount":10}'
+        assert connection.closed_by_server()
+    assert REACHED == [("POST", "/echo")]
+
+
+def test_http10_upgrade_with_an_oversized_chunk_is_400(server: RunningServer) -> None:
+    """The fuzzer's input, reduced: a chunk size that overflows, after an ignored upgrade."""
+    with wire(server) as connection:
+        connection.send(
+            b"GET / HTTP/1.0\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocke x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n"
+        )
+        assert connection.response().status == 400
+        assert connection.closed_by_server()
+
+
 def test_bodiless_upgrade_request_keeps_the_connection(server: RunningServer) -> None:
     with wire(server) as connection:
         connection.send(request("/hello", "Connection: Upgrade", "Upgrade: h2c"))

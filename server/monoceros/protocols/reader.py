@@ -172,12 +172,16 @@ class RequestReader:
         if self._upgrade is None:
             return TUNNEL
         # An upgrade we do not perform: HTTP/1.1 goes on. The parser skipped the request's
-        # body, so it is given the body's framing head first, and the body that follows goes
-        # to the request's cycle.
+        # body, so a fresh parser is given the body's framing head first, and the body that
+        # follows goes to the request's cycle. Fresh, because the old one refuses any byte
+        # after a request that ends its connection (HTTP/1.0 without keep-alive); the cycle
+        # already holds the request's own keep-alive. The framing is ours and smaller than
+        # the head just accepted, so no limit refuses it.
         self._upgrade = None
         framing, self._body_after_upgrade = self._body_after_upgrade, b""
         if framing:
             self._continuing = True
+            self.parser = httptools.HttpRequestParser(self)
             self.parser.feed_data(framing)
         return offset
 
