@@ -36,6 +36,9 @@ SPAN = "00f067aa0ba902b7"
         pytest.param(f"00-{TRACE}-{SPAN}-1", None, id="short"),
         pytest.param("", None, id="empty"),
         pytest.param("-" * 55, None, id="dashes"),
+        pytest.param(f" 00-{TRACE}-{SPAN}-0", None, id="55-bytes-after-a-space"),
+        pytest.param(f"00-{TRACE[:-1]}\xe9-{SPAN}-01", None, id="not-ascii"),
+        pytest.param(f"00-{TRACE}-{SPAN}-01\x00", None, id="nul-after"),
     ],
 )
 def test_parse_traceparent(value: str, expected: tuple[str, str] | None) -> None:
