@@ -69,10 +69,11 @@ class LineBuffer:
         self._scheduled = False
         if not self._pending:
             return
-        data, self._pending = bytes(self._pending), bytearray()
+        # Handed over as it is, not copied to bytes: a fresh buffer takes the next lines.
+        data, self._pending = self._pending, bytearray()
         self._write_out(data)  # stdout's BufferedWriter keeps whole writes whole
 
-    def _write_out(self, data: bytes) -> None:
+    def _write_out(self, data: bytes | bytearray) -> None:
         try:
             if self.immediate and self._text is not None:
                 self._text.flush()
