@@ -22,7 +22,6 @@ def serve(config: Config, notes: Sequence[str] = ()) -> int:
 
     from monoceros.buildinfo import log_build
     from monoceros.differences import startup_notes
-    from monoceros.environment import load_env_file
     from monoceros.importer import make_importable
     from monoceros.observe.logging import configure_logging_for
 
@@ -35,6 +34,8 @@ def serve(config: Config, notes: Sequence[str] = ()) -> int:
     for note in startup_notes(config):
         logger.warning("%s", note)
     if config.env_file:  # here, once: server processes started from here inherit it
+        from monoceros.environment import load_env_file  # python-dotenv: 5 ms, if asked for
+
         load_env_file(config.env_file)
     if config.reload.enabled:
         from monoceros.reloader import Reloader
