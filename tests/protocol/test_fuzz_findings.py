@@ -24,7 +24,7 @@ import pytest
 
 from monoceros.types import Receive, Scope, Send
 from tests.apps import read_all, send_text
-from tests.utils import RunningServer, ServerProcess, run_server
+from tests.utils import Recorder, RunningServer, ServerProcess, run_server
 from tests.wire import TIMEOUT, protocol_for, request, wire
 
 # (method, path) of every request that reached the app, in order.
@@ -199,6 +199,55 @@ def test_http10_upgrade_with_an_oversized_chunk_is_400(server: RunningServer) ->
             b"Transfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n"
         )
         assert connection.response().status == 400
+        assert connection.closed_by_server()
+
+
+def test_refused_body_of_an_ignored_upgrade_is_answered_as_its_request() -> None:
+    """The reader feeds the parser a framing head of its own for an ignored upgrade's body;
+    that head is not the request. A HEAD whose chunked body breaks gets a head-only 400, and
+    the record names the request the client sent (it named the framing head: PUT /)."""
+    recorder = Recorder()
+    data = request(
+        "/orig",
+        "Connection: Upgrade",
+        "Upgrade: foo",
+        "Transfer-Encoding: chunked",
+        method="HEAD",
+        body=b"zz\r\n",
+    )
+    with (
+        run_server(app, lifespan="off", observer=recorder) as running,
+        wire(running) as connection,
+    ):
+        connection.send(data)
+        response = connection.response("HEAD")
+        assert response.status == 400
+        # h11 read a bodiless response: any body bytes would be left over, here.
+        assert connection.closed_by_server()
+    [(record, reason)] = recorder.rejected
+    assert record is not None
+    assert (record.method, record.scope["path"], reason) == ("HEAD", "/orig", "bad_request")
+    assert (b"upgrade", b"foo") in record.scope["headers"]
+    assert REACHED == []
+
+
+def test_trailers_after_an_ignored_upgrade_count_with_its_head(server: RunningServer) -> None:
+    """The head's fields and the trailer's together stay within --limit-request-fields (20),
+    as without the upgrade: the framing head must not stand in for the request's head."""
+    fields = [f"X-{n}: {n}" for n in range(16)]
+    trailers = b"".join(b"T-%d: %d\r\n" % (n, n) for n in range(10))
+    data = request(
+        "/echo",
+        "Connection: Upgrade",
+        "Upgrade: foo",
+        "Transfer-Encoding: chunked",
+        *fields,
+        method="POST",
+        body=b"2\r\nhi\r\n0\r\n" + trailers + b"\r\n",
+    )
+    with wire(server) as connection:
+        connection.send(data)
+        assert connection.response("POST").status == 431
         assert connection.closed_by_server()
 
 

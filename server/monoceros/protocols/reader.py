@@ -99,6 +99,9 @@ class RequestReader:
 
     def _reset_head(self, parsing: bool = True) -> None:
         self.parsing_head = parsing
+        # The parser that reads this request's head: `parser`, until a fresh one takes over
+        # to read the body of an upgrade we ignore (its method and version are asked after).
+        self._head_parser = self.parser
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
@@ -175,8 +178,8 @@ class RequestReader:
         # body, so a fresh parser is given the body's framing head first, and the body that
         # follows goes to the request's cycle. Fresh, because the old one refuses any byte
         # after a request that ends its connection (HTTP/1.0 without keep-alive); the cycle
-        # already holds the request's own keep-alive. The framing is ours and smaller than
-        # the head just accepted, so no limit refuses it.
+        # already holds the request's own keep-alive, method and version, and the callbacks
+        # leave the request's head as it was read while `_continuing`.
         self._upgrade = None
         framing, self._body_after_upgrade = self._body_after_upgrade, b""
         if framing:
@@ -192,19 +195,27 @@ class RequestReader:
 
     # -- httptools callbacks -------------------------------------------------------------------
 
+    # The framing head of an ignored upgrade's body (`_continuing`) is ours, not the
+    # request: the request's head (its target, fields, limits) stays as it was read.
+
     def on_message_begin(self) -> None:
-        if len(self.queue) >= self.room and not self._continuing:
+        if self._continuing:
+            return
+        if len(self.queue) >= self.room:
             raise _Overflow
         self._reset_head()
 
     def on_url(self, url: bytes) -> None:
+        if self._continuing:
+            return
         self._url += url
         if len(self._url) > self.context.limits.max_request_line:
             raise Reject(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.parsing_head:
-            self._trailer_field(name, value)
+            if not self._continuing:
+                self._trailer_field(name, value)
             return
         if value and (value[-1] == 32 or value[-1] == 9):
             # RFC 9112 section 5: whitespace after the value is not part of it (httptools
@@ -370,14 +381,14 @@ class RequestReader:
     def asked_for_head(self) -> bool:
         """Whether the request being parsed is known to be a HEAD (its error response is then
         a head alone)."""
-        return bool(self._url) and self.parser.get_method() == b"HEAD"  # method precedes URL
+        return bool(self._url) and self._head_parser.get_method() == b"HEAD"  # method, then URL
 
     def rejected_record(self, status: int, size: int) -> RequestFinished:
         """The access-log record of a request the server answered itself with `status`."""
         method = version = ""
         if self._url:  # the method was parsed (it comes before the target)
-            method = self.parser.get_method().decode("latin-1")
-            version = self.parser.get_http_version()
+            method = self._head_parser.get_method().decode("latin-1")
+            version = self._head_parser.get_http_version()
         scope = rejected_scope(self.facts, method, version, self._url, self._headers)
         return rejected_record(scope, status, size, self.facts.client)
 
