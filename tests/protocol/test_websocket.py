@@ -468,13 +468,28 @@ def masked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) ->
     return frame_header((0x80 if fin else 0) | rsv | opcode, len(payload)) + mask + masked
 
 
+def server_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The complete server frames (unmasked) at the start of `data`, as (opcode, payload),
+    and what follows them."""
+    frames: list[tuple[int, bytes]] = []
+    while len(data) >= 2:
+        length, at = data[1] & 0x7F, 2
+        if length >= 126:
+            at += 2 if length == 126 else 8
+            length = int.from_bytes(data[2:at], "big")
+        if len(data) < at + length:
+            break
+        frames.append((data[0] & 0x0F, data[at : at + length]))
+        data = data[at + length :]
+    return frames, data
+
+
 def server_close_code(sock: socket.socket, received: bytes) -> int:
-    """Read the server's frames (unmasked, short) until its close frame; its code."""
+    """Read the server's frames until its close frame; its code."""
     data = received
     while True:
-        while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F):
-            opcode, length = data[0] & 0x0F, data[1] & 0x7F
-            payload, data = data[2 : 2 + length], data[2 + length :]
+        frames, data = server_frames(data)
+        for opcode, payload in frames:
             if opcode == CLOSE:
                 return int.from_bytes(payload[:2], "big")
         chunk = sock.recv(4096)
@@ -630,20 +645,14 @@ def test_the_client_close_code_is_echoed(server: RunningServer, code: int, engin
 def read_frames(sock: socket.socket, data: bytes, count: int) -> list[tuple[int, bytes]]:
     """The next `count` frames from the server (unmasked), as (opcode, payload)."""
     frames: list[tuple[int, bytes]] = []
-    while len(frames) < count:
-        if len(data) >= 2:
-            length, at = data[1] & 0x7F, 2
-            if length >= 126:
-                at += 2 if length == 126 else 8
-                length = int.from_bytes(data[2:at], "big")
-            if len(data) >= at + length:
-                frames.append((data[0] & 0x0F, data[at : at + length]))
-                data = data[at + length :]
-                continue
+    while True:
+        complete, data = server_frames(data)
+        frames += complete
+        if len(frames) >= count:
+            return frames[:count]
         chunk = sock.recv(65536)
         assert chunk, f"closed after {len(frames)} frames"
         data += chunk
-    return frames
 
 
 def test_a_ping_is_answered_with_its_payload_between_fragments(
@@ -678,15 +687,8 @@ def frames_until_closed(sock: socket.socket, data: bytes) -> list[tuple[int, byt
     sock.settimeout(5)
     frames: list[tuple[int, bytes]] = []
     while True:
-        while len(data) >= 2:
-            length, at = data[1] & 0x7F, 2
-            if length >= 126:
-                at += 2 if length == 126 else 8
-                length = int.from_bytes(data[2:at], "big")
-            if len(data) < at + length:
-                break
-            frames.append((data[0] & 0x0F, data[at : at + length]))
-            data = data[at + length :]
+        complete, data = server_frames(data)
+        frames += complete
         chunk = sock.recv(65536)
         if not chunk:
             return frames
