@@ -385,8 +385,9 @@ class Config:
         if healthcheck <= 0:
             raise ValueError(f"--timeout-worker-healthcheck must be positive, not {healthcheck}")
         for name, value in self.headers:
-            if not is_token(name) or any(c in value for c in "\r\n\0"):
-                raise ValueError(f"--header {name}:{value} is not a valid HTTP header")
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise ValueError(f"--header {name!r}: {problem}")
 
     @classmethod
     def from_options(cls, app: str | ASGIApp, **options: Any) -> Config:
@@ -470,13 +471,26 @@ def parse_buckets(text: str) -> tuple[float, ...]:
 
 
 def parse_header_option(item: str | tuple[str, str]) -> tuple[str, str]:
-    """`--header name:value` as uvicorn takes it."""
+    """`--header name:value` as uvicorn takes it (Config checks what it says)."""
     if isinstance(item, tuple):
         return item
     name, sep, value = item.partition(":")
     if not sep or not name.strip():
         raise ValueError(f"--header must look like name:value, not {item!r}")
     return name.strip(), value.strip()
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """What is wrong with a default header (every response carries it), or None."""
+    if not is_token(name):
+        return "the name must be an HTTP token (RFC 9110 section 5.6.2)"
+    if any((char < " " and char != "\t") or char == "\x7f" for char in value):
+        return f"the value {value!r} holds a control character"  # CR or LF would split heads
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return f"the value {value!r} is not Latin-1 text"
+    return None
 
 
 # Flat option name -> (group, attribute). One table, so the CLI and run() agree.

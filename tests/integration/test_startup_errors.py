@@ -207,6 +207,19 @@ def test_env_file_bad_line(tmp_path: Path) -> None:
     )
 
 
+def test_header_value_with_a_control_character() -> None:
+    # Every response would carry the line, split in two: refused before listening.
+    assert_fails_clearly(
+        "examples.app:app",
+        "--port",
+        "0",
+        "--header",
+        "X-A:one\rSet-Cookie: a=b",
+        message="--header 'X-A': the value 'one\\rSet-Cookie: a=b' holds a control character",
+        code=2,  # a usage error
+    )
+
+
 LIFESPAN_FAILS = """
 async def app(scope, receive, send):
     assert scope["type"] == "lifespan"

@@ -306,3 +306,28 @@ def test_parse_header_option(item: Any, expected: tuple[str, str]) -> None:
 def test_parse_header_option_refuses(item: str) -> None:
     with pytest.raises(ValueError, match="--header"):
         parse_header_option(item)
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        # Every response carries these lines: a CR, LF or NUL would split each one.
+        ("X-A:one\r\nSet-Cookie: a=b", "holds a control character"),
+        ("X-A:one\ntwo", "holds a control character"),
+        ("X-A:one\0", "holds a control character"),
+        ("X-A:bell\x07", "holds a control character"),
+        ("X-A:del\x7f", "holds a control character"),
+        ("X A:1", "must be an HTTP token"),
+        ("X-A:\u2603", "is not Latin-1 text"),  # it could not go on the wire
+        (("X-A", "one\r\ntwo"), "holds a control character"),  # run(headers=[...]) too
+        (("bad name", "1"), "must be an HTTP token"),
+    ],
+)
+def test_a_header_that_cannot_go_on_every_response_is_refused(item: Any, problem: str) -> None:
+    with pytest.raises(ValueError, match=f"--header .*: .*{problem}"):
+        Config.from_options("mod:app", headers=[item])
+
+
+def test_a_header_may_hold_a_tab_and_latin1() -> None:
+    config = Config.from_options("mod:app", headers=["X-A:a\tb caf\u00e9"])
+    assert config.headers == (("X-A", "a\tb caf\u00e9"),)
