@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 
+from monoceros.allocator import keep_freed_memory
 from monoceros.collector import settle_after_startup
 from monoceros.config import Config
 from monoceros.errors import StartupError
@@ -157,6 +158,9 @@ class Server:
             logger.info("Listening on %s (Press CTRL+C to quit)", describe(sock, scheme))
         self.observability.set_readiness(Readiness.SERVING)
         self.started = True
+        # What requests free stays for the next ones (allocator.py): set a tick after the
+        # first requests may come, since it imports ctypes, which start-up does not need.
+        loop.call_later(TICK, _keep_freed_memory)
         return lifespan
 
     def load_app(self) -> ASGIApp:
@@ -249,8 +253,8 @@ class Server:
 
         async def drained() -> None:
             await self.state.wait_all_closed()
-            while self.state.tasks:
-                await asyncio.wait(list(self.state.tasks))
+            while running := self.state.running_tasks():
+                await asyncio.wait(running)
 
         waiter = loop.create_task(drained())
         self._drain_waiter = waiter
@@ -279,3 +283,7 @@ class Server:
             if waiter is not None:
                 waiter.cancel()
         self._exit_requested.set()
+
+
+def _keep_freed_memory() -> None:
+    logger.debug("Memory: %s", keep_freed_memory())  # allocator.py
