@@ -490,6 +490,38 @@ def test_http_10_scope(server: RunningServer) -> None:
     assert scope["headers"] == []
 
 
+CONNECTION_FIELDS = [
+    pytest.param((), id="none"),
+    pytest.param(("Connection: keep-alive",), id="keep-alive"),
+    pytest.param(("Connection: Keep-Alive, Upgrade",), id="keep-alive-among-others"),
+    pytest.param(("Connection: close",), id="close"),
+    pytest.param(("Connection: ",), id="empty"),
+    pytest.param(("Connection: x-keep-alive-not",), id="lookalike"),
+    pytest.param(("Proxy-Connection: keep-alive",), id="proxy-connection"),
+    pytest.param(("Connection: close", "Proxy-Connection: keep-alive"), id="both"),
+]
+
+
+@pytest.mark.parametrize("fields", CONNECTION_FIELDS)
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_http_version_and_keep_alive_whatever_the_connection_fields(
+    server: RunningServer, version: str, fields: tuple[str, ...]
+) -> None:
+    # The version is read from the parser only where its keep-alive verdict leaves doubt
+    # (reader.py): every combination must still come out as the request line said.
+    tokens = {token.strip().lower() for field in fields for token in field.split(":")[1].split(",")}
+    keep_alive = "close" not in tokens if version == "1.1" else "keep-alive" in tokens
+    with wire(server) as connection:
+        connection.send(request("/scope", *fields, version=version))
+        response = connection.response()
+        assert json.loads(response.body)["http_version"] == version
+        if keep_alive:
+            connection.send(request("/fixed"))
+            assert connection.response().body == FIXED_BODY
+        else:
+            assert connection.closed_by_server()
+
+
 def test_other_methods(client: httpx.Client) -> None:
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         scope = client.request(method, "/scope").json()

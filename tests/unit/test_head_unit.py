@@ -57,6 +57,40 @@ def test_an_invalid_name_is_refused_every_time(bad: Any) -> None:
             encode([(bad, b"v")])
 
 
+@pytest.mark.parametrize(
+    "value",
+    [b"a\rb", b"a\nb", b"\0", b"ok\r\nset-cookie: a=b", bytearray(b"a\r\nb"), b"x" * 300 + b"\n"],
+    ids=["cr", "lf", "nul", "split", "bytearray", "long"],
+)
+def test_a_value_that_would_split_the_head_is_refused(value: Any) -> None:
+    with pytest.raises(InvalidResponseHead, match="CR, LF or NUL in a response header"):
+        encode([(b"x-ok", b"1"), (b"x-bad", value)])
+
+
+@pytest.mark.parametrize("value", ["text", 42, None])
+def test_a_value_that_is_not_bytes_is_refused(value: Any) -> None:
+    with pytest.raises(InvalidResponseHead, match="header names and values must be bytes"):
+        encode([(b"x-bad", value)])
+
+
+def test_bytes_like_values_are_taken_as_uvicorn_takes_them() -> None:
+    wire, *_ = encode([(b"x-a", bytearray(b"one")), (b"x-b", memoryview(b"two"))])
+    assert b"\r\nx-a: one\r\nx-b: two\r\n" in wire
+
+
+@pytest.mark.parametrize("value", [b"-1", b"1.5", b"", b" 5", b"0x10", b"\xd9\xa1"])
+def test_an_invalid_content_length_is_refused_every_time(value: bytes) -> None:
+    for _ in range(2):  # not remembered after the first refusal
+        with pytest.raises(InvalidResponseHead, match="invalid content-length"):
+            encode([(b"content-length", value)])
+
+
+@pytest.mark.parametrize("value", [b"5", b"0005", b"1234567890123456789"])
+def test_a_content_length_is_read_the_same_every_time(value: bytes) -> None:
+    for _ in range(2):  # the second from what was remembered (the last: too long to keep)
+        assert encode([(b"content-length", value)])[1] == int(value)
+
+
 def test_names_beyond_the_remembered_limit_are_still_checked() -> None:
     head._NAME_KINDS.clear()  # the same dict the (possibly compiled) module uses
     names = [b"x-name-%d" % number for number in range(head._NAME_KINDS_LIMIT + 10)]

@@ -46,7 +46,7 @@ class ResponseState(enum.Enum):
     COMPLETE = "complete"
 
     # Members are singletons: hash by identity (in C) rather than Enum's Python-level
-    # hash of the name, since `send()` looks the state up in _TRANSITIONS per message.
+    # hash of the name, since `send()` looks the state up in its transition table per message.
     __hash__ = object.__hash__
 
 
@@ -83,6 +83,7 @@ class RequestCycle:
         "scope",
         "started",
         "status",
+        "task",
         "trace",
     )
 
@@ -116,6 +117,7 @@ class RequestCycle:
         self.request_id: str | None = None
         self.trace: TraceContext | None = None
         self.error_type: str | None = None  # the class of the exception the app raised
+        self.task: asyncio.Task[None] | None = None  # the app's (ServerState.start_task)
         self._chunks: list[bytes] = []
         self._body_delivered = False
         self._waiter: asyncio.Future[None] | None = None
@@ -180,7 +182,8 @@ class RequestCycle:
 
     # -- the app's side ------------------------------------------------------------------------
 
-    async def run(self, app: ASGIApp) -> None:
+    async def run(self, app: ASGIApp, state: ServerState) -> None:
+        """The app's Task (ServerState.start_task)."""
         current_exchange.set(self)  # this runs in the request's own context
         try:
             # Any: an app that returns a value is logged below, not a TypeError (the compiled
@@ -191,6 +194,11 @@ class RequestCycle:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
+        finally:
+            # Nothing below waits. (None: the Task holds this cycle, which must not hold it
+            # back, or each request's objects would wait for the garbage collector.)
+            task, self.task = self.task, None
+            state.task_finished(task)
         if result is not None:
             logger.error("ASGI callable returned a value instead of None: %r", result)
         if self.response is ResponseState.COMPLETE:
@@ -293,7 +301,7 @@ class RequestCycle:
         if self.disconnected:
             raise ClientDisconnected("client disconnected")
         kind = message["type"]
-        handler = self._table.get((self.response, kind))
+        handler = self._table[self.response].get(kind)
         if handler is None:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} when {self.response.value}.")
         # Handlers are plain functions (no coroutine per message); one that must wait for
@@ -472,14 +480,28 @@ class RequestCycle:
 # A transition's handler: a method of the cycle class whose table it is in (Any: each
 # protocol's subclass brings its own table of its own methods).
 ResponseHandler = Callable[[Any, Message], Awaitable[None] | None]
-_TRANSITIONS: dict[tuple[ResponseState, str], ResponseHandler] = {
-    (ResponseState.WAITING_START, "http.response.early_hint"): RequestCycle._early_hint,
-    (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
-    (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,
-    (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
-    (ResponseState.STREAMING, "http.response.body"): RequestCycle._more_body,
-    (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
-}
+# A state's handlers by message type: what `send` looks up, per message (a dict of dicts: no
+# key tuple to build and hash, as a table keyed by (state, type) would need).
+TransitionTable = dict[ResponseState, dict[str, ResponseHandler]]
+
+
+def transition_table(pairs: dict[tuple[ResponseState, str], ResponseHandler]) -> TransitionTable:
+    table: TransitionTable = {state: {} for state in ResponseState}
+    for (state, kind), handler in pairs.items():
+        table[state][kind] = handler
+    return table
+
+
+_TRANSITIONS: Final = transition_table(
+    {
+        (ResponseState.WAITING_START, "http.response.early_hint"): RequestCycle._early_hint,
+        (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
+        (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,
+        (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
+        (ResponseState.STREAMING, "http.response.body"): RequestCycle._more_body,
+        (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
+    }
+)
 
 
 def _accepts_trailers(scope: Scope) -> bool:

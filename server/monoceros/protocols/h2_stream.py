@@ -9,15 +9,15 @@ to frame. Frames are zttp's to build; the stream's connection (http2.py) flushes
 
 from __future__ import annotations
 
-from typing import IO, Any, cast
+from typing import IO, Any, Final, cast
 
 from monoceros.protocols.channel import ResponseChannel, copy_file
 from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.cycle import (
     INTERNAL_ERROR_BODY,
     RequestCycle,
-    ResponseHandler,
     ResponseState,
+    transition_table,
 )
 from monoceros.protocols.flow_control import FlowControl
 from monoceros.protocols.head import (
@@ -268,11 +268,13 @@ class H2RequestCycle(RequestCycle):
         self._complete(outcome="error")
 
 
-_H2_TRANSITIONS: dict[tuple[ResponseState, str], ResponseHandler] = {
-    (ResponseState.WAITING_START, "http.response.early_hint"): H2RequestCycle._h2_early_hint,
-    (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
-    (ResponseState.HEAD_PENDING, "http.response.body"): H2RequestCycle._h2_first_body,
-    (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
-    (ResponseState.STREAMING, "http.response.body"): H2RequestCycle._h2_more_body,
-    (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
-}
+_H2_TRANSITIONS: Final = transition_table(
+    {
+        (ResponseState.WAITING_START, "http.response.early_hint"): H2RequestCycle._h2_early_hint,
+        (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
+        (ResponseState.HEAD_PENDING, "http.response.body"): H2RequestCycle._h2_first_body,
+        (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
+        (ResponseState.STREAMING, "http.response.body"): H2RequestCycle._h2_more_body,
+        (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
+    }
+)

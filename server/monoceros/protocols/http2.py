@@ -304,7 +304,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         if self._writing_paused:
             cycle.stream.flow.pause_writing()
         self.deadline = min(self.deadline, self.state.now + STALL_CHECK)
-        self.state.track(self.loop.create_task(cycle.run(app)))
+        cycle.task = self.state.start_task(self.loop, cycle.run(app, self.state))
 
     def _body(self, stream: H2Stream, cycle: H2RequestCycle, data: bytes) -> None:
         if data:  # an empty DATA frame is no progress

@@ -28,6 +28,7 @@ from monoceros.protocols.scope import (
     websocket_scope,
 )
 from monoceros.protocols.tracecontext import HEADER
+from monoceros.proxy import PROXY_HEADERS
 from monoceros.types import Scope
 
 # Parsed requests that may wait behind the one being answered. What a client pipelines beyond
@@ -110,6 +111,8 @@ class RequestReader:
         self._hosts = 0
         self._expect_continue = False
         self._request_id: bytes | None = None
+        self._keep_alive_token = False  # a Connection (or Proxy-Connection) said keep-alive
+        self._proxy_fields = False  # X-Forwarded-*, Forwarded: for proxy.py, if trusted
         self._traceparent: bytes | None = None
         self._content_length = -1
         self._transfer_encoding: bytes | None = None
@@ -237,8 +240,13 @@ class RequestReader:
             self._upgrade = value
         elif name == b"te":
             self._te = value
+        elif name == b"connection" or name == b"proxy-connection":  # llhttp reads both
+            if b"keep-alive" in value.lower():
+                self._keep_alive_token = True
         elif name == HEADER:  # traceparent; a second one makes both invalid (empty)
             self._traceparent = value if self._traceparent is None else b""
+        elif name in PROXY_HEADERS:
+            self._proxy_fields = True
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
         limits = self.context.limits
@@ -265,7 +273,12 @@ class RequestReader:
             return
         context = self.context
         parser = self.parser
-        version = parser.get_http_version()
+        keep_alive = parser.should_keep_alive()
+        # Asking the parser for the version formats a string: a tenth of a small request's
+        # parsing. Only HTTP/1.1 (of the versions llhttp takes: 0.9, 1.0, 1.1, 2.0) keeps a
+        # connection alive without a keep-alive token, so that verdict alone tells it.
+        sure = keep_alive and not self._keep_alive_token
+        version = "1.1" if sure else parser.get_http_version()
         if version not in _HTTP_VERSIONS:
             raise Reject(400)  # HTTP/0.9 or 2.0 spelled in an HTTP/1 request line
         if self._hosts > 1 or (self._hosts == 0 and version == "1.1"):
@@ -292,7 +305,9 @@ class RequestReader:
             raise Reject(400) from None
         if self._te is not None and version == "1.1" and _takes_trailers(self._te):
             scope["extensions"]["http.response.trailers"] = {}
-        proxy = context.proxy if self.peer_trusted else None
+        # Without a proxy's fields there is nothing to resolve (most requests: a direct
+        # client, or a proxy that sent none).
+        proxy = context.proxy if self.peer_trusted and self._proxy_fields else None
         if self._upgrade is not None and parser.should_upgrade():
             # `Connection: upgrade` too: HttpParserUpgrade follows this callback.
             if self._takes_websocket(method):
@@ -311,9 +326,7 @@ class RequestReader:
             proxy.resolve_scope(scope)
         # RFC 9110 section 10.1.1: no 100 (Continue) to an HTTP/1.0 client.
         expect_continue = self._expect_continue and version == "1.1"
-        cycle = RequestCycle(
-            scope, self.channel, context, parser.should_keep_alive(), expect_continue
-        )
+        cycle = RequestCycle(scope, self.channel, context, keep_alive, expect_continue)
         self.message = cycle
         if self._content_length <= 0 and codings is None:
             # No body follows (RFC 9112 section 6.3): the request is complete already, and

@@ -5,8 +5,12 @@ to the observer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Final, Protocol
+
+# The name of every Task an app runs in (requests and WebSocket sessions).
+APP_TASK_NAME: Final = "monoceros.app"
 
 
 class Connection(Protocol):
@@ -33,11 +37,36 @@ class ServerState:
     now: float = 0.0
     _all_closed: asyncio.Event | None = None
 
-    def track(self, task: asyncio.Task[None]) -> None:
-        """An app's Task (a request's or a WebSocket session's): graceful shutdown waits for it
-        and, past its timeout, cancels it."""
+    def start_task(
+        self, loop: asyncio.AbstractEventLoop, app_call: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None] | None:
+        """Run an app's coroutine (a request's or a WebSocket session's) in a Task of its own:
+        graceful shutdown waits for it and, past its timeout, cancels it. The coroutine hands
+        its Task to `task_finished` as it ends (a done callback would cost a turn of the loop
+        per request, and `asyncio.current_task()` is Python code on 3.11).
+
+        Returns the Task, or None if it has ended already (an eager task factory ran all of
+        it): the caller keeps it for `task_finished`."""
+        if loop.get_task_factory() is None:
+            # Named: a Task without a name formats "Task-<n>" for itself (Python 3.11).
+            task = asyncio.Task(app_call, loop=loop, name=APP_TASK_NAME)
+        else:  # the app's own factory: eager start, a tracer
+            task = loop.create_task(app_call, name=APP_TASK_NAME)
+        if task.done():
+            return None
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def task_finished(self, task: asyncio.Task[None] | None) -> None:
+        """Said by an app's coroutine in its last step (None: an eager factory is running all
+        of it before its Task was handed out, and it is never added)."""
+        self.tasks.discard(task)
+
+    def running_tasks(self) -> list[asyncio.Task[None]]:
+        """The app Tasks still running; one cancelled before its first step never said it
+        finished, and is forgotten here."""
+        self.tasks.difference_update([task for task in self.tasks if task.done()])
+        return list(self.tasks)
 
     def tick(self, now: float) -> None:
         """The housekeeping step (every TICK for a server, every heartbeat for a supervisor's

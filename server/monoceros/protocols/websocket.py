@@ -87,6 +87,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.session = Session.HANDSHAKE
         self.engine = engine_for(settings)
         self._started = time.monotonic()
+        self.task: asyncio.Task[None] | None = None  # the app's (ServerState.start_task)
         self._lost = False
         self._queue: deque[Message] = deque()
         self._wakeup: asyncio.Future[None] | None = None
@@ -139,7 +140,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._queue.append({"type": "websocket.connect"})
         if data:
             self.data_received(data)
-        state.track(self.loop.create_task(self._run()))
+        self.task = state.start_task(self.loop, self._run())
 
     def _check_handshake(self) -> Rejection | None:
         """The engine's verdict on the upgrade request, or a 400 for what no engine should be
@@ -299,6 +300,9 @@ class WebSocketProtocol(asyncio.Protocol):
             logger.error("Exception in ASGI application", exc_info=exc)
             self._fail_app()
             return
+        finally:
+            task, self.task = self.task, None  # not a cycle: see RequestCycle.run
+            self.state.task_finished(task)
         if self.session is Session.HANDSHAKE or self.session is Session.RESPONDING:
             logger.error("ASGI callable returned without accepting or closing the WebSocket.")
             self._fail_app()
