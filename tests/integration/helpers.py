@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -41,3 +42,35 @@ class TLSFiles:
             )
         )
         return str(path)
+
+
+async def keep_alive_client(port: int, request: bytes, requests: int) -> int:
+    """`request` sent `requests` times on one connection, one after the other (each response
+    read whole, by its Content-Length); how many were 200s."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answered = 0
+    try:
+        for _ in range(requests):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            answered += head.startswith(b"HTTP/1.1 200 ")
+    finally:
+        writer.close()
+    return answered
+
+
+def concurrent_load(port: int, request: bytes, connections: int, requests: int) -> int:
+    """`connections` keep-alive clients at once, each sending `request` `requests` times (bounded
+    in time too); how many 200s they got."""
+
+    async def load() -> int:
+        clients = [keep_alive_client(port, request, requests) for _ in range(connections)]
+        return sum(await asyncio.wait_for(asyncio.gather(*clients), TIMEOUT * 6))
+
+    return asyncio.run(load())

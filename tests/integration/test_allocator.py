@@ -7,14 +7,13 @@ minor page faults (/proc/PID/stat), in a real process under bounded concurrent l
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import TIMEOUT
+from tests.integration.helpers import TIMEOUT, concurrent_load
 from tests.integration.observe_helpers import json_lines, start
 from tests.utils import ServerProcess
 
@@ -36,24 +35,8 @@ def minor_faults(pid: int) -> int:
     return int(fields[7])  # minflt: the 10th field, counting the two before ")"
 
 
-async def echo_client(port: int) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    echoed = 0
-    try:
-        for _ in range(REQUESTS_PER_CONNECTION):
-            writer.write(REQUEST)
-            head = await reader.readuntil(b"\r\n\r\n")
-            echoed += (
-                head.startswith(b"HTTP/1.1 200 ") and await reader.readexactly(len(BODY)) == BODY
-            )
-    finally:
-        writer.close()
-    return echoed
-
-
-async def load(port: int) -> int:
-    clients = [echo_client(port) for _ in range(CONNECTIONS)]
-    return sum(await asyncio.wait_for(asyncio.gather(*clients), TIMEOUT * 6))
+def load(port: int) -> int:
+    return concurrent_load(port, REQUEST, CONNECTIONS, REQUESTS_PER_CONNECTION)
 
 
 def memory_line(process: ServerProcess) -> str:
@@ -67,9 +50,9 @@ def test_requests_do_not_fault_freed_memory_back_in() -> None:
         port = int(process.wait_listening(TIMEOUT).rsplit(":", 1)[1])
         pid = process.process.pid
         process.wait_for_line("Memory:", TIMEOUT)  # a tick after listening
-        assert asyncio.run(load(port)) == CONNECTIONS * REQUESTS_PER_CONNECTION  # the heap's peak
+        assert load(port) == CONNECTIONS * REQUESTS_PER_CONNECTION  # the heap's peak
         before = minor_faults(pid)
-        echoed = asyncio.run(load(port))
+        echoed = load(port)
         faults = minor_faults(pid) - before
         process.signal(signal.SIGTERM)
         assert process.wait(TIMEOUT) == 0, process.output

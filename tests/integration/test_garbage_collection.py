@@ -9,40 +9,14 @@ generations.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
-from tests.integration.helpers import TIMEOUT
+from tests.integration.helpers import TIMEOUT, concurrent_load
 from tests.integration.observe_helpers import admin_url, scrape, start
 
 CONNECTIONS = 64
 REQUESTS_PER_CONNECTION = 60
 REQUEST = b"GET / HTTP/1.1\r\nHost: gc.test\r\n\r\n"
-
-
-async def keep_alive_client(port: int) -> int:
-    """REQUESTS_PER_CONNECTION requests, one after the other; the 200s it got."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    answered = 0
-    try:
-        for _ in range(REQUESTS_PER_CONNECTION):
-            writer.write(REQUEST)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
-            answered += head.startswith(b"HTTP/1.1 200 ")
-    finally:
-        writer.close()
-    return answered
-
-
-async def load(port: int) -> int:
-    clients = [keep_alive_client(port) for _ in range(CONNECTIONS)]
-    return sum(await asyncio.wait_for(asyncio.gather(*clients), TIMEOUT * 6))
 
 
 def test_requests_in_flight_do_not_run_the_collector() -> None:
@@ -51,7 +25,7 @@ def test_requests_in_flight_do_not_run_the_collector() -> None:
         admin = admin_url(process)
         # The first scrape imports prometheus-client: that import's collections come before.
         before = scrape(admin)
-        answered = asyncio.run(load(port))
+        answered = concurrent_load(port, REQUEST, CONNECTIONS, REQUESTS_PER_CONNECTION)
         after = scrape(admin)
         process.signal(signal.SIGTERM)
         assert process.wait(TIMEOUT) == 0, process.output
