@@ -30,36 +30,22 @@ _HEX_PAD: Final = 1 << _BITS
 # 2**60 divided by the golden ratio, made odd: adding it modulo 2**60 visits every value once
 # (a Weyl sequence) in an order that looks random, at the cost of an addition.
 _STEP: Final = 0x9E3779B97F4A7C1
-# Request ids are made 256 at a time: a sequence like the one above, of 52 bits, gives 13
-# digits after the prefix, and the last two count through this table (one concatenation per
-# request).
-_BLOCK_BITS: Final = 52
-_BLOCK_MASK: Final = (1 << _BLOCK_BITS) - 1
-_BLOCK_HEX_PAD: Final = 1 << _BLOCK_BITS
-_BLOCK_STEP: Final = 0x9E3779B97F4A7
-_LAST_TWO: Final = tuple(f"{n:02x}" for n in range(256))
 
 
 class RequestIds:
     """Request ids shaped as W3C trace ids (32 lowercase hex digits, not a counter's zeros):
     17 random per process, then 15 of a sequence that repeats no value in 2**60 steps; and
-    trace ids and span ids for --trace-id-generate.
+    span ids (16 digits) for --trace-id-generate.
 
     Unique across processes and restarts without a random draw per request (`os.urandom`
-    plus `hex()` costs several times more, on the hot path). A request id takes the first 13
-    of its 15 digits from a sequence of 2**52 steps and counts 256 ids through the last two
-    (a step and its hex() cost a tenth of a small request's reading); a trace id,
-    which samplers read as a number, takes all 15 from a step of the 2**60 sequence."""
+    plus `hex()` costs several times more, on the hot path)."""
 
-    __slots__ = ("_block", "_block_state", "_left", "_prefix", "_state")
+    __slots__ = ("_prefix", "_state")
 
     def __init__(self) -> None:
         random = os.urandom(16).hex()
         self._prefix = random[:17]
         self._state = int(random[17:], 16) & _MASK
-        self._block_state = self._state & _BLOCK_MASK
-        self._block = ""  # the first 30 digits of the request ids being counted out
-        self._left = 0  # ... and how many of them are left
 
     def _step(self) -> str:
         self._state = (self._state + _STEP) & _MASK
@@ -68,14 +54,7 @@ class RequestIds:
         return hex(_HEX_PAD + self._state)[3:]
 
     def next(self) -> str:
-        left = self._left
-        if left == 0:
-            self._block_state = (self._block_state + _BLOCK_STEP) & _BLOCK_MASK
-            self._block = self._prefix + hex(_BLOCK_HEX_PAD + self._block_state)[3:]
-            left = len(_LAST_TWO)
-        left -= 1
-        self._left = left
-        return self._block + _LAST_TWO[left]
+        return self._prefix + self._step()
 
     def trace(self) -> TraceContext:
         """A fresh trace: a trace id like a request id, and a span id (unique in the trace)."""
