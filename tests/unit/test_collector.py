@@ -30,7 +30,8 @@ def test_startup_objects_are_frozen_out_of_every_collection() -> None:
 
     frozen = settle_after_startup()
 
-    assert frozen == gc.get_freeze_count() > 0
+    # At least: an in-process test server's thread may be settling its own startup meanwhile.
+    assert 0 < frozen <= gc.get_freeze_count()
     assert not tracked(startup_state)  # in the permanent generation: no collection walks it
     made_after: dict[str, list[int]] = {"request": []}
     assert tracked(made_after)  # what serving makes is collected as usual
