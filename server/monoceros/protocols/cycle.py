@@ -492,16 +492,17 @@ def transition_table(pairs: dict[tuple[ResponseState, str], ResponseHandler]) ->
     return table
 
 
-_TRANSITIONS: Final = transition_table(
-    {
-        (ResponseState.WAITING_START, "http.response.early_hint"): RequestCycle._early_hint,
-        (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
-        (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,
-        (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
-        (ResponseState.STREAMING, "http.response.body"): RequestCycle._more_body,
-        (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
-    }
-)
+# Every protocol's response moves through these; HTTP/2 (h2_stream.py) replaces the handlers
+# that write bytes.
+RESPONSE_TRANSITIONS: Final[dict[tuple[ResponseState, str], ResponseHandler]] = {
+    (ResponseState.WAITING_START, "http.response.early_hint"): RequestCycle._early_hint,
+    (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
+    (ResponseState.HEAD_PENDING, "http.response.body"): RequestCycle._first_body,
+    (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
+    (ResponseState.STREAMING, "http.response.body"): RequestCycle._more_body,
+    (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
+}
+_TRANSITIONS: Final = transition_table(RESPONSE_TRANSITIONS)
 
 
 def _accepts_trailers(scope: Scope) -> bool:

@@ -15,6 +15,7 @@ from monoceros.protocols.channel import ResponseChannel, copy_file
 from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.cycle import (
     INTERNAL_ERROR_BODY,
+    RESPONSE_TRANSITIONS,
     RequestCycle,
     ResponseState,
     transition_table,
@@ -269,12 +270,10 @@ class H2RequestCycle(RequestCycle):
 
 
 _H2_TRANSITIONS: Final = transition_table(
-    {
+    RESPONSE_TRANSITIONS
+    | {
         (ResponseState.WAITING_START, "http.response.early_hint"): H2RequestCycle._h2_early_hint,
-        (ResponseState.WAITING_START, "http.response.start"): RequestCycle._start,
         (ResponseState.HEAD_PENDING, "http.response.body"): H2RequestCycle._h2_first_body,
-        (ResponseState.HEAD_PENDING, "http.response.pathsend"): RequestCycle._pathsend,
         (ResponseState.STREAMING, "http.response.body"): H2RequestCycle._h2_more_body,
-        (ResponseState.TRAILERS_PENDING, "http.response.trailers"): RequestCycle._add_trailers,
     }
 )
