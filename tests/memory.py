@@ -10,6 +10,7 @@ server's modules.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -36,6 +37,9 @@ class MemoryTransport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": self.peer, "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def writelines(self, parts: Iterable[bytes]) -> None:
+        self.write(b"".join(parts))
 
     def write(self, data: bytes) -> None:
         if self.gone:

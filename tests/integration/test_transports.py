@@ -186,6 +186,23 @@ def test_tls_encrypted_key(tls: TLSFiles) -> None:
         assert scope_of(url + "/", verify=tls.client_context())["scheme"] == "https"
 
 
+def test_tls_large_bodies_arrive_whole(tls: TLSFiles) -> None:
+    # Large bodies go to the transport beside their head or chunk size (write_parts): the
+    # TLS transport must carry them in order, as the plain one does.
+    args = ("--port", "0", "--ssl-certfile", tls.cert, "--ssl-keyfile", tls.key)
+    body = bytes(range(256)) * 400  # 100 KiB
+    with (
+        serving("examples.app:app", *args) as (_, url),
+        httpx.Client(verify=tls.client_context(), timeout=5) as client,
+    ):
+        streamed = client.get(url + "/stream")
+        echoed = client.post(url + "/echo", content=body)
+    assert streamed.headers["transfer-encoding"] == "chunked"
+    assert streamed.content == b"x" * (16 * 65536)
+    assert echoed.headers["content-length"] == str(len(body))
+    assert echoed.content == body
+
+
 # -- what the options change in requests and responses -----------------------------------------
 
 

@@ -28,6 +28,7 @@ import h11
 import httpx
 import pytest
 
+from monoceros.protocols.cycle import GATHER_FROM
 from monoceros.protocols.flow_control import HIGH_WATER
 from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.scope import InvalidTarget, split_target
@@ -163,6 +164,24 @@ BIG_CHUNK = 256 * 1024
 BIG_CHUNKS = 64  # 16 MiB in all
 
 
+async def sized_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """Bodies of the `sizes` asked for (comma-separated): one with its Content-Length, or
+    with `stream`, each a chunk."""
+    bodies = sized_bodies(query(scope)["sizes"])
+    if "stream" not in query(scope):
+        await respond(send, bodies[0])
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for body in bodies:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def sized_bodies(sizes: str) -> list[bytes]:
+    """Each body of its own bytes, so a part sent twice or out of place shows."""
+    return [bytes([65 + i]) * int(size) for i, size in enumerate(sizes.split(","))]
+
+
 async def big_stream_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """Streams BIG_CHUNKS chunks, recording after each send how many went out."""
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -271,6 +290,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Any]] = {
     "/answer-without-reading": answer_without_reading_endpoint,
     "/disconnect": disconnect_endpoint,
     "/big-stream": big_stream_endpoint,
+    "/sized": sized_endpoint,
     "/file": file_endpoint,
     "/raise": raise_endpoint,
     "/framing": framing_endpoint,
@@ -616,6 +636,36 @@ def test_streamed_response_is_close_delimited_on_http_10(server: RunningServer) 
     assert response.header(b"content-length") is None
     assert response.header(b"connection") == b"close"
     assert response.body == b"".join(stream_chunks(4))
+
+
+# Around GATHER_FROM a body stops being copied in with its head or chunk size, and goes to
+# the transport beside them (uvloop: one writev; asyncio: joined).
+SIZES_AROUND_GATHERING = [GATHER_FROM - 1, GATHER_FROM, 1024 * 1024]
+
+
+@pytest.fixture(params=["server", "asyncio_server"])
+def either_loop_server(request: pytest.FixtureRequest) -> RunningServer:
+    running: RunningServer = request.getfixturevalue(request.param)
+    return running
+
+
+@pytest.mark.parametrize("size", SIZES_AROUND_GATHERING)
+def test_a_body_of_any_size_follows_its_head_whole(
+    either_loop_server: RunningServer, size: int
+) -> None:
+    response = exchange_then_fixed(either_loop_server, request(f"/sized?sizes={size}"))
+    assert response.header(b"content-length") == b"%d" % size
+    assert response.body == sized_bodies(str(size))[0]
+
+
+def test_chunks_small_and_large_keep_their_order_and_framing(
+    either_loop_server: RunningServer,
+) -> None:
+    sizes = ",".join(str(size) for size in [1, *SIZES_AROUND_GATHERING, 3, 300_000])
+    response = exchange_then_fixed(either_loop_server, request(f"/sized?sizes={sizes}&stream=1"))
+    assert response.header(b"transfer-encoding") == b"chunked"
+    assert response.chunks == 6
+    assert response.body == b"".join(sized_bodies(sizes))
 
 
 @pytest.mark.parametrize("path", ["/fixed", "/stream?chunks=2"])

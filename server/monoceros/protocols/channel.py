@@ -25,6 +25,11 @@ class ResponseChannel:
     def write(self, data: bytes) -> None:
         raise NotImplementedError
 
+    def write_parts(self, parts: tuple[bytes, ...]) -> None:
+        """`parts` in a row, as one write; a transport that gathers them (writev) spares
+        copying a large body into one buffer with its head or chunk framing."""
+        self.write(b"".join(parts))
+
     async def send_file(self, file: IO[bytes], size: int) -> None:
         raise NotImplementedError
 

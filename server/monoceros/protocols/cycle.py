@@ -35,6 +35,9 @@ logger = logging.getLogger("monoceros.error")
 CONTINUE_RESPONSE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
 DISCONNECT: Final[Message] = {"type": "http.disconnect"}
+# From this size a response body is written beside its head or chunk framing rather than
+# copied in with them: gathering costs a fixed amount, copying grows with the body.
+GATHER_FROM: Final = 8 * 1024
 _new_record: Final = tuple.__new__
 
 
@@ -338,14 +341,14 @@ class RequestCycle:
         head, send_body = self._encode_head(None if more_body or trailers else len(body))
         self._send_trailers = trailers and self._chunked
         self.response = ResponseState.STREAMING
-        if not send_body:
-            body = b""
+        if not send_body or not body:
+            self.channel.write(head)
         elif self._chunked:
             self.bytes_sent += len(body)
-            body = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+            self._write_body(b"%s%x\r\n" % (head, len(body)), body, b"\r\n")
         else:
             self._count_body(len(body))
-        self.channel.write(head + body if body else head)
+            self._write_body(head, body, b"")
         if not more_body:
             self._end_of_body()
 
@@ -357,12 +360,21 @@ class RequestCycle:
         elif self._chunked:
             if body:
                 self.bytes_sent += len(body)
-                self.channel.write(b"%x\r\n%s\r\n" % (len(body), body))
+                self._write_body(b"%x\r\n" % len(body), body, b"\r\n")
         elif body:
             self._count_body(len(body))
             self.channel.write(body)
         if not more_body:
             self._end_of_body()
+
+    def _write_body(self, before: bytes, body: bytes, after: bytes) -> None:
+        """`body` with what goes before it (the head, a chunk's size) and after it (a chunk's
+        CRLF): copied into one buffer while small; beyond GATHER_FROM handed over as they
+        are, so a large body is not copied (one writev)."""
+        if len(body) < GATHER_FROM:
+            self.channel.write(b"%s%s%s" % (before, body, after))
+        else:
+            self.channel.write_parts((before, body, after))
 
     def _end_of_body(self) -> None:
         """The app's last body message: the response ends now, or once its trailers come.

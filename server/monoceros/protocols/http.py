@@ -355,6 +355,9 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
     def write(self, data: bytes) -> None:
         self.transport.write(data)
 
+    def write_parts(self, parts: tuple[bytes, ...]) -> None:
+        self.transport.writelines(parts)  # uvloop: one writev, the parts not copied
+
     async def send_file(self, file: IO[bytes], size: int) -> None:
         if isinstance(self.loop, asyncio.BaseEventLoop) and self.scheme == "http":
             await self.loop.sendfile(self.transport, file, 0, size)
