@@ -30,12 +30,22 @@ class Measurement:
     cpu_seconds: float | None
     wall_seconds: float | None
     problems: list[str]
+    # The load generator's CPU time (wrk, h2load, ws_load): over loopback, the kernel's work
+    # of delivering a response falls to whichever side's system call moves the bytes.
+    client_cpu_seconds: float | None = None
 
     @property
     def cpu_us_per_request(self) -> float | None:
-        if self.result is None or self.cpu_seconds is None or self.result.requests == 0:
+        return self._per_request(self.cpu_seconds)
+
+    @property
+    def client_cpu_us_per_request(self) -> float | None:
+        return self._per_request(self.client_cpu_seconds)
+
+    def _per_request(self, seconds: float | None) -> float | None:
+        if self.result is None or seconds is None or self.result.requests == 0:
             return None
-        return self.cpu_seconds / self.result.requests * 1e6
+        return seconds / self.result.requests * 1e6
 
     @property
     def cpu_busy(self) -> float | None:
@@ -54,6 +64,7 @@ class Summary:
     cpu_us_per_request: float | None
     cpu_busy: float | None
     notes: list[str]
+    client_cpu_us_per_request: float | None = None
 
 
 Table = dict[str, dict[str, Summary]]  # endpoint -> server -> summary
@@ -75,6 +86,7 @@ def summarize(mine: Sequence[Measurement], failure: str | None) -> Summary:
         cpu_us_per_request=median([m.cpu_us_per_request for m in mine]),
         cpu_busy=median([m.cpu_busy for m in mine]),
         notes=notes,
+        client_cpu_us_per_request=median([m.client_cpu_us_per_request for m in mine]),
     )
 
 
@@ -121,9 +133,9 @@ def render_table(endpoint: Endpoint, row: dict[str, Summary], baseline_name: str
     lines = [
         f"### {endpoint.name}: {endpoint.method} {endpoint.path} ({endpoint.description})",
         "",
-        f"| server | requests/s | p99 latency | CPU/request | CPU busy "
+        f"| server | requests/s | p99 latency | CPU/request | CPU busy | client CPU/request "
         f"| req/s vs {baseline_name} | CPU vs {baseline_name} | notes |",
-        "|:--|--:|--:|--:|--:|--:|--:|:--|",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|:--|",
     ]
     for server, summary in row.items():
         notes = ("⚠ " if summary.notes else "") + "; ".join(summary.notes)
@@ -132,6 +144,7 @@ def render_table(endpoint: Endpoint, row: dict[str, Summary], baseline_name: str
             f"| {_fmt(summary.p99_ms, '{:.2f} ms')} "
             f"| {_fmt(summary.cpu_us_per_request, '{:.1f} µs')} "
             f"| {_fmt(summary.cpu_busy, '{:.0%}')} "
+            f"| {_fmt(summary.client_cpu_us_per_request, '{:.1f} µs')} "
             f"| {_fmt(throughput_ratio(summary, baseline), '{:.2f}x')} "
             f"| {_fmt(cpu_ratio(summary, baseline), '{:.2f}x')} | {_cell(notes)} |"
         )
@@ -219,6 +232,7 @@ def results_document(
                 "endpoint": m.endpoint,
                 "problems": m.problems,
                 "cpu_seconds": m.cpu_seconds,
+                "client_cpu_seconds": m.client_cpu_seconds,
                 "wall_seconds": m.wall_seconds,
                 "cpu_us_per_request": m.cpu_us_per_request,
                 **(asdict(m.result) if m.result else {}),

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import time
@@ -115,14 +116,25 @@ def measure(
     problems = [check] if check else []
     result: WrkResult | None = None
     cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    client_before = children_cpu_seconds()
     try:
         result = load(server, endpoint, settings, settings.duration)
         problems += result.problems
     except WrkFailed as exc:
         problems.append(str(exc))
     cpu, wall = server.cpu_seconds() - cpu_before, time.monotonic() - wall_before
+    client = children_cpu_seconds() - client_before
     server.ensure_alive()
-    return Measurement(round_no, server.spec.name, endpoint.name, result, cpu, wall, problems)
+    return Measurement(
+        round_no, server.spec.name, endpoint.name, result, cpu, wall, problems, client
+    )
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children: the load generators, each run to its end
+    (the servers are still running, so they are not in it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def warm_up(server: RunningServer, settings: Settings, endpoint: Endpoint) -> None:
