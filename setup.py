@@ -32,6 +32,7 @@ HOT_PATH = [
     "server/monoceros/protocols/events.py",
     "server/monoceros/protocols/tracecontext.py",
     "server/monoceros/protocols/flow_control.py",
+    "server/monoceros/protocols/write_batch.py",
     "server/monoceros/protocols/channel.py",
     "server/monoceros/protocols/head.py",
     "server/monoceros/protocols/scope.py",

@@ -187,7 +187,7 @@ def test_tls_encrypted_key(tls: TLSFiles) -> None:
 
 
 def test_tls_large_bodies_arrive_whole(tls: TLSFiles) -> None:
-    # Large bodies go to the transport beside their head or chunk size (write_parts): the
+    # Large bodies go to the transport beside their head or chunk size (write_body): the
     # TLS transport must carry them in order, as the plain one does.
     args = ("--port", "0", "--ssl-certfile", tls.cert, "--ssl-keyfile", tls.key)
     body = bytes(range(256)) * 400  # 100 KiB

@@ -177,6 +177,23 @@ async def sized_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def pieces_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """Small pieces in a row (more than a connection holds back at once), a piece after a
+    yield to the loop, one before waiting for the test's gate, and the last after it."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for piece in PIECES:
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await asyncio.sleep(0)
+    await send({"type": "http.response.body", "body": b"after a yield;", "more_body": True})
+    await send({"type": "http.response.body", "body": b"before the gate;", "more_body": True})
+    await wait_gate("pieces")
+    await send({"type": "http.response.body", "body": b"after the gate"})
+
+
+PIECES = [b"%03d;" % number for number in range(150)]
+PIECES_BODY = b"".join(PIECES) + b"after a yield;before the gate;after the gate"
+
+
 def sized_bodies(sizes: str) -> list[bytes]:
     """Each body of its own bytes, so a part sent twice or out of place shows."""
     return [bytes([65 + i]) * int(size) for i, size in enumerate(sizes.split(","))]
@@ -291,6 +308,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Any]] = {
     "/disconnect": disconnect_endpoint,
     "/big-stream": big_stream_endpoint,
     "/sized": sized_endpoint,
+    "/pieces": pieces_endpoint,
     "/file": file_endpoint,
     "/raise": raise_endpoint,
     "/framing": framing_endpoint,
@@ -666,6 +684,30 @@ def test_chunks_small_and_large_keep_their_order_and_framing(
     assert response.header(b"transfer-encoding") == b"chunked"
     assert response.chunks == 6
     assert response.body == b"".join(sized_bodies(sizes))
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_pieces_held_back_are_written_before_the_app_waits(
+    either_loop_server: RunningServer, version: str
+) -> None:
+    # A connection writes the pieces an app sends in a row together (write_batch.py), at the
+    # latest when the loop's turn ends: what the app sent before it waits must arrive while it
+    # waits, whole, in order, and framed (chunked on HTTP/1.1, up to the close on HTTP/1.0).
+    gate("pieces").clear()
+    with wire(either_loop_server) as connection:
+        connection.send(request("/pieces", version=version))
+        while b"before the gate;" not in connection.raw:
+            data = connection.sock.recv(65536)
+            assert data, f"closed early: {connection.raw!r}"
+            connection.raw += data
+            connection.h11.receive_data(data)
+        assert b"after the gate" not in connection.raw
+        gate("pieces").set()
+        response = connection.response()
+    assert response.body == PIECES_BODY
+    if version == "1.1":
+        assert response.header(b"transfer-encoding") == b"chunked"
+        assert response.chunks == len(PIECES) + 3
 
 
 @pytest.mark.parametrize("path", ["/fixed", "/stream?chunks=2"])

@@ -25,9 +25,11 @@ class ResponseChannel:
     def write(self, data: bytes) -> None:
         raise NotImplementedError
 
-    def write_parts(self, parts: tuple[bytes, ...]) -> None:
-        """`parts` in a row, as one write; a transport that gathers them (writev) spares
-        copying a large body into one buffer with its head or chunk framing."""
+    def write_body(self, parts: tuple[bytes, ...], more: bool) -> None:
+        """A piece of a response body with its head or framing, `parts` in a row. A channel
+        that gathers them (writev) spares copying a large body in with its framing; with
+        `more` (the response goes on) it may hold them until the loop's turn ends, to write
+        them with the pieces that follow."""
         self.write(b"".join(parts))
 
     async def send_file(self, file: IO[bytes], size: int) -> None:

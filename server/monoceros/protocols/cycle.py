@@ -345,10 +345,13 @@ class RequestCycle:
             self.channel.write(head)
         elif self._chunked:
             self.bytes_sent += len(body)
-            self._write_body(b"%s%x\r\n" % (head, len(body)), body, b"\r\n")
+            self._write_body(b"%s%x\r\n" % (head, len(body)), body, b"\r\n", more_body)
         else:
             self._count_body(len(body))
-            self._write_body(head, body, b"")
+            if more_body or len(body) >= GATHER_FROM:
+                self._write_body(head, body, b"", more_body)
+            else:
+                self.channel.write(head + body)  # the commonest answer: one small write
         if not more_body:
             self._end_of_body()
 
@@ -360,21 +363,23 @@ class RequestCycle:
         elif self._chunked:
             if body:
                 self.bytes_sent += len(body)
-                self._write_body(b"%x\r\n" % len(body), body, b"\r\n")
+                self._write_body(b"%x\r\n" % len(body), body, b"\r\n", more_body)
         elif body:
             self._count_body(len(body))
-            self.channel.write(body)
+            self.channel.write_body((body,), more_body)
         if not more_body:
             self._end_of_body()
 
-    def _write_body(self, before: bytes, body: bytes, after: bytes) -> None:
+    def _write_body(self, before: bytes, body: bytes, after: bytes, more: bool) -> None:
         """`body` with what goes before it (the head, a chunk's size) and after it (a chunk's
         CRLF): copied into one buffer while small; beyond GATHER_FROM handed over as they
-        are, so a large body is not copied (one writev)."""
-        if len(body) < GATHER_FROM:
-            self.channel.write(b"%s%s%s" % (before, body, after))
+        are, so a large body is not copied (one writev). `more`: the response goes on."""
+        if len(body) >= GATHER_FROM:
+            self.channel.write_body((before, body, after), more)
+        elif more:
+            self.channel.write_body((b"%s%s%s" % (before, body, after),), more)
         else:
-            self.channel.write_parts((before, body, after))
+            self.channel.write(b"%s%s%s" % (before, body, after))
 
     def _end_of_body(self) -> None:
         """The app's last body message: the response ends now, or once its trailers come.

@@ -30,6 +30,7 @@ from monoceros.protocols.reader import (
 from monoceros.protocols.scope import ConnectionFacts
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.websocket import WebSocketProtocol
+from monoceros.protocols.write_batch import WriteBatch
 from monoceros.types import ASGIApp, Scope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
@@ -75,6 +76,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         # knowledge); held here while they might still be the start of the preface.
         self._sniffing = context.http2 is not None
         self._sniffed = b""
+        self._batch: WriteBatch | None = None  # a streamed body's pieces, on their first
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -106,6 +108,8 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.conn_state = ConnectionState.CLOSED
+        if self._batch is not None:
+            self._batch.drop()
         self.deadline = math.inf
         self.flow.connection_lost()
         if self.cycle is not None:
@@ -353,12 +357,29 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
     # -- the ResponseChannel, and what the server asks -----------------------------------------
 
     def write(self, data: bytes) -> None:
-        self.transport.write(data)
+        batch = self._batch
+        if batch is not None and batch.parts:
+            batch.release((data,))  # after the pieces held, in the same call
+        else:
+            self.transport.write(data)
 
-    def write_parts(self, parts: tuple[bytes, ...]) -> None:
-        self.transport.writelines(parts)  # uvloop: one writev, the parts not copied
+    def write_body(self, parts: tuple[bytes, ...], more: bool) -> None:
+        batch = self._batch
+        if more:
+            if batch is None:
+                batch = self._batch = WriteBatch(self.loop, self.transport)
+            batch.hold(parts)
+        elif batch is not None and batch.parts:
+            batch.release(parts)
+        else:
+            self.transport.writelines(parts)  # uvloop: one writev, the parts not copied
+
+    def _release_held(self) -> None:
+        if self._batch is not None and self._batch.parts:
+            self._batch.release()
 
     async def send_file(self, file: IO[bytes], size: int) -> None:
+        self._release_held()
         if isinstance(self.loop, asyncio.BaseEventLoop) and self.scheme == "http":
             await self.loop.sendfile(self.transport, file, 0, size)
             return
@@ -433,6 +454,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         if state is ConnectionState.CLOSED or state is ConnectionState.CLOSING:
             return
         self.deadline = math.inf
+        self._release_held()
         self.transport.close()  # the transport writes what it holds first
         if self.flow.writing_paused:
             # ... to a client that reads nothing just now: --timeout-send bounds the wait.
@@ -441,4 +463,5 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
 
     def abort(self) -> None:
         if self.conn_state is not ConnectionState.CLOSED:
+            self._release_held()  # what the app sent before it broke the response, then the cut
             self.transport.abort()
