@@ -167,8 +167,9 @@ BIG_CHUNKS = 64  # 16 MiB in all
 async def sized_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """Bodies of the `sizes` asked for (comma-separated): one with its Content-Length, or
     with `stream`, each a chunk."""
-    bodies = sized_bodies(query(scope)["sizes"])
-    if "stream" not in query(scope):
+    asked = query(scope)
+    bodies = sized_bodies(asked["sizes"])
+    if "stream" not in asked:
         await respond(send, bodies[0])
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -349,6 +350,15 @@ def server() -> Iterator[RunningServer]:
 def asyncio_server() -> Iterator[RunningServer]:
     with run_server(app, lifespan="on", loop="asyncio") as running:
         yield running
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def any_loop_server(request: pytest.FixtureRequest) -> RunningServer:
+    fixture = "server" if request.param == "uvloop" else "asyncio_server"
+    running: RunningServer = request.getfixturevalue(fixture)
+    loop_module = type(running.server.loop).__module__
+    assert loop_module.startswith(request.param), loop_module
+    return running
 
 
 @pytest.fixture(scope="module")
@@ -661,26 +671,20 @@ def test_streamed_response_is_close_delimited_on_http_10(server: RunningServer) 
 SIZES_AROUND_GATHERING = [GATHER_FROM - 1, GATHER_FROM, 1024 * 1024]
 
 
-@pytest.fixture(params=["server", "asyncio_server"])
-def either_loop_server(request: pytest.FixtureRequest) -> RunningServer:
-    running: RunningServer = request.getfixturevalue(request.param)
-    return running
-
-
 @pytest.mark.parametrize("size", SIZES_AROUND_GATHERING)
 def test_a_body_of_any_size_follows_its_head_whole(
-    either_loop_server: RunningServer, size: int
+    any_loop_server: RunningServer, size: int
 ) -> None:
-    response = exchange_then_fixed(either_loop_server, request(f"/sized?sizes={size}"))
+    response = exchange_then_fixed(any_loop_server, request(f"/sized?sizes={size}"))
     assert response.header(b"content-length") == b"%d" % size
     assert response.body == sized_bodies(str(size))[0]
 
 
 def test_chunks_small_and_large_keep_their_order_and_framing(
-    either_loop_server: RunningServer,
+    any_loop_server: RunningServer,
 ) -> None:
     sizes = ",".join(str(size) for size in [1, *SIZES_AROUND_GATHERING, 3, 300_000])
-    response = exchange_then_fixed(either_loop_server, request(f"/sized?sizes={sizes}&stream=1"))
+    response = exchange_then_fixed(any_loop_server, request(f"/sized?sizes={sizes}&stream=1"))
     assert response.header(b"transfer-encoding") == b"chunked"
     assert response.chunks == 6
     assert response.body == b"".join(sized_bodies(sizes))
@@ -688,13 +692,13 @@ def test_chunks_small_and_large_keep_their_order_and_framing(
 
 @pytest.mark.parametrize("version", ["1.1", "1.0"])
 def test_pieces_held_back_are_written_before_the_app_waits(
-    either_loop_server: RunningServer, version: str
+    any_loop_server: RunningServer, version: str
 ) -> None:
     # A connection writes the pieces an app sends in a row together (write_batch.py), at the
     # latest when the loop's turn ends: what the app sent before it waits must arrive while it
     # waits, whole, in order, and framed (chunked on HTTP/1.1, up to the close on HTTP/1.0).
     gate("pieces").clear()
-    with wire(either_loop_server) as connection:
+    with wire(any_loop_server) as connection:
         connection.send(request("/pieces", version=version))
         while b"before the gate;" not in connection.raw:
             data = connection.sock.recv(65536)
@@ -997,15 +1001,6 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Many of the fallback's 256 KiB chunks, and more than the socket buffers hold.
     path.write_bytes(os.urandom(8 * MiB + 123))
     return path
-
-
-@pytest.fixture(params=["uvloop", "asyncio"])
-def any_loop_server(request: pytest.FixtureRequest) -> RunningServer:
-    fixture = "server" if request.param == "uvloop" else "asyncio_server"
-    running: RunningServer = request.getfixturevalue(fixture)
-    loop_module = type(running.server.loop).__module__
-    assert loop_module.startswith(request.param), loop_module
-    return running
 
 
 def test_pathsend(any_loop_server: RunningServer, data_file: Path) -> None:

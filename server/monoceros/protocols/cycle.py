@@ -348,10 +348,7 @@ class RequestCycle:
             self._write_body(b"%s%x\r\n" % (head, len(body)), body, b"\r\n", more_body)
         else:
             self._count_body(len(body))
-            if more_body or len(body) >= GATHER_FROM:
-                self._write_body(head, body, b"", more_body)
-            else:
-                self.channel.write(head + body)  # the commonest answer: one small write
+            self._write_body(head, body, b"", more_body)
         if not more_body:
             self._end_of_body()
 
@@ -376,10 +373,13 @@ class RequestCycle:
         are, so a large body is not copied (one writev). `more`: the response goes on."""
         if len(body) >= GATHER_FROM:
             self.channel.write_body((before, body, after), more)
-        elif more:
-            self.channel.write_body((b"%s%s%s" % (before, body, after),), more)
+            return
+        # Without a suffix, one concatenation: the commonest answer (a small body in one go).
+        data = b"%s%s%s" % (before, body, after) if after else before + body
+        if more:
+            self.channel.write_body((data,), more)
         else:
-            self.channel.write(b"%s%s%s" % (before, body, after))
+            self.channel.write(data)
 
     def _end_of_body(self) -> None:
         """The app's last body message: the response ends now, or once its trailers come.

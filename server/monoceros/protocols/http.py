@@ -62,6 +62,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport
         self.reader: RequestReader
+        self.batch: WriteBatch
         self.peer = None
         self.conn_state = ConnectionState.IDLE
         self.deadline = math.inf
@@ -76,7 +77,6 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         # knowledge); held here while they might still be the start of the preface.
         self._sniffing = context.http2 is not None
         self._sniffed = b""
-        self._batch: WriteBatch | None = None  # a streamed body's pieces, on their first
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -84,6 +84,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but quack like one.
         self.transport = transport = cast(asyncio.Transport, transport)
         self.flow = FlowControl(transport)
+        self.batch = WriteBatch(self.loop, transport)  # a streamed body's pieces, held
         context = self.context
         server = None
         peer = transport.get_extra_info("peername")
@@ -108,8 +109,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.conn_state = ConnectionState.CLOSED
-        if self._batch is not None:
-            self._batch.drop()
+        self.batch.drop()
         self.deadline = math.inf
         self.flow.connection_lost()
         if self.cycle is not None:
@@ -357,29 +357,21 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
     # -- the ResponseChannel, and what the server asks -----------------------------------------
 
     def write(self, data: bytes) -> None:
-        batch = self._batch
-        if batch is not None and batch.parts:
-            batch.release((data,))  # after the pieces held, in the same call
+        if self.batch.parts:
+            self.batch.release((data,))  # after the pieces held, in the same call
         else:
             self.transport.write(data)
 
     def write_body(self, parts: tuple[bytes, ...], more: bool) -> None:
-        batch = self._batch
         if more:
-            if batch is None:
-                batch = self._batch = WriteBatch(self.loop, self.transport)
-            batch.hold(parts)
-        elif batch is not None and batch.parts:
-            batch.release(parts)
+            self.batch.hold(parts)
+        elif self.batch.parts:
+            self.batch.release(parts)
         else:
             self.transport.writelines(parts)  # uvloop: one writev, the parts not copied
 
-    def _release_held(self) -> None:
-        if self._batch is not None and self._batch.parts:
-            self._batch.release()
-
     async def send_file(self, file: IO[bytes], size: int) -> None:
-        self._release_held()
+        self.batch.flush()
         if isinstance(self.loop, asyncio.BaseEventLoop) and self.scheme == "http":
             await self.loop.sendfile(self.transport, file, 0, size)
             return
@@ -454,7 +446,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         if state is ConnectionState.CLOSED or state is ConnectionState.CLOSING:
             return
         self.deadline = math.inf
-        self._release_held()
+        self.batch.flush()
         self.transport.close()  # the transport writes what it holds first
         if self.flow.writing_paused:
             # ... to a client that reads nothing just now: --timeout-send bounds the wait.
@@ -463,5 +455,5 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
 
     def abort(self) -> None:
         if self.conn_state is not ConnectionState.CLOSED:
-            self._release_held()  # what the app sent before it broke the response, then the cut
+            self.batch.flush()  # what the app sent before it broke the response, then the cut
             self.transport.abort()

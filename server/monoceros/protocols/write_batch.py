@@ -42,12 +42,17 @@ class WriteBatch:
             self._loop.call_soon(self._turn_ended)
 
     def release(self, last: tuple[bytes, ...] = ()) -> None:
-        """Write what is held, then `last`, in one call."""
+        """Write what is held, then `last`, in one call (held: see `parts`)."""
         parts = self.parts
         parts.extend(last)
         self.parts = []
         self._size = 0
         self._transport.writelines(parts)
+
+    def flush(self) -> None:
+        """Write what is held, if anything: before the transport is used another way."""
+        if self.parts:
+            self.release()
 
     def drop(self) -> None:
         """The connection is cut or gone: what is held is never written."""
@@ -56,5 +61,4 @@ class WriteBatch:
 
     def _turn_ended(self) -> None:
         self._due = False
-        if self.parts:
-            self.release()
+        self.flush()
