@@ -47,11 +47,21 @@ def test_parse_traceparent(value: str, expected: tuple[str, str] | None) -> None
 
 def test_request_ids_are_w3c_trace_ids_that_do_not_repeat() -> None:
     ids = RequestIds()
-    made = [ids.next() for _ in range(10_000)]
+    made = [ids.next() for _ in range(10_000)]  # across many blocks of random digits
     assert len(set(made)) == len(made)
     assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in made)
-    assert len({rid[:17] for rid in made}) == 1  # the process's own prefix
-    assert RequestIds().next()[:17] != made[0][:17]  # another process's
+    # Random throughout, not a counter or a fixed prefix: every position takes many digits.
+    assert all(len({rid[i] for rid in made}) == 16 for i in range(32))
+    assert RequestIds().next() not in made  # another process's
+
+
+def test_traces_take_their_own_digits() -> None:
+    ids = RequestIds()
+    traces = [ids.trace() for _ in range(1_000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", trace) for trace, _ in traces)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", span) for _, span in traces)
+    digits = [trace for trace, _ in traces] + [span for _, span in traces]
+    assert len(set(digits)) == len(digits)
 
 
 def test_trace_for_a_request() -> None:

@@ -22,44 +22,43 @@ from monoceros.protocols.observer import Observer
 from monoceros.protocols.tracecontext import parse_traceparent
 from monoceros.proxy import ProxyResolver
 
-# The sequence behind the ids: 60 bits, so that every value is a native int to mypyc (below
-# 2**62: no big-integer arithmetic per request).
-_BITS: Final = 60
-_MASK: Final = (1 << _BITS) - 1
-_HEX_PAD: Final = 1 << _BITS
-# 2**60 divided by the golden ratio, made odd: adding it modulo 2**60 visits every value once
-# (a Weyl sequence) in an order that looks random, at the cost of an addition.
-_STEP: Final = 0x9E3779B97F4A7C1
+# Ids are cut from a block of random hex digits drawn for this many at a time: one
+# `os.urandom` and one `hex()` per block instead of per request.
+IDS_PER_BLOCK: Final = 256
+_ID_DIGITS: Final = 32  # a W3C trace id
+_SPAN_DIGITS: Final = 16  # a W3C span id
 
 
 class RequestIds:
-    """Request ids shaped as W3C trace ids (32 lowercase hex digits, not a counter's zeros):
-    17 random per process, then 15 of a sequence that repeats no value in 2**60 steps; and
-    span ids (16 digits) for --trace-id-generate.
+    """Request ids shaped as W3C trace ids: 32 lowercase hex digits, all random (128 bits,
+    as the trace context spec asks of trace ids); and span ids (16 digits) for
+    --trace-id-generate.
 
-    Unique across processes and restarts without a random draw per request (`os.urandom`
-    plus `hex()` costs several times more, on the hot path)."""
+    Random digits are drawn a block at a time and cut into ids: a slice per request on the
+    hot path. The first block is drawn at the first id, so processes forked after this object
+    was made (`--workers`) draw their own."""
 
-    __slots__ = ("_prefix", "_state")
+    __slots__ = ("_block", "_next")
 
     def __init__(self) -> None:
-        random = os.urandom(16).hex()
-        self._prefix = random[:17]
-        self._state = int(random[17:], 16) & _MASK
+        self._block = ""
+        self._next = 0
 
-    def _step(self) -> str:
-        self._state = (self._state + _STEP) & _MASK
-        # hex() of 2**60 + n is "0x1" and then exactly 15 digits (n, zero-padded): a quarter
-        # of the cost of a `:015x` format spec.
-        return hex(_HEX_PAD + self._state)[3:]
+    def _take(self, digits: int) -> str:
+        start = self._next
+        end = start + digits
+        if end > len(self._block):
+            self._block = os.urandom(IDS_PER_BLOCK * _ID_DIGITS // 2).hex()
+            start, end = 0, digits
+        self._next = end
+        return self._block[start:end]
 
     def next(self) -> str:
-        return self._prefix + self._step()
+        return self._take(_ID_DIGITS)
 
     def trace(self) -> TraceContext:
-        """A fresh trace: a trace id like a request id, and a span id (unique in the trace)."""
-        step = self._step()
-        return self._prefix + step, self._prefix[:1] + step
+        """A fresh trace: a random trace id and span id."""
+        return self._take(_ID_DIGITS), self._take(_SPAN_DIGITS)
 
 
 class RequestLimit:
