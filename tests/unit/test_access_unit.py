@@ -200,11 +200,15 @@ def test_repeated_values_come_out_the_same_each_time() -> None:
     """Literals of repeating values are cached: a hostile one must stay escaped on reuse."""
     literals = Literals()
     hostile = b'"}\n{"forged": 1, "\xff'
-    rec = record(headers=[(b"host", b"a.example"), (b"user-agent", hostile)], query_string=hostile)
+    rec = record(
+        headers=[(b"host", b"a.example"), (b"user-agent", hostile)],
+        query_string=hostile,
+        path=hostile.decode("latin-1"),
+    )
     first, second = (render_request(rec, b"t", 1, literals) for _ in range(2))
     assert first == second
     line = json.loads(first)
-    assert line["user_agent"] == line["query"] == hostile.decode("latin-1")
+    assert line["user_agent"] == line["query"] == line["path"] == hostile.decode("latin-1")
     assert line["host"] == "a.example"
 
 
@@ -223,11 +227,13 @@ def test_literals_are_bounded() -> None:
     for number in range(MAX_LITERALS + 10):
         assert literals.header(b"agent-%d" % number) == b'"agent-%d"' % number
         assert literals.text(f"m-{number}") == b'"m-%d"' % number
+        assert literals.path(f"/items/{number}") == b'"/items/%d"' % number
         assert literals.address(("10.0.0.1", number + 1)) == (b'"10.0.0.1"', b"%d" % (number + 1))
         assert literals.host(b"h%d.example:80" % number) == (b'"h%d.example"' % number, b"80")
     long_host = "h" * MAX_LITERAL_LENGTH
     assert literals.address((long_host, 1)) == (b'"%s"' % long_host.encode(), b"1")
-    for cache in (literals._headers, literals._texts):
+    assert literals.path("/" + long_host) == b'"/%s"' % long_host.encode()  # not remembered
+    for cache in (literals._headers, literals._texts, literals._paths):
         assert 0 < len(cache) <= MAX_LITERALS
         assert all(len(literal) <= MAX_LITERAL_LENGTH for literal in cache.values())
     for pairs in (literals._addresses, literals._hosts):

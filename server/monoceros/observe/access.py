@@ -104,12 +104,14 @@ class Literals:
     agents, addresses), each made once. Bounded: at most MAX_LITERALS of each kind, none
     longer than MAX_LITERAL_LENGTH; anything else is encoded each time."""
 
-    __slots__ = ("_addresses", "_headers", "_hosts", "_texts")
+    __slots__ = ("_addresses", "_headers", "_hosts", "_paths", "_texts")
 
     def __init__(self) -> None:
-        # Apart, so that a header's bytes are never compared with a scope field's str.
+        # Apart, so that a header's bytes are never compared with a scope field's str, and
+        # paths (which may not repeat) never push the others out.
         self._headers: dict[bytes, bytes] = {}
         self._texts: dict[str, bytes] = {}
+        self._paths: dict[str, bytes] = {}
         self._addresses: dict[Any, Pair] = {}
         self._hosts: dict[Any, Pair] = {}
 
@@ -129,6 +131,16 @@ class Literals:
         literal = self._texts.get(value)
         if literal is None:
             literal = _remember(self._texts, value, json_literal(value))
+        return literal
+
+    def path(self, value: Any) -> bytes:
+        """The request's path: most requests go to a few of them (a dict lookup costs a
+        fifth of encoding one)."""
+        if type(value) is not str:
+            return json_literal(value)
+        literal = self._paths.get(value)
+        if literal is None:
+            literal = _remember(self._paths, value, json_literal(value))
         return literal
 
     def address(self, address: Any) -> Pair:
@@ -286,7 +298,7 @@ def render_request(
     error = record.outcome == "error"
     status = reported_status(record)
     method = literals.text(record.method)
-    path = json_literal(scope["path"])
+    path = literals.path(scope["path"])
     query = _query_literal(scope["query_string"])
     outcome = literals.text(record.outcome)
     origin = _origin_fields(scope, record.peer, record.scheme, host, user_agent, literals, schema)
@@ -390,7 +402,7 @@ def render_session(
     """The access-log line of one WebSocket session (once per session)."""
     scope = record.scope
     host, user_agent, _ = _named_headers(scope)
-    path = json_literal(scope["path"])
+    path = literals.path(scope["path"])
     query = _query_literal(scope["query_string"])
     origin = _origin_fields(scope, record.peer, scope["scheme"], host, user_agent, literals, schema)
     rid = json_literal(record.request_id)
