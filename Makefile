@@ -27,6 +27,13 @@ $(COMPILED)/.built: $(STAMP) $(shell find server -name '*.py')
 
 compiled: $(COMPILED)/.built
 
+# The ASGI floor (bench/asgi_floor.py), compiled like the hot path so the two compare.
+FLOOR := $(CURDIR)/build/floor
+$(FLOOR)/.built: $(STAMP) bench/asgi_floor.py
+	rm -rf $(FLOOR) && mkdir -p $(FLOOR) && cp bench/asgi_floor.py $(FLOOR)/
+	cd $(FLOOR) && $(CURDIR)/$(BIN)/mypyc asgi_floor.py >/dev/null && rm asgi_floor.py
+	touch $@
+
 ## run: serve the example app on http://127.0.0.1:8000
 run: $(STAMP)
 	$(BIN)/monoceros examples.app:app --host 127.0.0.1 --port 8000
@@ -102,8 +109,9 @@ fuzz-ci:
 soak: $(COMPILED)/.built
 	PYTHONPATH=$(COMPILED) $(BIN)/python bench/soak.py $(SOAK_ARGS)
 
-## bench: monoceros against uvicorn, granian and hypercorn (and the bare-protocol ceiling), side by side
-bench: $(COMPILED)/.built
+## bench: monoceros against uvicorn, granian and hypercorn (and the bare-protocol ceiling and the
+## ASGI floor), side by side
+bench: $(COMPILED)/.built $(FLOOR)/.built
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
 	@command -v h2load >/dev/null || { echo "make bench needs h2load: apt-get install -y nghttp2-client"; exit 1; }
 	PYTHONPATH=$(COMPILED) $(BIN)/python bench/run.py $(BENCH_ARGS)

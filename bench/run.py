@@ -183,7 +183,7 @@ def measure_started(
         for endpoint in endpoints:
             check = checks[endpoint.name]
             if endpoint.websocket and check is not None:
-                # Not served at all (the ceiling speaks no WebSocket): nothing to load.
+                # Not served at all (the ceiling and the floor speak no WebSocket): nothing to load.
                 yield Measurement(round_no, spec.name, endpoint.name, None, None, None, [check])
                 continue
             yield measure(server, endpoint, settings, round_no, check)

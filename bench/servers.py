@@ -24,6 +24,8 @@ from bench.wrk import pinned
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+# Where `make bench` compiles bench/asgi_floor.py.
+FLOOR_BUILD = REPO_ROOT / "build" / "floor"
 
 # `{python}` is this interpreter, `{port}` a fresh free port; both are plain text substitutions,
 # so other braces in a command are left alone.
@@ -40,6 +42,9 @@ DEFAULT_SERVERS: dict[str, str] = {
     "uvicorn+log": "{python} -m uvicorn examples.app:app --host 127.0.0.1 --port {port}"
     " --log-level info --loop uvloop --http httptools",
     "ceiling": "{python} bench/ceiling.py --host 127.0.0.1 --port {port}",
+    # The least an ASGI server does (bench/asgi_floor.py), compiled by `make bench`.
+    "floor": f"env PYTHONPATH={FLOOR_BUILD}:{REPO_ROOT}"
+    " {python} -c 'import asgi_floor; asgi_floor.main()' --host 127.0.0.1 --port {port}",
     # The other servers a team would choose between, bare, on one core like the rest.
     "hypercorn": "{python} -m hypercorn examples.app:app --bind 127.0.0.1:{port}"
     " --worker-class uvloop --log-level warning",
