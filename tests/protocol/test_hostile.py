@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import pytest
@@ -101,6 +102,14 @@ async def _misbehave(path: str, send: Send) -> None:
         await send(start())
         await send(body(b"done"))
         await send(body(b"HTTP/1.1 204 No Content\r\n\r\n"))
+    elif path == "/read-only-messages":  # mappings, not dicts: as good as dicts
+        await send(MappingProxyType(start(headers=[(b"content-type", b"text/plain")])))
+        await send(MappingProxyType(body(b"read-only")))
+        return
+    elif path == "/message-none":
+        await send(None)  # type: ignore[arg-type]
+    elif path == "/message-list":
+        await send([("type", "http.response.start"), ("status", 200)])  # type: ignore[arg-type]
     await send(body(b"must not be reached"))
 
 
@@ -585,6 +594,7 @@ CR_LF_NUL = (RuntimeError, "Invalid response from ASGI application: CR, LF or NU
 NOT_BYTES = (RuntimeError, "Invalid response from ASGI application: header names and values must")
 BAD_STATUS = (RuntimeError, "Invalid response from ASGI application: status")
 TOO_LONG = (RuntimeError, "Response content is longer than its Content-Length.")
+NOT_A_MESSAGE = (RuntimeError, "Invalid ASGI message: a dict was expected, not")
 RESPONSE_CASES = [
     # (path, the responses the client gets, (exception the app's `send` raised, its message))
     pytest.param("/split-value", [INTERNAL_ERROR_RESPONSE], CR_LF_NUL, id="crlf-in-value"),
@@ -630,6 +640,11 @@ RESPONSE_CASES = [
         (RuntimeError, "Unexpected ASGI message 'http.response.body' when complete."),
         id="send-after-complete",
     ),
+    pytest.param(
+        "/read-only-messages", [Expect(OK, b"read-only"), HELLO], None, id="mapping-messages"
+    ),
+    pytest.param("/message-none", [INTERNAL_ERROR_RESPONSE], NOT_A_MESSAGE, id="message-none"),
+    pytest.param("/message-list", [INTERNAL_ERROR_RESPONSE], NOT_A_MESSAGE, id="message-list"),
 ]
 
 

@@ -12,7 +12,7 @@ import enum
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, cast
 
 from monoceros.errors import ClientDisconnected
@@ -39,6 +39,17 @@ DISCONNECT: Final[Message] = {"type": "http.disconnect"}
 # copied in with them: gathering costs a fixed amount, copying grows with the body.
 GATHER_FROM: Final = 8 * 1024
 _new_record: Final = tuple.__new__
+# Held as a static under mypyc: a method looked up on a module global costs more per call.
+_set_exchange: Final = current_exchange.set
+# A message the app sent, as the response handlers take it.
+MessageDict = dict[str, Any]
+
+
+def as_message_dict(message: object) -> MessageDict:
+    """An app's message that is not a dict: a copy of a mapping, or refused."""
+    if not isinstance(message, Mapping):
+        raise RuntimeError(f"Invalid ASGI message: a dict was expected, not {message!r}")
+    return dict(message)
 
 
 class ResponseState(enum.Enum):
@@ -187,7 +198,7 @@ class RequestCycle:
 
     async def run(self, app: ASGIApp, state: ServerState) -> None:
         """The app's Task (ServerState.start_task)."""
-        current_exchange.set(self)  # this runs in the request's own context
+        _set_exchange(self)  # this runs in the request's own context
         try:
             # Any: an app that returns a value is logged below, not a TypeError (the compiled
             # build checks return types against the annotations).
@@ -303,17 +314,19 @@ class RequestCycle:
             await flow.drain()
         if self.disconnected:
             raise ClientDisconnected("client disconnected")
-        kind = message["type"]
+        # The handlers take a dict, so that their lookups are native ones under mypyc.
+        sent = message if type(message) is dict else as_message_dict(message)
+        kind = sent["type"]
         handler = self._table[self.response].get(kind)
         if handler is None:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} when {self.response.value}.")
         # Handlers are plain functions (no coroutine per message); one that must wait for
         # I/O returns an awaitable.
-        pending = handler(self, message)
+        pending = handler(self, sent)
         if pending is not None:
             await pending
 
-    def _start(self, message: Message) -> None:
+    def _start(self, message: MessageDict) -> None:
         status = message["status"]
         if type(status) is not int:  # refused here, before the access log and metrics see it
             raise RuntimeError(f"Invalid response from ASGI application: status {status!r}")
@@ -322,7 +335,7 @@ class RequestCycle:
         self._trailers = bool(message.get("trailers", False))
         self.response = ResponseState.HEAD_PENDING
 
-    def _early_hint(self, message: Message) -> None:
+    def _early_hint(self, message: MessageDict) -> None:
         """103 (Early Hints) before the response, for HTTP/1.1 clients (RFC 8297); an
         HTTP/1.0 client would take it for the response."""
         if not self.http10:
@@ -333,7 +346,7 @@ class RequestCycle:
             if hints:
                 self.channel.write(hints)
 
-    def _first_body(self, message: Message) -> None:
+    def _first_body(self, message: MessageDict) -> None:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
         # Trailers the client takes follow a chunked body, whatever its length.
@@ -352,7 +365,7 @@ class RequestCycle:
         if not more_body:
             self._end_of_body()
 
-    def _more_body(self, message: Message) -> None:
+    def _more_body(self, message: MessageDict) -> None:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
         if not self._send_body:
@@ -391,7 +404,7 @@ class RequestCycle:
         else:
             self._complete()
 
-    def _add_trailers(self, message: Message) -> None:
+    def _add_trailers(self, message: MessageDict) -> None:
         try:
             self._trailer_fields.extend(trailer_fields(message.get("headers", ())))
         except InvalidResponseHead as exc:
@@ -407,10 +420,10 @@ class RequestCycle:
             lines = b"".join(b"%s: %s\r\n" % field for field in self._trailer_fields)
             self.channel.write(b"0\r\n" + lines + b"\r\n")
 
-    def _pathsend(self, message: Message) -> Awaitable[None]:
+    def _pathsend(self, message: MessageDict) -> Awaitable[None]:
         return self._send_file(message)
 
-    async def _send_file(self, message: Message) -> None:
+    async def _send_file(self, message: MessageDict) -> None:
         path = os.fspath(message["path"])
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -496,7 +509,7 @@ class RequestCycle:
 
 # A transition's handler: a method of the cycle class whose table it is in (Any: each
 # protocol's subclass brings its own table of its own methods).
-ResponseHandler = Callable[[Any, Message], Awaitable[None] | None]
+ResponseHandler = Callable[[Any, MessageDict], Awaitable[None] | None]
 # A state's handlers by message type: what `send` looks up, per message (a dict of dicts: no
 # key tuple to build and hash, as a table keyed by (state, type) would need).
 TransitionTable = dict[ResponseState, dict[str, ResponseHandler]]

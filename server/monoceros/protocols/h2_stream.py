@@ -16,6 +16,7 @@ from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.cycle import (
     INTERNAL_ERROR_BODY,
     RESPONSE_TRANSITIONS,
+    MessageDict,
     RequestCycle,
     ResponseState,
     transition_table,
@@ -27,7 +28,7 @@ from monoceros.protocols.head import (
     no_body_allowed,
     response_fields,
 )
-from monoceros.types import Message, Scope
+from monoceros.types import Scope
 
 # RFC 9113 section 7 error codes we send.
 INTERNAL_ERROR = 0x2
@@ -218,7 +219,7 @@ class H2RequestCycle(RequestCycle):
         self.response = ResponseState.STREAMING
         self.stream.send_head(self.status, head.fields, False)
 
-    def _h2_early_hint(self, message: Message) -> None:
+    def _h2_early_hint(self, message: MessageDict) -> None:
         try:
             fields = [(b"link", field_value(link)) for link in message.get("links", ())]
         except InvalidResponseHead as exc:
@@ -226,13 +227,13 @@ class H2RequestCycle(RequestCycle):
         if fields:
             self.stream.informational(103, fields)
 
-    def _h2_first_body(self, message: Message) -> None:
+    def _h2_first_body(self, message: MessageDict) -> None:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
         self._send_head(None if more_body else len(body))
         self._h2_more_body(message)
 
-    def _h2_more_body(self, message: Message) -> None:
+    def _h2_more_body(self, message: MessageDict) -> None:
         body: bytes = message.get("body", b"")
         if body and self._send_body:
             self._count_body(len(body))

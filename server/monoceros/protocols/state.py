@@ -11,6 +11,8 @@ from typing import Any, Final, Protocol
 
 # The name of every Task an app runs in (requests and WebSocket sessions).
 APP_TASK_NAME: Final = "monoceros.app"
+# A static under mypyc, not an attribute of the module looked up per request.
+_Task: Final = asyncio.Task
 
 
 class Connection(Protocol):
@@ -49,11 +51,11 @@ class ServerState:
         it): the caller keeps it for `task_finished`."""
         if loop.get_task_factory() is None:
             # Named: a Task without a name formats "Task-<n>" for itself (Python 3.11).
-            task = asyncio.Task(app_call, loop=loop, name=APP_TASK_NAME)
+            task = _Task(app_call, loop=loop, name=APP_TASK_NAME)
         else:  # the app's own factory: eager start, a tracer
             task = loop.create_task(app_call, name=APP_TASK_NAME)
-        if task.done():
-            return None
+            if task.done():  # only a factory's Task can have run already
+                return None
         self.tasks.add(task)
         return task
 
