@@ -36,6 +36,7 @@ HOT_PATH = [
     "server/monoceros/protocols/channel.py",
     "server/monoceros/protocols/head.py",
     "server/monoceros/protocols/scope.py",
+    "server/monoceros/protocols/request_fields.py",
     "server/monoceros/protocols/context.py",
     "server/monoceros/protocols/state.py",
     "server/monoceros/protocols/cycle.py",

@@ -18,6 +18,18 @@ from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.cycle import RequestCycle
 from monoceros.protocols.events import RequestFinished, TraceContext, rejected_record
 from monoceros.protocols.flow_control import HIGH_WATER
+from monoceros.protocols.request_fields import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    EXPECT,
+    HOST,
+    PROXY,
+    TE,
+    TRACEPARENT,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    classify,
+)
 from monoceros.protocols.scope import (
     METHODS,
     ConnectionFacts,
@@ -27,8 +39,6 @@ from monoceros.protocols.scope import (
     valid_request_id,
     websocket_scope,
 )
-from monoceros.protocols.tracecontext import HEADER
-from monoceros.proxy import PROXY_HEADERS
 from monoceros.types import Scope
 
 # Parsed requests that may wait behind the one being answered. What a client pipelines beyond
@@ -78,6 +88,13 @@ class RequestReader:
         self.facts = facts
         # Whether headers from this peer (X-Request-ID, proxy headers) may be believed.
         self.peer_trusted = peer_trusted
+        # The limits read per field and per request, copied: each read of the config's own
+        # (plain Python) object would be an attribute lookup by name.
+        limits = context.limits
+        self._max_request_line: int = limits.max_request_line
+        self._max_header_count: int = limits.max_header_count
+        self._max_header_bytes: int = limits.max_header_bytes
+        self._max_body_bytes: int = limits.max_body_bytes
         self.parser = httptools.HttpRequestParser(self)
         self.queue: list[RequestCycle] = []  # parsed, not started
         self.message: RequestCycle | None = None  # the request whose body is being parsed
@@ -193,8 +210,7 @@ class RequestReader:
 
     def _field_budget(self) -> int:
         """Bytes the parser may read of one head (or one trailer section) before 431."""
-        limits = self.context.limits
-        return limits.max_request_line + limits.max_header_bytes + 4096
+        return self._max_request_line + self._max_header_bytes + 4096
 
     # -- httptools callbacks -------------------------------------------------------------------
 
@@ -212,7 +228,7 @@ class RequestReader:
         if self._continuing:
             return
         self._url += url
-        if len(self._url) > self.context.limits.max_request_line:
+        if len(self._url) > self._max_request_line:
             raise Reject(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -224,35 +240,36 @@ class RequestReader:
             # RFC 9112 section 5: whitespace after the value is not part of it (httptools
             # drops only the whitespace before).
             value = value.rstrip(b" \t")
-        name = name.lower()
-        if name == b"host":
+        name, kind = classify(name)
+        if kind == HOST:
             self._hosts += 1
-        elif name == b"content-length":
+        elif kind == CONTENT_LENGTH:
             self._content_length = int(value)
-        elif name == b"transfer-encoding":
+        elif kind == TRANSFER_ENCODING:
             codings = self._transfer_encoding
             self._transfer_encoding = value if codings is None else codings + b"," + value
-        elif name == b"expect" and value.lower() == b"100-continue":
+        elif kind == EXPECT and value.lower() == b"100-continue":
             self._expect_continue = True
         elif name == self.context.request_id_header:
             self._request_id = value
-        elif name == b"upgrade":
+        elif kind == UPGRADE:
             self._upgrade = value
-        elif name == b"te":
+        elif kind == TE:
             self._te = value
-        elif name == b"connection" or name == b"proxy-connection":  # llhttp reads both
-            if b"keep-alive" in value.lower():
+        elif kind == CONNECTION:
+            tokens = value.lower()
+            # A search for a token costs as much as parsing a small request: most say only it.
+            if tokens == b"keep-alive" or b"keep-alive" in tokens:
                 self._keep_alive_token = True
-        elif name == HEADER:  # traceparent; a second one makes both invalid (empty)
+        elif kind == TRACEPARENT:  # a second one makes both invalid (empty)
             self._traceparent = value if self._traceparent is None else b""
-        elif name in PROXY_HEADERS:
+        elif kind == PROXY:
             self._proxy_fields = True
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
-        limits = self.context.limits
-        if len(self._headers) > limits.max_header_count:
+        if len(self._headers) > self._max_header_count:
             raise Reject(431)
-        if self._header_bytes > limits.max_header_bytes:
+        if self._header_bytes > self._max_header_bytes:
             raise Reject(431)
 
     def _trailer_field(self, name: bytes, value: bytes) -> None:
@@ -260,10 +277,9 @@ class RequestReader:
         with the head against the same limits (431 beyond)."""
         self._trailer_fields += 1
         self._header_bytes += len(name) + len(value)
-        limits = self.context.limits
-        if len(self._headers) + self._trailer_fields > limits.max_header_count:
+        if len(self._headers) + self._trailer_fields > self._max_header_count:
             raise Reject(431)
-        if self._header_bytes > limits.max_header_bytes:
+        if self._header_bytes > self._max_header_bytes:
             raise Reject(431)
 
     def on_headers_complete(self) -> None:
@@ -283,7 +299,7 @@ class RequestReader:
             raise Reject(400)  # HTTP/0.9 or 2.0 spelled in an HTTP/1 request line
         if self._hosts > 1 or (self._hosts == 0 and version == "1.1"):
             raise Reject(400)  # RFC 9112 section 3.2: exactly one Host on HTTP/1.1
-        max_body = context.limits.max_body_bytes
+        max_body = self._max_body_bytes
         if max_body and self._content_length > max_body:
             raise Reject(413)
         codings = self._transfer_encoding
@@ -354,7 +370,7 @@ class RequestReader:
         self._in_trailers = False
         cycle = self.message
         assert cycle is not None
-        max_body = self.context.limits.max_body_bytes
+        max_body = self._max_body_bytes
         if max_body and cycle.bytes_received + len(body) > max_body:
             raise Reject(413)
         cycle.body_received(body)

@@ -108,6 +108,8 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     """(raw path, query): origin-form (`/path?query`) directly, absolute-form and `*` through
     httptools; raises InvalidTarget."""
     if target[:1] == b"/":  # origin-form, nearly every request
+        if 63 not in target:  # no "?": a third of a partition's cost
+            return target, b""
         raw_path, _, query = target.partition(b"?")
         return raw_path, query
     if target == b"*":
