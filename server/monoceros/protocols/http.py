@@ -77,6 +77,9 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         # knowledge); held here while they might still be the start of the preface.
         self._sniffing = context.http2 is not None
         self._sniffed = b""
+        # Read for every request: copied from the config's plain-Python limits once.
+        self._header_timeout: float = context.limits.header_timeout
+        self._keep_alive_timeout: float = context.limits.keep_alive_timeout
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -99,7 +102,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         self.state.connections.add(self)
         if context.observer is not None:
             context.observer.connection_opened()
-        self._wait_for_request(context.limits.header_timeout)
+        self._wait_for_request(self._header_timeout)
         if self._sniffing and self.scheme == "https":
             # TLS settled the protocol in its handshake (ALPN): no sniffing.
             self._sniffing = False
@@ -213,7 +216,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
                 return
         if self.conn_state is ConnectionState.IDLE and reader.parsing_head:
             self.conn_state = ConnectionState.READING_HEAD
-            self.deadline = self.state.now + self.context.limits.header_timeout + TICK
+            self.deadline = self.state.now + self._header_timeout + TICK
 
     def _stop_reading(self, outcome: int) -> None:
         if outcome == REFUSED:
@@ -266,12 +269,11 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
             self._send_error(self._refused)  # owed after the responses before it
         else:
             self.flow.resume_reading()
-            limits = self.context.limits
             if self.reader.parsing_head:
                 self.conn_state = ConnectionState.READING_HEAD
-                self.deadline = self.state.now + limits.header_timeout + TICK
+                self.deadline = self.state.now + self._header_timeout + TICK
             else:
-                self._wait_for_request(limits.keep_alive_timeout)
+                self._wait_for_request(self._keep_alive_timeout)
 
     def _switch_to_websocket(self, scope: Scope, rest: bytes) -> None:
         """Hand the transport to a WebSocket session; this connection object is done."""
