@@ -2,8 +2,9 @@
 
 A bare `asyncio.Protocol` with an httptools parser and no ASGI layer: no scope dict, no Task, no
 `receive`/`send`, no per-request timers. Static responses are prebuilt bytes (rebuilt once a second
-for the `Date` header), so each response is exactly one `transport.write`. Whatever an ASGI server
-costs above this is overhead it could, in principle, remove; see bench/README.md.
+for the `Date` header), so each response is exactly one `transport.write`. What an ASGI server
+costs above this is ASGI itself (bench/asgi_floor.py measures the least of it) and what the
+server does besides; see bench/README.md.
 
 Endpoints match `examples/app.py` byte for byte in their bodies:
 
