@@ -31,7 +31,8 @@ compiled: $(COMPILED)/.built
 FLOOR := $(CURDIR)/build/floor
 $(FLOOR)/.built: $(STAMP) bench/asgi_floor.py
 	rm -rf $(FLOOR) && mkdir -p $(FLOOR) && cp bench/asgi_floor.py $(FLOOR)/
-	cd $(FLOOR) && $(CURDIR)/$(BIN)/mypyc asgi_floor.py >/dev/null && rm asgi_floor.py
+	cd $(FLOOR) && { $(abspath $(BIN))/mypyc asgi_floor.py >mypyc.log 2>&1 || { cat mypyc.log; exit 1; }; }
+	rm $(FLOOR)/asgi_floor.py
 	touch $@
 
 ## run: serve the example app on http://127.0.0.1:8000

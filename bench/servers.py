@@ -43,8 +43,10 @@ DEFAULT_SERVERS: dict[str, str] = {
     " --log-level info --loop uvloop --http httptools",
     "ceiling": "{python} bench/ceiling.py --host 127.0.0.1 --port {port}",
     # The least an ASGI server does (bench/asgi_floor.py), compiled by `make bench`.
-    "floor": f"env PYTHONPATH={FLOOR_BUILD}:{REPO_ROOT}"
-    " {python} -c 'import asgi_floor; asgi_floor.main()' --host 127.0.0.1 --port {port}",
+    # Uncompiled (no build/floor), bench/'s source is found instead, and says so.
+    "floor": "env "
+    + shlex.quote(f"PYTHONPATH={FLOOR_BUILD}:{REPO_ROOT / 'bench'}:{REPO_ROOT}")
+    + " {python} -c 'import asgi_floor; asgi_floor.main()' --host 127.0.0.1 --port {port}",
     # The other servers a team would choose between, bare, on one core like the rest.
     "hypercorn": "{python} -m hypercorn examples.app:app --bind 127.0.0.1:{port}"
     " --worker-class uvloop --log-level warning",

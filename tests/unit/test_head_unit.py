@@ -116,3 +116,43 @@ def test_the_date_header_is_the_imf_fixdate_email_utils_writes(seconds: int) -> 
     from email.utils import formatdate
 
     assert head.http_date(seconds) == formatdate(seconds, usegmt=True).encode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (100, b"HTTP/1.1 100 Continue\r\n"),
+        (200, b"HTTP/1.1 200 OK\r\n"),
+        (299, b"HTTP/1.1 299 \r\n"),  # no phrase of its own: none is made up
+        (599, b"HTTP/1.1 599 \r\n"),
+        (600, b"HTTP/1.1 600 \r\n"),  # past the table of known codes
+        (999, b"HTTP/1.1 999 \r\n"),
+    ],
+)
+def test_status_lines_at_the_edges_of_the_table(status: int, line: bytes) -> None:
+    data = encode_head(status, [], DEFAULTS, http10=False, keep_alive=True, body_length=0,
+                       send_body=True).data  # fmt: skip
+    assert data.startswith(line)
+
+
+@pytest.mark.parametrize("status", [99, 1000, -200, True])
+def test_statuses_out_of_range_are_refused(status: Any) -> None:
+    with pytest.raises(InvalidResponseHead):
+        encode_head(status, [], DEFAULTS, http10=False, keep_alive=True, body_length=0,
+                    send_body=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 7])
+def test_fields_come_out_in_order_whatever_their_number(count: int) -> None:
+    fields = [(b"x-field-%d" % number, b"value %d" % number) for number in range(count)]
+    data, _, _, _ = encode(fields, body_length=5, extra_line=b"x-request-id: abc\r\n")
+    lines = data.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK"
+    assert lines[1 : 1 + count] == [b"%s: %s" % field for field in fields]
+    assert lines[1 + count :] == [
+        b"server: monoceros",
+        b"x-request-id: abc",
+        b"content-length: 5",
+        b"",
+        b"",
+    ]

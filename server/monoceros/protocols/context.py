@@ -35,8 +35,8 @@ class RequestIds:
     --trace-id-generate.
 
     Random digits are drawn a block at a time and cut into ids: a slice per request on the
-    hot path. The first block is drawn at the first id, so processes forked after this object
-    was made (`--workers`) draw their own."""
+    hot path. Each process has its own (workers are spawned, and build their own context), and
+    draws its first block at its first id."""
 
     __slots__ = ("_block", "_next")
 

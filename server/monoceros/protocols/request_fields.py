@@ -3,8 +3,10 @@
 Clients send the same few names again and again ("Host", "User-Agent", "Accept"), most of
 them capitalised. Each is lowercased and sorted by what it means to the server once, then
 found by one dict lookup: less than a `bytes.lower()` and a chain of comparisons per field.
-Bounded: only short names are remembered, and at most NAMES_LIMIT of them (hostile clients
-may send a new name with every field).
+Bounded: only short names are remembered, and at most NAMES_LIMIT of them, first come (a
+client sending a new name with every field fills the table once; after that, new names are
+classified each time, as every name was before). The kinds are the reader's own: head.py has
+kinds of response fields, with other numbers.
 """
 
 from __future__ import annotations
