@@ -73,12 +73,14 @@ class InvalidResponseHead(ValueError):
     """The app's status or headers cannot be put on the wire safely."""
 
 
-# The same by code, 100 to 599: a list index costs less than a dict lookup of an int.
+# The same by code, 100 to 599 (None: a code without a phrase of its own): a list index costs
+# less than a dict lookup of an int.
 _STATUS_BY_CODE: Final[list[bytes | None]] = [STATUS_LINES.get(code) for code in range(600)]
 
 
 def status_line(status: int) -> bytes:
-    line = STATUS_LINES.get(status)
+    # `type()` first: an app's status may be anything (a bool is an int, but not a status).
+    line = _STATUS_BY_CODE[status] if type(status) is int and 100 <= status < 600 else None
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
             raise InvalidResponseHead(f"invalid status code {status!r}")
@@ -183,9 +185,7 @@ def encode_head(
     `extra_line` is one complete header line the server adds (the request id). Runs once per
     response (mypyc passes the keywords positionally).
     """
-    first = _STATUS_BY_CODE[status] if 100 <= status < 600 else None
-    if first is None:
-        first = status_line(status)
+    first = status_line(status)
     # One line per field, each made by a single concatenation (mypyc builds `b"%s..." % (...)`
     # of bytes in one allocation), and the head by one more: a list of every piece joined
     # at the end costs twice as much for the few fields a response has.
