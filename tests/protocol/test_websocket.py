@@ -66,7 +66,7 @@ def clear_records() -> None:
 
 def session_line(record: SessionFinished) -> dict[str, Any]:
     """The access-log line the server writes for `record`, parsed."""
-    rendered = render_session(record, b"now", 1, Literals())
+    rendered = render_session(record, b"now", b"1", Literals())
     assert rendered.count(b"\n") == 1
     line: dict[str, Any] = json.loads(rendered)
     return line

@@ -40,6 +40,9 @@ def record(
     client: tuple[str, int] | None = ("203.0.113.7", 0),
     trace: TraceContext | None = None,
     error_type: str | None = None,
+    peer: tuple[str, int] | None = ("127.0.0.1", 4321),
+    request_id: str | None = "rid-1",
+    started_as: tuple[str, str] | None = None,  # (method, scheme), if not the scope's
     **scope: Any,
 ) -> RequestFinished:
     full_scope: dict[str, Any] = {
@@ -53,17 +56,18 @@ def record(
         "client": client,
         **scope,
     }
+    method, scheme = started_as or (full_scope["method"], full_scope["scheme"])
     return RequestFinished(
         full_scope,
-        full_scope["method"],
-        full_scope["scheme"],
+        method,
+        scheme,
         status,
         outcome,
         0.0123456789,
         10,
         20,
-        ("127.0.0.1", 4321),
-        "rid-1",
+        peer,
+        request_id,
         trace,
         error_type,
     )
@@ -74,7 +78,7 @@ def record(
 
 def request_fields(record: Any) -> dict[str, Any]:
     """The request's own fields: the line minus what every log line carries."""
-    rendered = render_request(record, b"2026-01-01T00:00:00.000000Z", 4242, Literals())
+    rendered = render_request(record, b"2026-01-01T00:00:00.000000Z", b"4242", Literals())
     assert rendered.count(b"\n") == 1 and rendered.endswith(b"\n")
     line = json.loads(rendered)
     assert (line.pop("timestamp"), line.pop("logger"), line.pop("event"), line.pop("pid")) == (
@@ -137,7 +141,7 @@ def test_request_fields() -> None:
 )
 def test_addresses_and_ports_are_apart(client: Any, peer: Any, shown: tuple[Any, ...]) -> None:
     """An IPv6 address followed by `:port` reads as a longer address: they are two fields."""
-    rec = record(client=client)._replace(peer=peer)
+    rec = record(client=client, peer=peer)
     fields = request_fields(rec)
     assert (fields["client"], fields["client_port"], fields["peer"], fields["peer_port"]) == shown
 
@@ -205,7 +209,7 @@ def test_repeated_values_come_out_the_same_each_time() -> None:
         query_string=hostile,
         path=hostile.decode("latin-1"),
     )
-    first, second = (render_request(rec, b"t", 1, literals) for _ in range(2))
+    first, second = (render_request(rec, b"t", b"1", literals) for _ in range(2))
     assert first == second
     line = json.loads(first)
     assert line["user_agent"] == line["query"] == line["path"] == hostile.decode("latin-1")
@@ -217,7 +221,7 @@ def test_unicode_and_long_values_round_trip() -> None:
     long_agent = b"x" * (MAX_LITERAL_LENGTH * 4)
     rec = record(headers=[(b"user-agent", long_agent)], path="/caf\u00e9/\u2603")
     for _ in range(2):
-        line = json.loads(render_request(rec, b"t", 1, literals))
+        line = json.loads(render_request(rec, b"t", b"1", literals))
         assert line["path"] == "/caf\u00e9/\u2603"
         assert line["user_agent"] == long_agent.decode()
 
@@ -267,11 +271,54 @@ def test_values_an_app_put_in_the_scope_are_still_logged() -> None:
         query_string=bytearray(b"a=1"),
         method=None,
         scheme=7,
+        started_as=("GET", "https"),  # as the request started: the server's
     )
-    rec = rec._replace(method="GET", scheme="https")  # as the request started: the server's
-    line = json.loads(render_request(rec, b"t", 1, literals))
+    line = json.loads(render_request(rec, b"t", b"1", literals))
     assert (line["host"], line["user_agent"], line["query"]) == ("h.example", "ua", "a=1")
     assert (line["method"], line["scheme"]) == ("GET", "https")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([[b"host", b"h.example"], [b"user-agent", b"ua"]], id="lists"),
+        pytest.param(((b"host", b"h.example"), (b"user-agent", b"ua")), id="a-tuple-of-pairs"),
+        pytest.param(
+            [(bytearray(b"host"), b"h.example"), (memoryview(b"user-agent"), b"ua")],
+            id="bytearray-names",
+        ),
+        pytest.param(
+            [("host", b"other"), (b"host", b"h.example"), (b"user-agent", b"ua")],
+            id="a-str-name-is-not-a-field",
+        ),
+    ],
+)
+def test_header_fields_an_app_reshaped_are_still_found(headers: Any) -> None:
+    """ASGI allows any iterable of two-item iterables; ours are a list of tuples."""
+    fields = request_fields(record(headers=headers))
+    assert (fields["host"], fields["user_agent"], fields["referer"]) == ("h.example", "ua", None)
+    generated = record()
+    generated.scope["headers"] = (pair for pair in [(b"host", b"g.example")])
+    assert request_fields(generated)["host"] == "g.example"
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    ["0af7651916cd43dd8448eb211c80319c", 'a"b', "a\\b", '\\"}{', "~!#$%&'()*+,-./:;<=>?@[]^_`{|}"],
+)
+def test_request_ids_are_json_whatever_visible_ascii_they_hold(request_id: str) -> None:
+    """A trusted proxy's id may hold any visible ASCII (valid_request_id): quotes and
+    backslashes are escaped, the rest written as it is."""
+    fields = request_fields(record(request_id=request_id))
+    assert fields["request_id"] == request_id
+    assert request_fields(record(request_id=None))["request_id"] is None
+
+
+@pytest.mark.parametrize(("status", "logged"), [(100, 100), (204, 204), (599, 599), (999, 999)])
+def test_statuses_are_written_as_numbers(status: int, logged: int) -> None:
+    assert request_fields(record(status=status))["status"] == logged
+    # The app failed before it started a response: no status was sent, and none is made up.
+    assert request_fields(record(status=0, outcome="error"))["status"] == 0
 
 
 @pytest.mark.parametrize(

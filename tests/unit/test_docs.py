@@ -63,9 +63,9 @@ SESSION = SessionFinished(SCOPE, 101, 1000, 0.1, 1, 2, 3, 4, ("10.0.0.1", 80), "
 def access_line(kind: str, schema: str) -> dict[str, Any]:
     number = SCHEMAS.index(schema)
     if kind == "request":
-        line = render_request(REQUEST, TIMESTAMP, 1, Literals(), number)
+        line = render_request(REQUEST, TIMESTAMP, b"1", Literals(), number)
     else:
-        line = render_session(SESSION, TIMESTAMP, 1, Literals(), number)
+        line = render_session(SESSION, TIMESTAMP, b"1", Literals(), number)
     result: dict[str, Any] = json.loads(line)
     return result
 

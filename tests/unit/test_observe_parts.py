@@ -34,10 +34,23 @@ SCOPE: dict[str, Any] = {
 }
 
 
-def finished(status: int = 200, outcome: str = "complete", **scope: Any) -> RequestFinished:
+def finished(
+    status: int = 200, outcome: str = "complete", error_type: str | None = None, **scope: Any
+) -> RequestFinished:
     full = {**SCOPE, **scope}
     return RequestFinished(
-        full, "GET", "https", status, outcome, 0.0008, 0, 20, ("10.0.0.1", 80), "rid", None, None
+        full,
+        "GET",
+        "https",
+        status,
+        outcome,
+        0.0008,
+        0,
+        20,
+        ("10.0.0.1", 80),
+        "rid",
+        None,
+        error_type,
     )
 
 
@@ -61,7 +74,7 @@ def test_console_line_is_compact_and_escaped() -> None:
 
 def test_console_line_colours_and_failures() -> None:
     plain = ConsoleAccessLine(colors=False)
-    failed = finished(500, "error")._replace(error_type="KeyError")
+    failed = finished(500, "error", error_type="KeyError")
     assert b"[error    ] GET /items/1?page=2 500 0.8ms KeyError" in plain.request(failed)
     coloured = ConsoleAccessLine(colors=True).request(finished(404)).decode()
     assert "\x1b[33m404\x1b[0m" in coloured  # a client error in yellow
@@ -119,11 +132,11 @@ def test_access_records_are_shaped_as_uvicorn_s() -> None:
 
 
 def test_ecs_and_otel_access_lines_convert_units_and_split_the_host() -> None:
-    ecs = json.loads(render_request(finished(), b"t", 1, Literals(), ECS))
+    ecs = json.loads(render_request(finished(), b"t", b"1", Literals(), ECS))
     assert ecs["event.duration"] == 800_000  # nanoseconds
     assert (ecs["url.domain"], ecs["url.port"]) == ("shop.example", 8443)
     assert ecs["ecs.version"] == ECS_VERSION
-    otel = json.loads(render_request(finished(500, "error"), b"t", 1, Literals(), OTEL))
+    otel = json.loads(render_request(finished(500, "error"), b"t", b"1", Literals(), OTEL))
     assert (otel["severity_text"], otel["severity_number"]) == ("error", 17)
     assert otel["http.server.request.duration"] == 0.0008
     assert otel["http.request.header.referer"] == ["http://r/"]

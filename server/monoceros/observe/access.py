@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
 from monoceros.observe.output import LineBuffer
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
+from monoceros.types import Scope
 
 # What `Literals` remembers: this many distinct values (then it starts over: client ports
 # churn), each at most this long (so hostile headers cannot grow it past ~2 MiB).
@@ -198,9 +199,21 @@ def _query_literal(query: Any) -> bytes:
     return b'""' if query == b"" else json_literal(query)
 
 
-def _named_headers(scope: Any) -> tuple[Any, Any, Any]:  # bytes, or what an app put there
+def _named_headers(
+    scope: dict[str, Any],
+) -> tuple[Any, Any, Any]:  # bytes, or what an app put there
     host = user_agent = referer = None
-    for name, value in scope["headers"]:
+    given = scope["headers"]
+    # Ours are a list of (bytes, bytes) tuples, read by index and compared as bytes: a browser's
+    # dozen fields do not pay a generic unpack and compare each. What an app put in their
+    # place (any iterable of pairs, bytearray names) is read the slow way.
+    fields: list[Any] = given if type(given) is list else list(given)
+    for field in fields:
+        if type(field) is tuple and len(field) == 2:
+            given_name, value = field[0], field[1]
+        else:
+            given_name, value = field
+        name: bytes = given_name if type(given_name) is bytes else _name_bytes(given_name)
         if name == b"host":
             host = value
         elif name == b"user-agent":
@@ -210,8 +223,18 @@ def _named_headers(scope: Any) -> tuple[Any, Any, Any]:  # bytes, or what an app
     return host, user_agent, referer
 
 
+def _name_bytes(name: Any) -> bytes:
+    return bytes(name) if isinstance(name, (bytearray, memoryview)) else b""
+
+
 def _origin_fields(
-    scope: Any, peer: Any, scheme: Any, host: Any, user_agent: Any, literals: Literals, schema: int
+    scope: dict[str, Any],
+    peer: Any,
+    scheme: Any,
+    host: Any,
+    user_agent: Any,
+    literals: Literals,
+    schema: int,
 ) -> bytes:
     """Where the request came from: the fields both kinds of line carry, "client" to
     "user_agent" (or what the schema calls them)."""
@@ -288,12 +311,23 @@ def error_type(record: RequestFinished, status: int) -> str | None:
     return str(status) if status >= 500 else None
 
 
+def _digits(number: int) -> bytes:
+    """A status code as digits: looked up, not formatted (any other number is formatted)."""
+    return _THREE_DIGITS[number] if 100 <= number <= 999 else b"%d" % number
+
+
+def _dict(scope: Scope) -> dict[str, Any]:
+    """A record's scope, which the server built: a dict (its values read natively), whatever
+    the app changed in it."""
+    return cast(dict[str, Any], scope)
+
+
 def render_request(
-    record: RequestFinished, timestamp: bytes, pid: int, literals: Literals, schema: int = DEFAULT
+    record: RequestFinished, timestamp: bytes, pid: bytes, literals: Literals, schema: int = DEFAULT
 ) -> bytes:
     """The access-log line of one request (docs/reference/log-fields.md); runs once per
     request."""
-    scope = record.scope
+    scope = _dict(record.scope)
     host, user_agent, referer = _named_headers(scope)
     error = record.outcome == "error"
     status = reported_status(record)
@@ -303,6 +337,7 @@ def render_request(
     outcome = literals.text(record.outcome)
     origin = _origin_fields(scope, record.peer, record.scheme, host, user_agent, literals, schema)
     refered = literals.header(referer)
+    status_text = _digits(status)
     rid = json_literal(record.request_id)
     trace_id, span_id = _trace_literals(record.trace)
     failure_type = error_type(record, status)
@@ -310,16 +345,16 @@ def render_request(
     if schema == DEFAULT:
         return (
             b'{"timestamp":"%s","level":"%s","logger":"monoceros.access","event":"request",'
-            b'"method":%s,"path":%s,"query":%s,"status":%d,"outcome":%s,"duration":%s,'
+            b'"method":%s,"path":%s,"query":%s,"status":%s,"outcome":%s,"duration":%s,'
             b'"body_bytes_received":%d,"body_bytes_sent":%d,%s,"referer":%s,"request_id":%s,'
-            b'"trace_id":%s,"span_id":%s,"error_type":%s,"pid":%d}\n'
+            b'"trace_id":%s,"span_id":%s,"error_type":%s,"pid":%s}\n'
             % (
                 timestamp,
                 b"error" if error else b"info",
                 method,
                 path,
                 query,
-                status,
+                status_text,
                 outcome,
                 seconds_text(record.duration),
                 record.bytes_received,
@@ -337,17 +372,17 @@ def render_request(
         return (
             b'{"@timestamp":"%s","log.level":"%s","log.logger":"monoceros.access",'
             b'"message":"request","ecs.version":"8.11.0","http.request.method":%s,'
-            b'"url.path":%s,"url.query":%s,"http.response.status_code":%d,'
+            b'"url.path":%s,"url.query":%s,"http.response.status_code":%s,'
             b'"monoceros.outcome":%s,"event.duration":%d,"http.request.body.bytes":%d,'
             b'"http.response.body.bytes":%d,%s,"http.request.referrer":%s,"http.request.id":%s,'
-            b'"trace.id":%s,"span.id":%s,"error.type":%s,"process.pid":%d}\n'
+            b'"trace.id":%s,"span.id":%s,"error.type":%s,"process.pid":%s}\n'
             % (
                 timestamp,
                 b"error" if error else b"info",
                 method,
                 path,
                 query,
-                status,
+                status_text,
                 outcome,
                 int(record.duration * 1e9 + 0.5),
                 record.bytes_received,
@@ -364,18 +399,18 @@ def render_request(
     return (
         b'{"timestamp":"%s",%s,"scope.name":"monoceros.access","body":"request",'
         b'"http.request.method":%s,"url.path":%s,"url.query":%s,'
-        b'"http.response.status_code":%d,"monoceros.outcome":%s,'
+        b'"http.response.status_code":%s,"monoceros.outcome":%s,'
         b'"http.server.request.duration":%s,"http.request.body.size":%d,'
         b'"http.response.body.size":%d,%s,"http.request.header.referer":%s,'
         b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"error.type":%s,'
-        b'"process.pid":%d}\n'
+        b'"process.pid":%s}\n'
         % (
             timestamp,
             _OTEL_ERROR if error else _OTEL_INFO,
             method,
             path,
             query,
-            status,
+            status_text,
             outcome,
             seconds_text(record.duration),
             record.bytes_received,
@@ -397,10 +432,10 @@ _OTEL_ERROR: Final = b'"severity_text":"error","severity_number":17'
 
 
 def render_session(
-    record: SessionFinished, timestamp: bytes, pid: int, literals: Literals, schema: int = DEFAULT
+    record: SessionFinished, timestamp: bytes, pid: bytes, literals: Literals, schema: int = DEFAULT
 ) -> bytes:
     """The access-log line of one WebSocket session (once per session)."""
-    scope = record.scope
+    scope = _dict(record.scope)
     host, user_agent, _ = _named_headers(scope)
     path = literals.path(scope["path"])
     query = _query_literal(scope["query_string"])
@@ -412,7 +447,7 @@ def render_session(
             b'{"timestamp":"%s","level":"info","logger":"monoceros.access","event":"websocket",'
             b'"path":%s,"query":%s,"status":%d,"close_code":%d,"duration":%s,'
             b'"messages_received":%d,"messages_sent":%d,"message_bytes_received":%d,'
-            b'"message_bytes_sent":%d,%s,"request_id":%s,"trace_id":%s,"span_id":%s,"pid":%d}\n'
+            b'"message_bytes_sent":%d,%s,"request_id":%s,"trace_id":%s,"span_id":%s,"pid":%s}\n'
             % (
                 timestamp,
                 path,
@@ -439,7 +474,7 @@ def render_session(
             b'"event.duration":%d,"monoceros.websocket.messages_received":%d,'
             b'"monoceros.websocket.messages_sent":%d,"monoceros.websocket.bytes_received":%d,'
             b'"monoceros.websocket.bytes_sent":%d,%s,"http.request.id":%s,"trace.id":%s,'
-            b'"span.id":%s,"process.pid":%d}\n'
+            b'"span.id":%s,"process.pid":%s}\n'
             % (
                 timestamp,
                 path,
@@ -464,7 +499,7 @@ def render_session(
         b'"monoceros.websocket.close_code":%d,"monoceros.websocket.duration":%s,'
         b'"monoceros.websocket.messages_received":%d,"monoceros.websocket.messages_sent":%d,'
         b'"monoceros.websocket.bytes_received":%d,"monoceros.websocket.bytes_sent":%d,%s,'
-        b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"process.pid":%d}\n'
+        b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"process.pid":%s}\n'
         % (
             timestamp,
             _OTEL_INFO,
@@ -521,7 +556,7 @@ class AccessLog:
         self._console = console
         self._through = through
         self._timestamps = Timestamps()
-        self._pid = os.getpid()
+        self._pid = b"%d" % os.getpid()
         self._literals = Literals()
 
     def request(self, record: RequestFinished) -> None:

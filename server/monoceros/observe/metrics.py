@@ -111,6 +111,11 @@ def size_bucket(size: int) -> int:
     return index
 
 
+def _add(counts: list[int], index: int, amount: int) -> None:
+    # Not `counts[index] += amount`: mypyc compiles that to a generic object addition.
+    counts[index] = counts[index] + amount
+
+
 def active_slot(method: str, scheme: str) -> int:
     """Where a request of `method` and `scheme` is tallied among the requests in flight: its
     method's label at `slot // 2`, its scheme at `slot % 2`."""
@@ -166,14 +171,15 @@ class HttpMetrics:
         rejections[reason] = rejections.get(reason, 0) + 1
 
     def request_started(self, scope: Scope, reused: bool) -> None:
-        self.active_requests[active_slot(scope["method"], scope["scheme"])] += 1
+        ours = cast(dict[str, Any], scope)  # a dict: its lookups are native
+        _add(self.active_requests, active_slot(ours["method"], ours["scheme"]), 1)
         if reused:
             self.keepalive_reuses += 1
 
     def request_finished(self, record: RequestFinished) -> None:
         # As it started, whatever the app did to its scope since.
         slot = active_slot(record.method, record.scheme)
-        self.active_requests[slot] -= 1
+        _add(self.active_requests, slot, -1)
         self._tally(record, METHOD_LABELS[slot >> 1])
 
     def request_rejected(self, record: RequestFinished | None, reason: str) -> None:
@@ -194,13 +200,13 @@ class HttpMetrics:
     def _tally(self, record: RequestFinished, method: str) -> None:
         if record.outcome == "rejected":
             return  # answered by the server itself: monoceros_requests_rejected_total has it
-        scope = record.scope
+        scope = cast(dict[str, Any], record.scope)  # ours: a dict, its lookups native
         status = reported_status(record)
         if record.outcome == "error":
             self.app_exceptions += 1
         error = error_label(record, status)
         version = scope["http_version"]
-        route = route_of(cast(dict[str, Any], scope), self.find_route)  # ours: a dict
+        route = route_of(scope, self.find_route)
         key = (method, status, route, record.scheme, version, error)
         series = self.series.get(key)
         if series is None:
@@ -211,7 +217,7 @@ class HttpMetrics:
                 series = self.series[key] = Series(len(self.duration_buckets))
         duration = record.duration
         bucket = duration_bucket(duration, self.duration_buckets)
-        series.duration[bucket] += 1
+        _add(series.duration, bucket, 1)
         series.duration_sum += duration
         trace = record.trace
         if trace is not None:
@@ -220,10 +226,10 @@ class HttpMetrics:
                 exemplars = series.exemplars = {}
             exemplars[bucket] = (trace[0], trace[1], duration)
         received = record.bytes_received
-        series.request_size[size_bucket(received)] += 1
+        _add(series.request_size, size_bucket(received), 1)
         series.request_sum += received
         sent = record.bytes_sent
-        series.response_size[size_bucket(sent)] += 1
+        _add(series.response_size, size_bucket(sent), 1)
         series.response_sum += sent
 
 

@@ -38,7 +38,6 @@ DISCONNECT: Final[Message] = {"type": "http.disconnect"}
 # From this size a response body is written beside its head or chunk framing rather than
 # copied in with them: gathering costs a fixed amount, copying grows with the body.
 GATHER_FROM: Final = 8 * 1024
-_new_record: Final = tuple.__new__
 # Held as statics under mypyc: a function looked up on a module global costs more per call.
 _set_exchange: Final = current_exchange.set
 _perf_counter: Final = time.perf_counter
@@ -259,23 +258,19 @@ class RequestCycle:
         observer = self.context.observer
         if observer is None:
             return
-        # tuple.__new__ directly: a NamedTuple's own __new__ is Python code.
-        record = _new_record(
-            RequestFinished,
-            (
-                self.scope,
-                self.method,
-                self.scheme,
-                self.status,
-                outcome,
-                _perf_counter() - self.started,
-                self.bytes_received,
-                self.bytes_sent,
-                self.channel.peer,
-                self.request_id,
-                self.trace,
-                self.error_type,
-            ),
+        record = RequestFinished(
+            self.scope,
+            self.method,
+            self.scheme,
+            self.status,
+            outcome,
+            _perf_counter() - self.started,
+            self.bytes_received,
+            self.bytes_sent,
+            self.channel.peer,
+            self.request_id,
+            self.trace,
+            self.error_type,
         )
         observer.request_finished(record)
 

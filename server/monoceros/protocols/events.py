@@ -1,9 +1,10 @@
-"""What a finished request hands to `observe/`: one small immutable record, built once."""
+"""What a finished request or session hands to `observe/`: one small record, built once and
+changed by nobody after (its attributes are Final)."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import NamedTuple, Protocol
+from typing import Final, Protocol, final
 
 from monoceros.types import Scope
 
@@ -12,45 +13,107 @@ from monoceros.types import Scope
 TraceContext = tuple[str, str]
 
 
-class RequestFinished(NamedTuple):
+@final
+class RequestFinished:
     """One HTTP request/response exchange, written when the response is complete or the client
-    has gone. A NamedTuple because it is built once per request on the hot path (cheaper than a
-    frozen dataclass) and nobody changes it afterwards."""
+    has gone. Built once per request on the hot path and changed by nobody afterwards. A plain
+    class: compiled, it is built and read natively (a NamedTuple is built by `tuple.__new__`,
+    ~1,000 instructions, and read by index)."""
 
-    scope: Scope
-    # The method and scheme the request started with (the scheme after proxy resolution): the
-    # app may rewrite its scope (uvicorn's ProxyHeadersMiddleware sets the scheme), and the
-    # metrics pair a finished request with the start they counted.
-    method: str
-    scheme: str
-    status: int  # what was sent, or would have been sent; 0 if the app never started a response
-    # "complete", "disconnected" (client went away first), "error" (the app failed),
-    # "rejected" (bad input the server answered itself: 400, 408, 413, 414, 431, 501) or
-    # "aborted" (the request body broke after the response began: the connection was cut).
-    outcome: str
-    duration: float  # seconds from the complete request head to the last byte handed to the socket
-    bytes_received: int  # request body bytes
-    bytes_sent: int  # response body bytes
-    peer: tuple[str, int] | None  # the direct TCP peer
-    request_id: str | None
-    trace: TraceContext | None  # from the request's traceparent header, or generated
-    error_type: str | None  # the class of the exception the app raised, if it raised
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "duration",
+        "error_type",
+        "method",
+        "outcome",
+        "peer",
+        "request_id",
+        "scheme",
+        "scope",
+        "status",
+        "trace",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        # The method and scheme the request started with (the scheme after proxy resolution):
+        # the app may rewrite its scope (uvicorn's ProxyHeadersMiddleware sets the scheme), and
+        # the metrics pair a finished request with the start they counted.
+        method: str,
+        scheme: str,
+        status: int,  # what was sent, or would have been; 0 if the app never started a response
+        # "complete", "disconnected" (client went away first), "error" (the app failed),
+        # "rejected" (bad input the server answered itself: 400, 408, 413, 414, 431, 501) or
+        # "aborted" (the request body broke after the response began: the connection was cut).
+        outcome: str,
+        duration: float,  # seconds from the complete request head to the last byte handed over
+        bytes_received: int,  # request body bytes
+        bytes_sent: int,  # response body bytes
+        peer: tuple[str, int] | None,  # the direct TCP peer
+        request_id: str | None,
+        trace: TraceContext | None,  # from the request's traceparent header, or generated
+        error_type: str | None,  # the class of the exception the app raised, if it raised
+    ) -> None:
+        self.scope: Final = scope
+        self.method: Final = method
+        self.scheme: Final = scheme
+        self.status: Final = status
+        self.outcome: Final = outcome
+        self.duration: Final = duration
+        self.bytes_received: Final = bytes_received
+        self.bytes_sent: Final = bytes_sent
+        self.peer: Final = peer
+        self.request_id: Final = request_id
+        self.trace: Final = trace
+        self.error_type: Final = error_type
 
 
-class SessionFinished(NamedTuple):
-    """One WebSocket session, written once its connection is closed."""
+@final
+class SessionFinished:
+    """One WebSocket session, written once its connection is closed (a plain class, as
+    RequestFinished is)."""
 
-    scope: Scope
-    status: int  # 101 once accepted; else the HTTP status sent instead (400, 403, a denial)
-    close_code: int  # the close code received (or sent, if the peer never answered); 1006: none
-    duration: float  # seconds from the upgrade request to the connection's end
-    messages_received: int
-    messages_sent: int
-    bytes_received: int  # message payload bytes
-    bytes_sent: int
-    peer: tuple[str, int] | None
-    request_id: str | None
-    trace: TraceContext | None
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "close_code",
+        "duration",
+        "messages_received",
+        "messages_sent",
+        "peer",
+        "request_id",
+        "scope",
+        "status",
+        "trace",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        status: int,  # 101 once accepted; else the HTTP status sent instead (400, 403, a denial)
+        close_code: int,  # received (or sent, if the peer never answered); 1006: none
+        duration: float,  # seconds from the upgrade request to the connection's end
+        messages_received: int,
+        messages_sent: int,
+        bytes_received: int,  # message payload bytes
+        bytes_sent: int,
+        peer: tuple[str, int] | None,
+        request_id: str | None,
+        trace: TraceContext | None,
+    ) -> None:
+        self.scope: Final = scope
+        self.status: Final = status
+        self.close_code: Final = close_code
+        self.duration: Final = duration
+        self.messages_received: Final = messages_received
+        self.messages_sent: Final = messages_sent
+        self.bytes_received: Final = bytes_received
+        self.bytes_sent: Final = bytes_sent
+        self.peer: Final = peer
+        self.request_id: Final = request_id
+        self.trace: Final = trace
 
 
 # A response the client did not wait for, as nginx records it.
