@@ -173,20 +173,41 @@ def render_ratio_lines(server: str, table: Table, baseline: str, failure: str | 
 
 
 def render_scaling_lines(servers: Sequence[str], table: Table) -> list[str]:
-    """The workers row: `monoceros-w2/monoceros: plaintext 1.71x`, each server over itself
-    with one process (requests/s; the -w2 runs are unpinned, so 2.00x is out of reach)."""
+    """The workers row: `monoceros-w2/monoceros (scaling): plaintext 1.71x`, each server over
+    itself with one process (requests/s; the -w2 runs are unpinned, so 2.00x is out of reach),
+    and where the two cores went: the server's processes and wrk, in cores (CPU seconds over
+    wall seconds), and the server's CPU per request against its single process's. A server
+    whose CPU per request holds scales; what it cannot gain is the share wrk takes."""
     lines = []
     for server in servers:
         single = server.removesuffix("-w2")
         if single == server or single not in servers:
             continue
+        rows = [
+            (endpoint, row) for endpoint, row in table.items() if server in row and single in row
+        ]
         ratios = [
             f"{endpoint} {_fmt(throughput_ratio(row[server], row[single]), '{:.2f}x')}"
-            for endpoint, row in table.items()
-            if server in row and single in row
+            for endpoint, row in rows
         ]
         lines.append(f"{server}/{single} (scaling): {', '.join(ratios)}")
+        shares = [f"{endpoint} {_cores(row[server], row[single])}" for endpoint, row in rows]
+        lines.append(f"{server} (cores): {'; '.join(shares)}")
     return lines
+
+
+def _cores(workers: Summary, single: Summary) -> str:
+    rate, cpu, client = (
+        workers.requests_per_sec,
+        workers.cpu_us_per_request,
+        workers.client_cpu_us_per_request,
+    )
+    if rate is None or cpu is None:
+        return "-"
+    wrk = "-" if client is None else f"{rate * client / 1e6:.2f}"
+    alone = single.cpu_us_per_request
+    per_request = "-" if not alone else f"{cpu / alone:.2f}x"
+    return f"server {rate * cpu / 1e6:.2f}, wrk {wrk}, CPU per request {per_request} one process's"
 
 
 def render_report(

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import orjson
 
 from monoceros.observe.output import LineBuffer
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
-from monoceros.types import Scope
 
 # What `Literals` remembers: this many distinct values (then it starts over: client ports
 # churn), each at most this long (so hostile headers cannot grow it past ~2 MiB).
@@ -199,9 +198,8 @@ def _query_literal(query: Any) -> bytes:
     return b'""' if query == b"" else json_literal(query)
 
 
-def _named_headers(
-    scope: dict[str, Any],
-) -> tuple[Any, Any, Any]:  # bytes, or what an app put there
+def _named_headers(scope: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The Host, User-Agent and Referer values: bytes, or whatever an app put there."""
     host = user_agent = referer = None
     given = scope["headers"]
     # Ours are a list of (bytes, bytes) tuples, read by index and compared as bytes: a browser's
@@ -316,18 +314,12 @@ def _digits(number: int) -> bytes:
     return _THREE_DIGITS[number] if 100 <= number <= 999 else b"%d" % number
 
 
-def _dict(scope: Scope) -> dict[str, Any]:
-    """A record's scope, which the server built: a dict (its values read natively), whatever
-    the app changed in it."""
-    return cast(dict[str, Any], scope)
-
-
 def render_request(
     record: RequestFinished, timestamp: bytes, pid: bytes, literals: Literals, schema: int = DEFAULT
 ) -> bytes:
     """The access-log line of one request (docs/reference/log-fields.md); runs once per
     request."""
-    scope = _dict(record.scope)
+    scope = record.scope
     host, user_agent, referer = _named_headers(scope)
     error = record.outcome == "error"
     status = reported_status(record)
@@ -435,7 +427,7 @@ def render_session(
     record: SessionFinished, timestamp: bytes, pid: bytes, literals: Literals, schema: int = DEFAULT
 ) -> bytes:
     """The access-log line of one WebSocket session (once per session)."""
-    scope = _dict(record.scope)
+    scope = record.scope
     host, user_agent, _ = _named_headers(scope)
     path = literals.path(scope["path"])
     query = _query_literal(scope["query_string"])

@@ -200,7 +200,7 @@ class HttpMetrics:
     def _tally(self, record: RequestFinished, method: str) -> None:
         if record.outcome == "rejected":
             return  # answered by the server itself: monoceros_requests_rejected_total has it
-        scope = cast(dict[str, Any], record.scope)  # ours: a dict, its lookups native
+        scope = record.scope
         status = reported_status(record)
         if record.outcome == "error":
             self.app_exceptions += 1

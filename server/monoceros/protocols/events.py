@@ -4,7 +4,7 @@ changed by nobody after (its attributes are Final)."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Final, Protocol, final
+from typing import Any, Final, Protocol, cast, final
 
 from monoceros.types import Scope
 
@@ -13,27 +13,50 @@ from monoceros.types import Scope
 TraceContext = tuple[str, str]
 
 
-@final
-class RequestFinished:
-    """One HTTP request/response exchange, written when the response is complete or the client
-    has gone. Built once per request on the hot path and changed by nobody afterwards. A plain
-    class: compiled, it is built and read natively (a NamedTuple is built by `tuple.__new__`,
-    ~1,000 instructions, and read by index)."""
+class Finished:
+    """What every finished exchange carries, a request's (RequestFinished) or a WebSocket
+    session's (SessionFinished). Plain classes: compiled, they are built and read natively (a
+    NamedTuple is built by `tuple.__new__`, ~1,000 instructions, and read by index)."""
 
     __slots__ = (
         "bytes_received",
         "bytes_sent",
         "duration",
-        "error_type",
-        "method",
-        "outcome",
         "peer",
         "request_id",
-        "scheme",
         "scope",
         "status",
         "trace",
     )
+
+    def __init__(
+        self,
+        scope: Scope,
+        status: int,
+        duration: float,  # seconds
+        bytes_received: int,
+        bytes_sent: int,
+        peer: tuple[str, int] | None,  # the direct TCP peer
+        request_id: str | None,
+        trace: TraceContext | None,  # from the request's traceparent header, or generated
+    ) -> None:
+        # The scope the server built: a dict, so readers look its keys up natively.
+        self.scope: Final = cast(dict[str, Any], scope)
+        self.status: Final = status
+        self.duration: Final = duration
+        self.bytes_received: Final = bytes_received
+        self.bytes_sent: Final = bytes_sent
+        self.peer: Final = peer
+        self.request_id: Final = request_id
+        self.trace: Final = trace
+
+
+@final
+class RequestFinished(Finished):
+    """One HTTP request/response exchange, written when the response is complete or the client
+    has gone. Built once per request on the hot path and changed by nobody afterwards."""
+
+    __slots__ = ("error_type", "method", "outcome", "scheme")
 
     def __init__(
         self,
@@ -48,53 +71,35 @@ class RequestFinished:
         # "rejected" (bad input the server answered itself: 400, 408, 413, 414, 431, 501) or
         # "aborted" (the request body broke after the response began: the connection was cut).
         outcome: str,
-        duration: float,  # seconds from the complete request head to the last byte handed over
+        duration: float,  # from the complete request head to the last byte handed over
         bytes_received: int,  # request body bytes
         bytes_sent: int,  # response body bytes
-        peer: tuple[str, int] | None,  # the direct TCP peer
+        peer: tuple[str, int] | None,
         request_id: str | None,
-        trace: TraceContext | None,  # from the request's traceparent header, or generated
+        trace: TraceContext | None,
         error_type: str | None,  # the class of the exception the app raised, if it raised
     ) -> None:
-        self.scope: Final = scope
+        super().__init__(
+            scope, status, duration, bytes_received, bytes_sent, peer, request_id, trace
+        )
         self.method: Final = method
         self.scheme: Final = scheme
-        self.status: Final = status
         self.outcome: Final = outcome
-        self.duration: Final = duration
-        self.bytes_received: Final = bytes_received
-        self.bytes_sent: Final = bytes_sent
-        self.peer: Final = peer
-        self.request_id: Final = request_id
-        self.trace: Final = trace
         self.error_type: Final = error_type
 
 
 @final
-class SessionFinished:
-    """One WebSocket session, written once its connection is closed (a plain class, as
-    RequestFinished is)."""
+class SessionFinished(Finished):
+    """One WebSocket session, written once its connection is closed."""
 
-    __slots__ = (
-        "bytes_received",
-        "bytes_sent",
-        "close_code",
-        "duration",
-        "messages_received",
-        "messages_sent",
-        "peer",
-        "request_id",
-        "scope",
-        "status",
-        "trace",
-    )
+    __slots__ = ("close_code", "messages_received", "messages_sent")
 
     def __init__(
         self,
         scope: Scope,
         status: int,  # 101 once accepted; else the HTTP status sent instead (400, 403, a denial)
         close_code: int,  # received (or sent, if the peer never answered); 1006: none
-        duration: float,  # seconds from the upgrade request to the connection's end
+        duration: float,  # from the upgrade request to the connection's end
         messages_received: int,
         messages_sent: int,
         bytes_received: int,  # message payload bytes
@@ -103,17 +108,12 @@ class SessionFinished:
         request_id: str | None,
         trace: TraceContext | None,
     ) -> None:
-        self.scope: Final = scope
-        self.status: Final = status
+        super().__init__(
+            scope, status, duration, bytes_received, bytes_sent, peer, request_id, trace
+        )
         self.close_code: Final = close_code
-        self.duration: Final = duration
         self.messages_received: Final = messages_received
         self.messages_sent: Final = messages_sent
-        self.bytes_received: Final = bytes_received
-        self.bytes_sent: Final = bytes_sent
-        self.peer: Final = peer
-        self.request_id: Final = request_id
-        self.trace: Final = trace
 
 
 # A response the client did not wait for, as nginx records it.
