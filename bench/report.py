@@ -175,8 +175,9 @@ def render_ratio_lines(server: str, table: Table, baseline: str, failure: str | 
 def render_scaling_lines(servers: Sequence[str], table: Table) -> list[str]:
     """The workers row: `monoceros-w2/monoceros (scaling): plaintext 1.71x`, each server over
     itself with one process (requests/s; the -w2 runs are unpinned, so 2.00x is out of reach),
-    and where the two cores went: the server's processes and wrk, in cores (CPU seconds over
-    wall seconds), and the server's CPU per request against its single process's. A server
+    and where the two cores went: the server's processes and wrk, in cores (the median
+    requests/s times the median CPU per request: an estimate, as the two medians may come from
+    different rounds), and the server's CPU per request against its single process's. A server
     whose CPU per request holds scales; what it cannot gain is the share wrk takes."""
     lines = []
     for server in servers:

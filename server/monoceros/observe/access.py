@@ -222,7 +222,13 @@ def _named_headers(scope: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 
 def _name_bytes(name: Any) -> bytes:
-    return bytes(name) if isinstance(name, (bytearray, memoryview)) else b""
+    """A header name an app gave as another bytes-like object; anything else names no field."""
+    if not isinstance(name, (bytes, bytearray, memoryview)):
+        return b""
+    try:
+        return bytes(name)
+    except ValueError:  # a released memoryview
+        return b""
 
 
 def _origin_fields(

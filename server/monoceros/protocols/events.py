@@ -50,6 +50,13 @@ class Finished:
         self.request_id: Final = request_id
         self.trace: Final = trace
 
+    def __repr__(self) -> str:  # for test failures and debugging: what a log line leads with
+        path = self.scope.get("path")
+        return f"<{type(self).__name__} {path!r} {self.status} {self._summary()}>"
+
+    def _summary(self) -> str:
+        return f"{self.duration:.6f}s id={self.request_id}"
+
 
 @final
 class RequestFinished(Finished):
@@ -87,6 +94,10 @@ class RequestFinished(Finished):
         self.outcome: Final = outcome
         self.error_type: Final = error_type
 
+    def _summary(self) -> str:
+        failure = f" {self.error_type}" if self.error_type else ""
+        return f"{self.method} {self.outcome}{failure} {super()._summary()}"
+
 
 @final
 class SessionFinished(Finished):
@@ -114,6 +125,9 @@ class SessionFinished(Finished):
         self.close_code: Final = close_code
         self.messages_received: Final = messages_received
         self.messages_sent: Final = messages_sent
+
+    def _summary(self) -> str:
+        return f"close={self.close_code} {super()._summary()}"
 
 
 # A response the client did not wait for, as nginx records it.
