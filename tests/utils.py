@@ -148,9 +148,15 @@ class ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # A graceful stop first: a supervisor killed outright leaves the temporary directory
+        # of its workers' app metrics behind in /tmp.
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
 
 
 class Recorder(Unobserved):

@@ -32,6 +32,7 @@ from monoceros.protocols.cycle import GATHER_FROM
 from monoceros.protocols.flow_control import HIGH_WATER
 from monoceros.protocols.http import HttpProtocol
 from monoceros.protocols.scope import InvalidTarget, split_target
+from monoceros.protocols.write_batch import HELD_BYTES
 from monoceros.types import Message, Receive, Scope, Send
 from tests.apps import plain
 from tests.utils import RunningServer, raw_request, read_until_closed, run_server
@@ -987,6 +988,14 @@ def test_slow_reader_makes_send_wait(server: RunningServer) -> None:
         stalled_at = RECORDS.get("big-stream")
         assert isinstance(stalled_at, int), stalled_at
         assert stalled_at < BIG_CHUNKS // 2, "send() did not wait for a client that is not reading"
+        # What the server holds for it in memory is bounded: a release happens below the
+        # transport's high-water mark and moves at most HELD_BYTES and the piece that crossed it;
+        # past the mark, send() waits and nothing more is held.
+        protocol = protocol_for(server, connection.port)
+        held = sum(map(len, protocol.batch.parts))
+        buffered = protocol.transport.get_write_buffer_size()
+        high_water = protocol.transport.get_write_buffer_limits()[1]
+        assert held + buffered <= high_water + HELD_BYTES + BIG_CHUNK, (held, buffered)
         response = connection.response()
     assert len(response.body) == BIG_CHUNK * BIG_CHUNKS
     wait_for("big-stream", lambda value: value == "done")
