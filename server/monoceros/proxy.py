@@ -34,7 +34,7 @@ from urllib.parse import unquote
 from monoceros.addresses import Address, Client, TrustedProxies, parse_ip
 from monoceros.config import ProxySettings
 from monoceros.grammar import TOKEN_PATTERN
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 # One entry of a forwarding chain: (client, address); client None: the proxy hid the address.
 # A plain tuple, not a NamedTuple: it is built per hop per request, and NamedTuple.__new__ is
@@ -207,7 +207,7 @@ class ProxyResolver:
     def trusts_peer(self, peer: Client | None) -> bool:
         return self.trusted.trusts_peer(peer)
 
-    def resolve_scope(self, scope: Scope) -> None:
+    def resolve_scope(self, scope: ServerScope) -> None:
         """Apply proxy headers to a request scope whose peer the caller already trusts.
 
         `path` keeps the ASGI convention `path == root_path + <path received>` when a

@@ -133,13 +133,14 @@ def test_signals_end_the_whole_tree(
     assert "Finished reloader process" in process.output
 
 
-def test_the_server_process_goes_when_the_reloader_is_killed(
-    reloading: tuple[ServerProcess, str],
-) -> None:
-    process, url = reloading
-    server_pid = wait_for_version(url, "v1", TIMEOUT)
-    process.process.kill()
-    process.wait(TIMEOUT)
+def test_the_server_process_goes_when_the_reloader_is_killed(watched: Path, tmp_path: Path) -> None:
+    args = ("reloaded_app:app", "--reload", "--reload-dir", str(watched), "--app-dir", str(watched))
+    # Killed outright, the reloader cannot remove a temporary metrics directory: it gets one here.
+    metrics = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    with ServerProcess(*args, "--port", "0", env=metrics) as process:
+        server_pid = wait_for_version(process.wait_listening(TIMEOUT), "v1", TIMEOUT)
+        process.process.kill()
+        process.wait(TIMEOUT)
     deadline = time.monotonic() + 10
     while not gone(server_pid):
         assert time.monotonic() < deadline, "an orphan server process"

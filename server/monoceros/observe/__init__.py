@@ -11,7 +11,7 @@ from monoceros.observe.access import AccessLog
 from monoceros.observe.metrics import HttpMetrics
 from monoceros.protocols.events import RequestFinished, SessionFinished
 from monoceros.protocols.observer import Observer
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 
 class Observers:
@@ -49,7 +49,7 @@ class Observers:
         if self.also is not None:
             self.also.connection_rejected(reason)
 
-    def request_started(self, scope: Scope, reused: bool) -> None:
+    def request_started(self, scope: ServerScope, reused: bool) -> None:
         if self.metrics is not None:
             self.metrics.request_started(scope, reused)
         if self.also is not None:

@@ -16,12 +16,12 @@ unseen base crashes. The prometheus-client side lives in the plain `scrape.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from monoceros.config import DURATION_BUCKETS
 from monoceros.observe.routes import RouteFinder, route_of
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 # Body sizes in bytes: powers of four from 64 B to 64 MiB.
 SMALLEST_SIZE_BUCKET: Final = 64
@@ -170,9 +170,8 @@ class HttpMetrics:
         rejections = self.connection_rejections
         rejections[reason] = rejections.get(reason, 0) + 1
 
-    def request_started(self, scope: Scope, reused: bool) -> None:
-        ours = cast(dict[str, Any], scope)  # a dict: its lookups are native
-        _add(self.active_requests, active_slot(ours["method"], ours["scheme"]), 1)
+    def request_started(self, scope: ServerScope, reused: bool) -> None:
+        _add(self.active_requests, active_slot(scope["method"], scope["scheme"]), 1)
         if reused:
             self.keepalive_reuses += 1
 

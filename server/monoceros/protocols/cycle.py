@@ -28,7 +28,7 @@ from monoceros.protocols.head import (
 )
 from monoceros.protocols.observer import REJECTION_REASONS
 from monoceros.protocols.state import ServerState
-from monoceros.types import ASGIApp, Message, Scope
+from monoceros.types import ASGIApp, Message, Scope, ServerScope
 
 logger = logging.getLogger("monoceros.error")
 
@@ -103,7 +103,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        scope: Scope,
+        scope: ServerScope,
         channel: ResponseChannel,
         context: ConnectionContext,
         keep_alive: bool,
@@ -531,14 +531,14 @@ RESPONSE_TRANSITIONS: Final[dict[tuple[ResponseState, str], ResponseHandler]] = 
 _TRANSITIONS: Final = transition_table(RESPONSE_TRANSITIONS)
 
 
-def _accepts_trailers(scope: Scope) -> bool:
+def _accepts_trailers(scope: ServerScope) -> bool:
     """The client said `TE: trailers` (the reader then advertised the extension)."""
     extensions = scope.get("extensions")
     return isinstance(extensions, dict) and "http.response.trailers" in extensions
 
 
 def admit(
-    app: ASGIApp, context: ConnectionContext, state: ServerState, scope: Scope, reused: bool
+    app: ASGIApp, context: ConnectionContext, state: ServerState, scope: ServerScope, reused: bool
 ) -> ASGIApp:
     """What answers the request of `scope`, starting now: `app`, or a 503 beyond
     --limit-concurrency. The start is counted for --limit-max-requests and told to the

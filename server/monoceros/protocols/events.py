@@ -4,9 +4,9 @@ changed by nobody after (its attributes are Final)."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Final, Protocol, cast, final
+from typing import Final, Protocol, final
 
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 # A request's W3C trace context: (trace id, span id), 32 and 16 lowercase hex digits. The span
 # is the caller's (traceparent's parent-id), or one the server made up (--trace-id-generate).
@@ -31,7 +31,7 @@ class Finished:
 
     def __init__(
         self,
-        scope: Scope,
+        scope: ServerScope,
         status: int,
         duration: float,  # seconds
         bytes_received: int,
@@ -40,8 +40,7 @@ class Finished:
         request_id: str | None,
         trace: TraceContext | None,  # from the request's traceparent header, or generated
     ) -> None:
-        # The scope the server built: a dict, so readers look its keys up natively.
-        self.scope: Final = cast(dict[str, Any], scope)
+        self.scope: Final = scope
         self.status: Final = status
         self.duration: Final = duration
         self.bytes_received: Final = bytes_received
@@ -67,7 +66,7 @@ class RequestFinished(Finished):
 
     def __init__(
         self,
-        scope: Scope,
+        scope: ServerScope,
         # The method and scheme the request started with (the scheme after proxy resolution):
         # the app may rewrite its scope (uvicorn's ProxyHeadersMiddleware sets the scheme), and
         # the metrics pair a finished request with the start they counted.
@@ -107,7 +106,7 @@ class SessionFinished(Finished):
 
     def __init__(
         self,
-        scope: Scope,
+        scope: ServerScope,
         status: int,  # 101 once accepted; else the HTTP status sent instead (400, 403, a denial)
         close_code: int,  # received (or sent, if the peer never answered); 1006: none
         duration: float,  # from the upgrade request to the connection's end
@@ -143,7 +142,7 @@ def reported_status(record: RequestFinished) -> int:
 
 
 def rejected_record(
-    scope: Scope, status: int, size: int, peer: tuple[str, int] | None
+    scope: ServerScope, status: int, size: int, peer: tuple[str, int] | None
 ) -> RequestFinished:
     """The record of a request the server answered itself with `status` (`size` body bytes):
     no app saw it (`scope` is protocols.scope.rejected_scope's)."""

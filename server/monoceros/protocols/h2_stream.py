@@ -28,7 +28,7 @@ from monoceros.protocols.head import (
     no_body_allowed,
     response_fields,
 )
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 # RFC 9113 section 7 error codes we send.
 INTERNAL_ERROR = 0x2
@@ -185,7 +185,7 @@ class H2RequestCycle(RequestCycle):
 
     def __init__(
         self,
-        scope: Scope,
+        scope: ServerScope,
         stream: H2Stream,
         context: ConnectionContext,
         expect_continue: bool,

@@ -20,7 +20,7 @@ from monoceros.protocols.head import InvalidResponseHead, response_fields
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.websocket import Session, WebSocketProtocol
 from monoceros.protocols.ws_engine import Headers, Rejection
-from monoceros.types import ASGIApp, Message, Scope
+from monoceros.types import ASGIApp, Message, ServerScope
 
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 # RFC 6455 section 4.4: a version we do not speak is answered with the one we do.
@@ -104,7 +104,7 @@ class H2WebSocket(WebSocketProtocol):
         app: ASGIApp,
         context: ConnectionContext,
         state: ServerState,
-        scope: Scope,
+        scope: ServerScope,
         transport: StreamTransport,
         peer: tuple[str, int] | None,
         request_id: str | None,

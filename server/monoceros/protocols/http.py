@@ -31,7 +31,7 @@ from monoceros.protocols.scope import ConnectionFacts
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.websocket import WebSocketProtocol
 from monoceros.protocols.write_batch import WriteBatch
-from monoceros.types import ASGIApp, Scope
+from monoceros.types import ASGIApp, ServerScope
 
 # How late a deadline may fire: the server's housekeeping tick (see server.py).
 TICK: Final = 0.25
@@ -275,7 +275,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
             else:
                 self._wait_for_request(self._keep_alive_timeout)
 
-    def _switch_to_websocket(self, scope: Scope, rest: bytes) -> None:
+    def _switch_to_websocket(self, scope: ServerScope, rest: bytes) -> None:
         """Hand the transport to a WebSocket session; this connection object is done."""
         context = self.context
         reader = self.reader

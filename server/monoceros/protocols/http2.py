@@ -36,7 +36,7 @@ from monoceros.protocols.scope import (
 )
 from monoceros.protocols.state import ServerState
 from monoceros.protocols.tracecontext import HEADER as TRACEPARENT
-from monoceros.types import ASGIApp, Scope
+from monoceros.types import ASGIApp, ServerScope
 
 # RFC 9113 section 7 error codes.
 NO_ERROR: Final = 0x0
@@ -258,7 +258,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         return 0
 
     def _websocket(
-        self, stream: H2Stream, scope: Scope, headers: list[tuple[bytes, bytes]]
+        self, stream: H2Stream, scope: ServerScope, headers: list[tuple[bytes, bytes]]
     ) -> None:
         """An extended CONNECT for a WebSocket: the stream carries its session."""
         from monoceros.protocols.h2_websocket import H2WebSocket, StreamTransport

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from monoceros.protocols.events import RequestFinished, SessionFinished
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 # Why the server answered a request itself, by the status it sent: the `reason` passed to
 # `Observer.request_rejected` (and the label of monoceros_requests_rejected_total).
@@ -53,7 +53,7 @@ class Observer(Protocol):
         """A connection refused before any request (a PROXY protocol header missing, invalid,
         late or from a peer not trusted to send one); `connection_closed` follows."""
 
-    def request_started(self, scope: Scope, reused: bool) -> None:
+    def request_started(self, scope: ServerScope, reused: bool) -> None:
         """A request goes to the app, its `scope` as the server made it (the app has not run
         yet); `reused`: not the connection's first."""
 
@@ -81,7 +81,7 @@ class Unobserved:
     def connection_rejected(self, reason: str) -> None:
         pass
 
-    def request_started(self, scope: Scope, reused: bool) -> None:
+    def request_started(self, scope: ServerScope, reused: bool) -> None:
         pass
 
     def request_finished(self, record: RequestFinished) -> None:

@@ -39,7 +39,7 @@ from monoceros.protocols.scope import (
     valid_request_id,
     websocket_scope,
 )
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 # Parsed requests that may wait behind the one being answered. What a client pipelines beyond
 # them waits as the bytes it arrived as, with reading paused, and is parsed as they are
@@ -106,7 +106,7 @@ class RequestReader:
         # A WebSocket upgrade we take over waits here as its scope for HttpParserUpgrade. Any
         # other upgrade is ignored (RFC 9110 section 7.8), and a body it announced is parsed
         # afterwards: its framing head is kept here, and parsed as a request nobody sees.
-        self.upgrade_scope: Scope | None = None
+        self.upgrade_scope: ServerScope | None = None
         self._upgrade: bytes | None = None  # the Upgrade header's value, while it matters
         self._body_after_upgrade = b""
         self._continuing = False

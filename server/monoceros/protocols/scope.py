@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 Address = tuple[str, int]
 
@@ -83,7 +83,7 @@ def request_scope(
     headers: list[tuple[bytes, bytes]],
     root_path: str,
     app_state: dict[str, Any],
-) -> Scope:
+) -> ServerScope:
     """An HTTP scope; raises InvalidTarget."""
     raw_path, query = split_target(target)
     path = raw_path.decode("ascii")
@@ -123,7 +123,7 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return url.path or b"/", url.query or b""
 
 
-def websocket_scope(scope: Scope) -> Scope:
+def websocket_scope(scope: ServerScope) -> ServerScope:
     """An upgrade request's HTTP scope, as ASGI's websocket scope."""
     del scope["method"]
     scope["type"] = "websocket"
@@ -142,7 +142,7 @@ def rejected_scope(
     http_version: str,
     target: bytes,
     headers: list[tuple[bytes, bytes]],
-) -> Scope:
+) -> ServerScope:
     """What is known of a request the server answered itself (400, 408, 413, ...), for the
     access log: the target as received, undecoded, as nginx shows it."""
     text = target.decode("latin-1")

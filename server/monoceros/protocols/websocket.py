@@ -35,7 +35,7 @@ from monoceros.protocols.ws_engine import (
     Pong,
     Rejection,
 )
-from monoceros.types import ASGIApp, Message, Scope
+from monoceros.types import ASGIApp, Message, ServerScope
 
 logger = logging.getLogger("monoceros.error")
 
@@ -65,7 +65,7 @@ class WebSocketProtocol(asyncio.Protocol):
         app: ASGIApp,
         context: ConnectionContext,
         state: ServerState,
-        scope: Scope,
+        scope: ServerScope,
         transport: asyncio.Transport,
         peer: tuple[str, int] | None,
         request_id: str | None = None,
@@ -502,7 +502,7 @@ def frame_size(data: bytes, start: int) -> int:
     return head + length
 
 
-def _request_head(scope: Scope) -> bytes:
+def _request_head(scope: ServerScope) -> bytes:
     """The upgrade request as bytes, for the engine's own handshake checks (httptools has
     already checked its syntax and limits)."""
     target = scope["raw_path"]
