@@ -3,6 +3,7 @@ a `monoceros` subprocess (for the CLI, signals and exit codes)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -12,14 +13,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from monoceros import Config, Server
 from monoceros.protocols.events import RequestFinished, SessionFinished
 from monoceros.protocols.observer import Observer, Unobserved
 from monoceros.types import ASGIApp
+
+T = TypeVar("T")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,6 +38,21 @@ class RunningServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def on_loop(self, look: Callable[[], T], timeout: float = 10.0) -> T:
+        """`look()` run on the server's loop thread: a view of its state all taken at once."""
+        loop = self.server.loop
+        assert loop is not None, "the server is not running"
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(look())
+            except BaseException as exc:  # handed to the test's thread
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return result.result(timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
         loop = self.server.loop

@@ -63,9 +63,14 @@ def watched(tmp_path: Path) -> Path:
     return directory
 
 
+def reloading_args(watched: Path) -> tuple[str, ...]:
+    """The app in `watched`, served with --reload watching that directory."""
+    return ("reloaded_app:app", "--reload", "--reload-dir", str(watched), "--app-dir", str(watched))
+
+
 @pytest.fixture
 def reloading(watched: Path) -> Iterator[tuple[ServerProcess, str]]:
-    args = ("reloaded_app:app", "--reload", "--reload-dir", str(watched), "--app-dir", str(watched))
+    args = reloading_args(watched)
     with ServerProcess(*args, "--port", "0") as process:
         url = process.wait_listening(TIMEOUT)
         yield process, url
@@ -134,7 +139,7 @@ def test_signals_end_the_whole_tree(
 
 
 def test_the_server_process_goes_when_the_reloader_is_killed(watched: Path, tmp_path: Path) -> None:
-    args = ("reloaded_app:app", "--reload", "--reload-dir", str(watched), "--app-dir", str(watched))
+    args = reloading_args(watched)
     # Killed outright, the reloader cannot remove a temporary metrics directory: it gets one here.
     metrics = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     with ServerProcess(*args, "--port", "0", env=metrics) as process:
@@ -148,7 +153,7 @@ def test_the_server_process_goes_when_the_reloader_is_killed(watched: Path, tmp_
 
 
 def test_reload_wins_over_workers(watched: Path) -> None:
-    args = ("reloaded_app:app", "--reload", "--reload-dir", str(watched), "--app-dir", str(watched))
+    args = reloading_args(watched)
     with ServerProcess(*args, "--port", "0", "--workers", "3") as process:
         url = process.wait_listening(TIMEOUT)
         pids = {answer(url)[1] for _ in range(6)}
@@ -160,7 +165,7 @@ def test_reload_wins_over_workers(watched: Path) -> None:
 
 def test_include_and_exclude_patterns(watched: Path) -> None:
     (watched / "generated").mkdir()
-    args = ("reloaded_app:app", "--reload", "--reload-dir", str(watched), "--app-dir", str(watched))
+    args = reloading_args(watched)
     args += ("--reload-include", "*.html", "--reload-exclude", str(watched / "generated"))
     with ServerProcess(*args, "--port", "0") as process:
         url = process.wait_listening(TIMEOUT)

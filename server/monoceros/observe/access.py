@@ -28,6 +28,7 @@ import orjson
 
 from monoceros.observe.output import LineBuffer
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
+from monoceros.types import ServerScope
 
 # What `Literals` remembers: this many distinct values (then it starts over: client ports
 # churn), each at most this long (so hostile headers cannot grow it past ~2 MiB).
@@ -198,7 +199,7 @@ def _query_literal(query: Any) -> bytes:
     return b'""' if query == b"" else json_literal(query)
 
 
-def _named_headers(scope: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _named_headers(scope: ServerScope) -> tuple[Any, Any, Any]:
     """The Host, User-Agent and Referer values: bytes, or whatever an app put there."""
     host = user_agent = referer = None
     given = scope["headers"]
@@ -232,7 +233,7 @@ def _name_bytes(name: Any) -> bytes:
 
 
 def _origin_fields(
-    scope: dict[str, Any],
+    scope: ServerScope,
     peer: Any,
     scheme: Any,
     host: Any,

@@ -18,7 +18,7 @@ import logging
 from urllib.parse import quote
 
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
-from monoceros.types import Scope
+from monoceros.types import ServerScope
 
 UVICORN_FORMAT = '%s - "%s %s HTTP/%s" %d'
 UVICORN_WEBSOCKET_FORMAT = '%s - "WebSocket %s" %d'
@@ -82,14 +82,14 @@ class LoggedAccess:
         logger.handle(log_record)  # its filters, then the handlers up the hierarchy
 
 
-def _client(scope: Scope) -> str:
+def _client(scope: ServerScope) -> str:
     client = scope.get("client")
     if isinstance(client, tuple) and len(client) == 2:
         return f"{client[0]}:{client[1]}"
     return ""
 
 
-def _path_with_query(scope: Scope) -> str:
+def _path_with_query(scope: ServerScope) -> str:
     path = quote(str(scope.get("path", "")))
     query = scope.get("query_string")
     if isinstance(query, bytes) and query:

@@ -20,13 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from monoceros.types import ServerScope
+
 # Asked when the scope names no route: returns the template, or "".
 RouteFinder = Callable[[Any], str]
 EXTENSION: Final = "monoceros.route"
 
 
-def route_of(scope: dict[str, Any], finder: RouteFinder | None = None) -> str:
-    """`scope`: a dict (ours, always): its lookups are then native ones."""
+def route_of(scope: ServerScope, finder: RouteFinder | None = None) -> str:
+    """The route `scope` names, or what `finder` finds, or "" (an unrouted request)."""
     route = scope.get("route")
     if route is not None:
         template = _starlette_route(scope, route)
@@ -48,14 +50,14 @@ def route_of(scope: dict[str, Any], finder: RouteFinder | None = None) -> str:
     return ""
 
 
-def _starlette_route(scope: dict[str, Any], route: Any) -> str | None:
+def _starlette_route(scope: ServerScope, route: Any) -> str | None:
     """The template of Starlette's matched `route`, or None if the scope cannot say (a Mount
     with path parameters of its own above it)."""
     template = getattr(route, "path_format", None)
     if not isinstance(template, str):
         return ""
     root = scope.get("root_path", "")
-    top = scope.get("app_root_path", root)
+    top: Any = scope.get("app_root_path", root)  # whatever an app put there
     if root == top:
         return template  # not under a Mount
     # Under Mounts: root_path grew by what each matched. That is their template only if they

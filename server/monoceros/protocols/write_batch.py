@@ -14,9 +14,9 @@ import asyncio
 from typing import Final
 
 # What one connection holds at most before it writes: bounded memory per connection, and few
-# enough writes per response. A 1 MiB stream over loopback went out 1.4x faster, with half the
-# p99 latency at 256 connections, in two writes of 512 KiB than in four of 256 KiB
-# (bench/README.md, "Streamed responses"); 1 MiB bought nothing more.
+# enough writes per response. A 1 MiB stream over loopback served 1.3x the requests/s, with
+# half the p99 latency at 256 connections, in two writes of 512 KiB than in four of 256 KiB
+# (bench/README.md, "The stream's tail, and 512 KiB held"); 1 MiB bought nothing more.
 HELD_BYTES: Final = 512 * 1024
 # writev takes at most IOV_MAX (1,024 on Linux) buffers at once.
 HELD_PARTS: Final = 64
