@@ -27,6 +27,19 @@ T = TypeVar("T")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def stop_process(process: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM, `grace` seconds to exit, then SIGKILL: a child process gone, whatever it was
+    doing."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 @dataclass
 class RunningServer:
     server: Server
@@ -168,13 +181,7 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         # A graceful stop first: a supervisor killed outright leaves the temporary directory
         # of its workers' app metrics behind in /tmp.
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=5)
 
 
 class Recorder(Unobserved):

@@ -18,7 +18,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.deploy_helpers import unavailable
-from tests.utils import REPO
+from tests.utils import REPO, stop_process
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -128,9 +128,4 @@ def launch_browser(profile: Path) -> Iterator[Browser]:
         with connect(f"ws://127.0.0.1:{port}{path}", max_size=None) as connection:
             yield Browser(connection)
     finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(10)
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        stop_process(process, grace=10)

@@ -16,7 +16,7 @@ import yaml
 
 from tests.integration.helpers import TIMEOUT
 from tests.integration.observe_helpers import require_tool
-from tests.utils import free_port
+from tests.utils import free_port, stop_process
 
 # Prometheus's first scrape lands ~5 s after it starts; everything is polled within this.
 PROMETHEUS_TIMEOUT = 30.0
@@ -114,9 +114,4 @@ def running_prometheus(
             time.sleep(0.2)
         yield instance
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process, grace=10)
