@@ -8,6 +8,7 @@ two cores.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -175,10 +176,11 @@ def render_ratio_lines(server: str, table: Table, baseline: str, failure: str | 
 def render_scaling_lines(servers: Sequence[str], table: Table) -> list[str]:
     """The workers row: `monoceros-w2/monoceros (scaling): plaintext 1.71x`, each server over
     itself with one process (requests/s; the -w2 runs are unpinned, so 2.00x is out of reach),
-    and where the two cores went: the server's processes and wrk, in cores (the median
-    requests/s times the median CPU per request: an estimate, as the two medians may come from
-    different rounds), and the server's CPU per request against its single process's. A server
-    whose CPU per request holds scales; what it cannot gain is the share wrk takes."""
+    and where the two cores went: the server's processes, wrk and what neither used, in cores
+    (the median requests/s times the median CPU per request: an estimate, as the two medians
+    may come from different rounds), and the server's CPU per request against its single
+    process's. A server whose CPU per request holds scales; what it cannot gain is the share
+    wrk takes."""
     lines = []
     for server in servers:
         single = server.removesuffix("-w2")
@@ -205,10 +207,18 @@ def _cores(workers: Summary, single: Summary) -> str:
     )
     if rate is None or cpu is None:
         return "-"
-    wrk = "-" if client is None else f"{rate * client / 1e6:.2f}"
+    server = rate * cpu / 1e6
+    wrk = idle = "-"
+    if client is not None:
+        wrk = f"{rate * client / 1e6:.2f}"
+        # What neither used: where the workers' connections fell unevenly, one worker had
+        # nothing to do.
+        idle = f"{max(0.0, (os.cpu_count() or 1) - server - rate * client / 1e6):.2f}"
     alone = single.cpu_us_per_request
     per_request = "-" if not alone else f"{cpu / alone:.2f}x"
-    return f"server {rate * cpu / 1e6:.2f}, wrk {wrk}, CPU per request {per_request} one process's"
+    return (
+        f"server {server:.2f}, wrk {wrk}, idle {idle}, CPU per request {per_request} one process's"
+    )
 
 
 def render_report(

@@ -6,6 +6,7 @@ report can say why instead of the harness stopping.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import signal
@@ -163,9 +164,13 @@ def free_port() -> int:
 
 
 def server_env() -> dict[str, str]:
-    """Let `-m monoceros` and `examples.app` import from the checkout without an install."""
+    """Let `examples.app` import from the checkout, and `-m monoceros` too where this
+    interpreter has no monoceros of its own: an installed one (a virtualenv holding only a
+    release, for start-up figures) is what is measured, not the checkout's plain source."""
     env = dict(os.environ)
-    paths = [str(REPO_ROOT / "server"), str(REPO_ROOT)]
+    paths = [str(REPO_ROOT)]
+    if importlib.util.find_spec("monoceros") is None:
+        paths.insert(0, str(REPO_ROOT / "server"))
     if env.get("PYTHONPATH"):
         # First: `make bench` points it at the compiled build (setup.py), which then wins
         # over the plain-Python source in server/.
