@@ -243,8 +243,10 @@ def _origin_fields(
 ) -> bytes:
     """Where the request came from: the fields both kinds of line carry, "client" to
     "user_agent" (or what the schema calls them)."""
-    client_host, client_port = literals.address(scope.get("client"))
-    peer_host, peer_port = literals.address(peer)
+    client = scope.get("client")
+    client_host, client_port = literals.address(client)
+    # Without proxy headers the scope's client is the peer's own tuple: one lookup, not two.
+    peer_host, peer_port = (client_host, client_port) if peer is client else literals.address(peer)
     version = literals.text(scope["http_version"])
     agent = literals.header(user_agent)
     if schema == DEFAULT:

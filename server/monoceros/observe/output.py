@@ -18,9 +18,9 @@ import asyncio
 import os
 import sys
 import threading
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
-FLUSH_THRESHOLD = 64 * 1024
+FLUSH_THRESHOLD: Final = 64 * 1024
 
 
 class LineBuffer:
@@ -29,7 +29,10 @@ class LineBuffer:
         # What print() writes goes through sys.stdout's own buffer first (when ours is under it).
         self._text = sys.stdout if stream is None else None
         self.immediate = False
-        self._pending = bytearray()
+        # A list joined once per flush: appending a line is a pointer, where `bytearray +=`
+        # copied each one (and, compiled, went through the generic in-place add).
+        self._lines: list[bytes] = []
+        self._size = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._scheduled = False
@@ -50,16 +53,17 @@ class LineBuffer:
             self._write_out(line)
 
     def write(self, line: bytes) -> None:
-        self._pending += line
+        self._lines.append(line)
+        self._size += len(line)
         if self.immediate:
             self.flush()
             return
-        if self._scheduled and len(self._pending) <= FLUSH_THRESHOLD:
+        if self._scheduled and self._size <= FLUSH_THRESHOLD:
             # The common case under load: a flush is already due this turn. (Should the loop
             # close before it runs, close() writes what is left: the server calls it first.)
             return
         loop = self._loop
-        if loop is None or len(self._pending) > FLUSH_THRESHOLD or loop.is_closed():
+        if loop is None or self._size > FLUSH_THRESHOLD or loop.is_closed():
             self.flush()
         else:
             self._scheduled = True
@@ -67,13 +71,12 @@ class LineBuffer:
 
     def flush(self) -> None:
         self._scheduled = False
-        if not self._pending:
+        if not self._lines:
             return
-        # Handed over as it is, not copied to bytes: a fresh buffer takes the next lines.
-        data, self._pending = self._pending, bytearray()
-        self._write_out(data)  # stdout's BufferedWriter keeps whole writes whole
+        lines, self._lines, self._size = self._lines, [], 0
+        self._write_out(b"".join(lines))  # stdout's BufferedWriter keeps whole writes whole
 
-    def _write_out(self, data: bytes | bytearray) -> None:
+    def _write_out(self, data: bytes) -> None:
         try:
             if self.immediate and self._text is not None:
                 self._text.flush()
