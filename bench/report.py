@@ -213,7 +213,8 @@ def _cores(workers: Summary, single: Summary) -> str:
         wrk = f"{rate * client / 1e6:.2f}"
         # What neither used: where the workers' connections fell unevenly, one worker had
         # nothing to do.
-        idle = f"{max(0.0, (os.cpu_count() or 1) - server - rate * client / 1e6):.2f}"
+        cores = len(os.sched_getaffinity(0))  # what the unpinned workers and wrk could use
+        idle = f"{max(0.0, cores - server - rate * client / 1e6):.2f}"
     alone = single.cpu_us_per_request
     per_request = "-" if not alone else f"{cpu / alone:.2f}x"
     return (

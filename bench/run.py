@@ -465,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"Medians of {settings.rounds} interleaved round(s): wrk -t1 -c{settings.connections} "
         f"-d{settings.duration}s on CPU {settings.wrk_cpus}, server on CPU {settings.server_cpus}"
-        f" ({cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()})."
+        f" ({cpu_model()}, {len(os.sched_getaffinity(0))} cores; Python"
+        f" {platform.python_version()})."
     )
     if idle_load > BUSY_MACHINE:
         header += (
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": {
                     "platform": platform.platform(),
                     "cpu": cpu_model(),
-                    "cpus": os.cpu_count(),
+                    "cpus": len(os.sched_getaffinity(0)),
                 },
                 "python": sys.version,
                 "settings": asdict(settings),

@@ -172,8 +172,7 @@ def server_env() -> dict[str, str]:
     if importlib.util.find_spec("monoceros") is None:
         paths.insert(0, str(REPO_ROOT / "server"))
     if env.get("PYTHONPATH"):
-        # First: `make bench` points it at the compiled build (setup.py), which then wins
-        # over the plain-Python source in server/.
+        # First: `make bench` points it at the compiled build (setup.py).
         paths.insert(0, env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env

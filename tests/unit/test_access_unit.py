@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -414,6 +415,29 @@ def test_with_a_loop_lines_go_out_at_the_end_of_the_turn() -> None:
         return seen
 
     assert asyncio.run(main()) == [b"", b"one\ntwo\n", b"big\n", b"last\n"]
+
+
+def test_structlog_lines_from_another_thread_go_out_at_once() -> None:
+    # An app's structlog logger in a thread pool (FastAPI's sync endpoints): the buffer and
+    # the loop's call_soon are the loop thread's alone, so such a line is written then and
+    # there, not left for a flush scheduled from the wrong thread.
+    stream = io.BytesIO()
+    buffer = LineBuffer(stream)
+    writer = observe_logging._TextOutput(buffer)
+
+    async def main() -> tuple[bytes, bytes]:
+        buffer.attach(asyncio.get_running_loop())
+        writer.write("from the loop\n")  # waits for this turn's end
+        thread = threading.Thread(target=writer.write, args=("from a thread\n",))
+        thread.start()
+        thread.join()  # the loop does not turn meanwhile, as when it is busy
+        written_meanwhile = stream.getvalue()
+        await asyncio.sleep(0)
+        return written_meanwhile, stream.getvalue()
+
+    meanwhile, after = asyncio.run(main())
+    assert meanwhile == b"from a thread\n"
+    assert after == b"from a thread\nfrom the loop\n"
 
 
 def test_a_closed_reader_does_not_crash_the_writer() -> None:

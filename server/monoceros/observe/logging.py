@@ -293,7 +293,11 @@ class _TextOutput:
         self.output = output
 
     def write(self, text: str) -> None:
-        self.output.write(text.encode("utf-8", "backslashreplace"))
+        line = text.encode("utf-8", "backslashreplace")
+        if self.output.on_loop_thread():
+            self.output.write(line)
+        else:  # an app's thread pool: the buffer and the loop's call_soon are not its to use
+            self.output.write_now(line)
 
     def flush(self) -> None:
         self.output.flush()
