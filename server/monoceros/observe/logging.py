@@ -152,10 +152,7 @@ class _LineHandler(logging.Handler):
             line = getattr(record, "monoceros_line", None)
             if line is None:
                 line = self.format(record).encode("utf-8", "backslashreplace") + b"\n"
-            if self.output.on_loop_thread():
-                self.output.write(line)
-            else:  # a thread pool's, or the loop watchdog's: the loop may not flush for a while
-                self.output.write_now(line)
+            self.output.write_from_any_thread(line)
         except Exception:
             self.handleError(record)
 
@@ -293,11 +290,7 @@ class _TextOutput:
         self.output = output
 
     def write(self, text: str) -> None:
-        line = text.encode("utf-8", "backslashreplace")
-        if self.output.on_loop_thread():
-            self.output.write(line)
-        else:  # an app's thread pool: the buffer and the loop's call_soon are not its to use
-            self.output.write_now(line)
+        self.output.write_from_any_thread(text.encode("utf-8", "backslashreplace"))
 
     def flush(self) -> None:
         self.output.flush()

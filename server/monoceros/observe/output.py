@@ -7,9 +7,10 @@ longer than one loop turn, and `close()` flushes what is left at exit.
 
 `immediate` (the console format, for people): every line goes out as it is written, after
 whatever print() left in sys.stdout, so the two come out in the order they were written.
-Lines from other threads (an app logging from a thread pool, the loop watchdog while the loop
-is blocked) go out at once through `write_now`: the buffer and the loop's callbacks are the
-loop thread's alone.
+Log records may come from any thread (an app logging from a thread pool, the loop watchdog
+while the loop is blocked): `write_from_any_thread` buffers those of the loop's thread and
+writes the others at once, since the buffer and the loop's callbacks are the loop thread's
+alone. The access log writes from the loop's thread only, through `write`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ class LineBuffer:
         self._loop = loop
         self._loop_thread = threading.get_ident() if loop is not None else 0
 
-    def on_loop_thread(self) -> bool:
-        return self._loop_thread == threading.get_ident()
+    def write_from_any_thread(self, line: bytes) -> None:
+        if self._loop_thread == threading.get_ident():
+            self.write(line)
+        else:  # the loop may not flush for a while, and its buffer is not this thread's
+            self.write_now(line)
 
     def write_now(self, line: bytes) -> None:
         """Write `line` at once (from any thread)."""
