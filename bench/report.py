@@ -210,11 +210,12 @@ def _cores(workers: Summary, single: Summary) -> str:
     server = rate * cpu / 1e6
     wrk = idle = "-"
     if client is not None:
-        wrk = f"{rate * client / 1e6:.2f}"
+        wrk_cores = rate * client / 1e6
+        wrk = f"{wrk_cores:.2f}"
         # What neither used: where the workers' connections fell unevenly, one worker had
         # nothing to do.
         cores = len(os.sched_getaffinity(0))  # what the unpinned workers and wrk could use
-        idle = f"{max(0.0, cores - server - rate * client / 1e6):.2f}"
+        idle = f"{max(0.0, cores - server - wrk_cores):.2f}"
     alone = single.cpu_us_per_request
     per_request = "-" if not alone else f"{cpu / alone:.2f}x"
     return (

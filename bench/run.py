@@ -462,11 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     measurements, failures = run_rounds(specs, endpoints, settings)
     names = [spec.name for spec in specs]
     table = build_table(endpoints, names, measurements, failures)
+    cpu, cores = cpu_model(), len(os.sched_getaffinity(0))
     header = (
         f"Medians of {settings.rounds} interleaved round(s): wrk -t1 -c{settings.connections} "
         f"-d{settings.duration}s on CPU {settings.wrk_cpus}, server on CPU {settings.server_cpus}"
-        f" ({cpu_model()}, {len(os.sched_getaffinity(0))} cores; Python"
-        f" {platform.python_version()})."
+        f" ({cpu}, {cores} cores; Python {platform.python_version()})."
     )
     if idle_load > BUSY_MACHINE:
         header += (
@@ -479,11 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json_out,
             {
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "machine": {
-                    "platform": platform.platform(),
-                    "cpu": cpu_model(),
-                    "cpus": len(os.sched_getaffinity(0)),
-                },
+                "machine": {"platform": platform.platform(), "cpu": cpu, "cpus": cores},
                 "python": sys.version,
                 "settings": asdict(settings),
                 "background_load": idle_load,
