@@ -63,10 +63,8 @@ _FRAMING_HEADERS: Final = {
 # once, then found by one dict lookup (bounded: past the limit, names are checked each time).
 _NAME_KINDS: Final[dict[bytes, int]] = {}
 _NAME_KINDS_LIMIT: Final = 4096
-# So do the Content-Length values of an app's responses: each is parsed once (int() of bytes
-# is a tenth of encoding a small head), up to a bound.
-_LENGTHS: Final[dict[bytes, int]] = {}
-_LENGTHS_LIMIT: Final = 4096
+# Content-Length values up to this many digits are read digit by digit (below).
+_LENGTH_DIGITS: Final = 18
 
 
 class InvalidResponseHead(ValueError):
@@ -192,19 +190,24 @@ def encode_head(
     lines: list[bytes] = []
     content_length: int | None = None
     app_chunked = has_server = has_date = False
-    for raw_name, raw_value in headers:
+    for field in headers:
+        # A tuple (as nearly every app sends) is read by index: unpacked, it is iterated.
+        if type(field) is tuple and len(field) == 2:
+            raw_name, raw_value = field[0], field[1]
+        else:
+            raw_name, raw_value = field
         kind = _NAME_KINDS.get(raw_name, -1) if type(raw_name) is bytes else -1
         if kind < 0:
             kind = _kind_of(raw_name)
         # Typed from here (the checks above made sure), so the line below is one allocation.
         name: bytes = raw_name
         value: bytes = raw_value if type(raw_value) is bytes else _as_bytes(raw_value)
-        if 13 in value or 10 in value or 0 in value:
+        if kind == CONTENT_LENGTH:
+            content_length = _parse_content_length(value)  # digits only: nothing to scan
+        elif 13 in value or 10 in value or 0 in value:
             raise InvalidResponseHead("CR, LF or NUL in a response header")
-        if kind != PLAIN:
-            if kind == CONTENT_LENGTH:
-                content_length = _parse_content_length(value)
-            elif kind == CONNECTION:
+        elif kind != PLAIN:
+            if kind == CONNECTION:
                 if b"close" in value.lower():
                     keep_alive = False
                 continue  # we write the one connection line ourselves, below
@@ -344,14 +347,20 @@ def response_fields(
 
 
 def _parse_content_length(value: bytes) -> int:
-    length = _LENGTHS.get(value, -1)
-    if length < 0:
-        if not value.isdigit():
-            raise InvalidResponseHead(f"invalid content-length {value!r}")
-        length = int(value)
-        if len(value) <= 12 and len(_LENGTHS) < _LENGTHS_LIMIT:
-            _LENGTHS[value] = length
-    return length
+    # Digit by digit: an app's value is a new object each response, whose hash and a dict
+    # lookup, or int() of bytes, cost several times reading its few digits.
+    size = len(value)
+    if 0 < size <= _LENGTH_DIGITS:
+        length = 0
+        for index in range(size):
+            digit = value[index] - 48
+            if digit < 0 or digit > 9:
+                raise InvalidResponseHead(f"invalid content-length {value!r}")
+            length = length * 10 + digit
+        return length
+    if not value.isdigit():
+        raise InvalidResponseHead(f"invalid content-length {value!r}")
+    return int(value)
 
 
 def _kind_of(name: object) -> int:  # object: the app may have sent anything

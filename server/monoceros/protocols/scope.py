@@ -22,6 +22,9 @@ METHODS: Final[dict[bytes, str]] = {
 }
 
 
+_ASGI: Final = {"version": "3.0", "spec_version": "2.4"}
+
+
 class InvalidTarget(ValueError):
     """A request target that is no origin-form, absolute-form or `*`."""
 
@@ -54,13 +57,14 @@ class ConnectionFacts:
         }
         if proxy_protocol is not None:
             self.extensions["monoceros.proxy_protocol"] = proxy_protocol
-        # Every HTTP scope's keys, in order, with this connection's values: `request_scope`
-        # copies it (one block copy, far cheaper than building a dict key by key) and fills in
-        # the request's own values.
+        # Every HTTP scope's keys, in order, with this connection's values and the commonest
+        # request values (HTTP/1.1, no root_path): `request_scope` copies it (one block copy;
+        # a dict display stores its keys one by one, at 180 instructions each) and stores only
+        # what differs.
         self.scope_template: dict[str, Any] = {
             "type": "http",
             "asgi": None,
-            "http_version": "",
+            "http_version": "1.1",
             "server": server,
             "client": client,
             "scheme": scheme,
@@ -90,13 +94,17 @@ def request_scope(
     if "%" in path:
         path = unquote(path)
     scope = facts.scope_template.copy()
-    scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}
-    scope["http_version"] = http_version
+    scope["asgi"] = _ASGI.copy()  # the app's own: a third of the cost of building one
+    if http_version != "1.1":
+        scope["http_version"] = http_version
     scope["method"] = method
-    scope["root_path"] = root_path
-    # Both carry root_path, as uvicorn's do: apps strip it from either.
-    scope["path"] = root_path + path
-    scope["raw_path"] = root_path.encode() + raw_path if root_path else raw_path
+    if root_path:
+        # Both carry root_path, as uvicorn's do: apps strip it from either.
+        scope["root_path"] = root_path
+        path = root_path + path
+        raw_path = root_path.encode() + raw_path
+    scope["path"] = path
+    scope["raw_path"] = raw_path
     scope["query_string"] = query
     scope["headers"] = headers
     scope["state"] = app_state.copy()
