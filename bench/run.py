@@ -115,18 +115,26 @@ def measure(
     """One wrk run, bracketed by readings of the server's CPU time."""
     problems = [check] if check else []
     result: WrkResult | None = None
-    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    cpu_before, wall_before = server.cpu_time(), time.monotonic()
     client_before = children_cpu_seconds()
     try:
         result = load(server, endpoint, settings, settings.duration)
         problems += result.problems
     except WrkFailed as exc:
         problems.append(str(exc))
-    cpu, wall = server.cpu_seconds() - cpu_before, time.monotonic() - wall_before
+    cpu, wall = server.cpu_time() - cpu_before, time.monotonic() - wall_before
     client = children_cpu_seconds() - client_before
     server.ensure_alive()
     return Measurement(
-        round_no, server.spec.name, endpoint.name, result, cpu, wall, problems, client
+        round_no,
+        server.spec.name,
+        endpoint.name,
+        result,
+        cpu.total,
+        wall,
+        problems,
+        client,
+        system_cpu_seconds=cpu.system,
     )
 
 

@@ -127,14 +127,35 @@ class RunningServer:
         if code is not None:
             raise ServerFailed(f"exited with code {code} while being measured")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of every process in the server's group (master and workers).
+    def cpu_time(self) -> CpuTime:
+        """User and system CPU time of every process in the server's group (master and workers).
 
         Requests/s stops telling servers apart once the server is not the bottleneck (wrk's
         core is full, or both sides wait on cross-core wake-ups); CPU per request still does.
         Softirq time the kernel spends on loopback is charged to no process, so it is left out.
         """
-        return sum(_cpu_ticks(stat) for stat in _group_stats(self.process.pid)) / _CLOCK_TICKS
+        stats = list(_group_stats(self.process.pid))
+        return CpuTime(
+            user=sum(int(fields[11]) for fields in stats) / _CLOCK_TICKS,  # utime, proc(5) 14
+            system=sum(int(fields[12]) for fields in stats) / _CLOCK_TICKS,  # stime, 15
+        )
+
+
+@dataclass(frozen=True)
+class CpuTime:
+    """Seconds of CPU in user space (the server's own code, the interpreter, its libraries) and
+    in the kernel on its behalf (its system calls: over loopback, most of sending and receiving
+    the bytes)."""
+
+    user: float
+    system: float
+
+    @property
+    def total(self) -> float:
+        return self.user + self.system
+
+    def __sub__(self, earlier: CpuTime) -> CpuTime:
+        return CpuTime(self.user - earlier.user, self.system - earlier.system)
 
 
 def _group_stats(pgrp: int) -> Iterator[list[str]]:
@@ -149,10 +170,6 @@ def _group_stats(pgrp: int) -> Iterator[list[str]]:
             continue
         if int(fields[2]) == pgrp:  # field 5 of proc(5), counting from state (field 3)
             yield fields
-
-
-def _cpu_ticks(fields: list[str]) -> int:
-    return int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
 
 
 def free_port() -> int:
