@@ -30,8 +30,10 @@ def test_startup_objects_are_frozen_out_of_every_collection() -> None:
 
     frozen = settle_after_startup()
 
-    # At least: an in-process test server's thread may be settling its own startup meanwhile.
-    assert 0 < frozen <= gc.get_freeze_count()
+    # Near, not equal: a frozen object that is freed leaves the permanent generation, and an
+    # in-process test server's thread may be settling its own startup meanwhile.
+    assert frozen > 0
+    assert gc.get_freeze_count() == pytest.approx(frozen, rel=0.01)
     assert not tracked(startup_state)  # in the permanent generation: no collection walks it
     made_after: dict[str, list[int]] = {"request": []}
     assert tracked(made_after)  # what serving makes is collected as usual
