@@ -14,6 +14,26 @@ ECHO_BODY_BYTES = 16 * 1024  # must match the body in bench/post_16k.lua
 # A W3C trace context header as a traced client (or a tracing proxy) sends it.
 TRACEPARENT = ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 
+# A browser's request as nginx passes it on (the proxy_set_header lines of nginx's and uvicorn's
+# deployment guides): twelve fields with Host, where wrk alone sends one.
+BROWSER_THROUGH_NGINX = (
+    ("X-Real-IP", "203.0.113.7"),
+    ("X-Forwarded-For", "203.0.113.7"),
+    ("X-Forwarded-Proto", "https"),
+    (
+        "User-Agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/131.0.0.0 Safari/537.36",
+    ),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Language", "en-US,en;q=0.9"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    ("Cookie", "session=5f2b8c1e9a7d4e3f; theme=dark"),
+    ("Referer", "https://shop.example.com/cart"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Upgrade-Insecure-Requests", "1"),
+)
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -37,6 +57,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("plaintext", "/", "13-byte text", len(PLAINTEXT)),
     Endpoint(
         "traced", "/", "13-byte text, traceparent sent", len(PLAINTEXT), headers=(TRACEPARENT,)
+    ),
+    Endpoint(
+        "proxied",
+        "/",
+        "13-byte text, a browser's request through nginx",
+        len(PLAINTEXT),
+        headers=BROWSER_THROUGH_NGINX,
     ),
     Endpoint("json", "/json", "1 KB JSON", len(JSON_DOCUMENT)),
     Endpoint("echo", "/echo", "16 KiB body echoed", ECHO_BODY_BYTES, script="post_16k.lua"),

@@ -6,6 +6,7 @@ the proxy headers did not change."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import asdict
 from typing import Any, NamedTuple
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from monoceros.addresses import TrustedProxies
 from monoceros.config import Config, ProxySettings
-from monoceros.proxy import ProxyResolver, parse_forwarded, parse_node
+from monoceros.proxy import HIDDEN, ProxyResolver, parse_forwarded, parse_node
 
 TRUST = "127.0.0.1,10.0.0.0/8,2001:db8:1::/48,unix:"
 PEER = ("127.0.0.1", 40000)
@@ -190,6 +191,35 @@ def test_parse_node(text: str, client: tuple[str, int] | None) -> None:
 )
 def test_parse_node_refuses(text: str) -> None:
     assert parse_node(text) is None
+
+
+def inet_pton_v4(text: str) -> int | None:
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    text=st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.text(alphabet="0123456789.", max_size=20),
+        st.text(alphabet="0123456789. +-x:\uff11\u0660\x00", max_size=20),
+        st.lists(st.integers(0, 999).map(str), min_size=1, max_size=6).map(".".join),
+    )
+)
+def test_an_ipv4_hop_is_read_as_inet_pton_reads_it(text: str) -> None:
+    """parse_node reads dotted quads itself (a call to inet_pton and int.from_bytes cost
+    2,100 instructions a request): strict like inet_pton, no leading zeros, 0 to 255."""
+    if ":" in text:
+        return  # the IPv6 and port forms are parse_node's other path
+    expected = inet_pton_v4(text)
+    hop = parse_node(text)
+    if expected is not None:
+        assert hop == ((text, 0), (4, expected))
+    else:
+        assert hop is None or hop == HIDDEN
 
 
 # -- RFC 7239 syntax -----------------------------------------------------------------------

@@ -129,7 +129,8 @@ class RequestReader:
         self._expect_continue = False
         self._request_id: bytes | None = None
         self._keep_alive_token = False  # a Connection (or Proxy-Connection) said keep-alive
-        self._proxy_fields = False  # X-Forwarded-*, Forwarded: for proxy.py, if trusted
+        # X-Forwarded-*, Forwarded, as they came: for proxy.py, if the peer is trusted.
+        self._proxy_fields: list[tuple[bytes, bytes]] | None = None
         self._traceparent: bytes | None = None
         self._content_length = -1
         self._transfer_encoding: bytes | None = None
@@ -240,7 +241,9 @@ class RequestReader:
             # RFC 9112 section 5: whitespace after the value is not part of it (httptools
             # drops only the whitespace before).
             value = value.rstrip(b" \t")
-        name, kind = classify(name)
+        field = classify(name)
+        name = field.name
+        kind = field.kind
         if kind == HOST:
             self._hosts += 1
         elif kind == CONTENT_LENGTH:
@@ -265,7 +268,10 @@ class RequestReader:
         elif kind == TRACEPARENT:  # a second one makes both invalid (empty)
             self._traceparent = value if self._traceparent is None else b""
         elif kind == PROXY:
-            self._proxy_fields = True
+            proxy_fields = self._proxy_fields
+            if proxy_fields is None:
+                proxy_fields = self._proxy_fields = []
+            proxy_fields.append((name, value))
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
         if len(self._headers) > self._max_header_count:
@@ -329,13 +335,14 @@ class RequestReader:
             scope["extensions"]["http.response.trailers"] = {}
         # Without a proxy's fields there is nothing to resolve (most requests: a direct
         # client, or a proxy that sent none).
-        proxy = context.proxy if self.peer_trusted and self._proxy_fields else None
+        proxy_fields = self._proxy_fields if self.peer_trusted else None
+        proxy = context.proxy if proxy_fields is not None else None
         if self._upgrade is not None and parser.should_upgrade():
             # `Connection: upgrade` too: HttpParserUpgrade follows this callback.
             if self._takes_websocket(method):
                 self.upgrade_scope = websocket_scope(scope)
-                if proxy is not None:
-                    proxy.resolve_scope(self.upgrade_scope)
+                if proxy is not None and proxy_fields is not None:
+                    proxy.resolve(self.upgrade_scope, proxy_fields)
                 return
             # Ignored: the parser will skip the body, so keep its framing to feed it later.
             if codings is not None:
@@ -344,8 +351,8 @@ class RequestReader:
                 self._body_after_upgrade = _LENGTH_FRAMING % self._content_length
         else:
             self._upgrade = None
-        if proxy is not None:
-            proxy.resolve_scope(scope)
+        if proxy is not None and proxy_fields is not None:
+            proxy.resolve(scope, proxy_fields)
         # RFC 9110 section 10.1.1: no 100 (Continue) to an HTTP/1.0 client.
         expect_continue = self._expect_continue and version == "1.1"
         cycle = RequestCycle(scope, self.channel, context, keep_alive, expect_continue)

@@ -1,17 +1,19 @@
-"""Request header names as the reader sees them: lowercased and classified once each.
+"""Request header names as the reader sees them: lowercased and classified once per spelling.
 
 Clients send the same few names again and again ("Host", "User-Agent", "Accept"), most of
-them capitalised. Each is lowercased and sorted by what it means to the server once, then
-found by one dict lookup: less than a `bytes.lower()` and a chain of comparisons per field.
-Bounded: only short names are remembered, and at most NAMES_LIMIT of them, first come (a
-client sending a new name with every field fills the table once; after that, new names are
-classified each time, as every name was before). The kinds are the reader's own: head.py has
-kinds of response fields, with other numbers.
+them capitalised. Each spelling is lowercased and sorted by what it means to the server once,
+then found again among the spellings of its length: a length and a few `memcmp`s, where a dict
+would hash the parser's new bytes object for every field (about 450 instructions each, most of
+a field's classifying). Bounded: only names up to NAME_LENGTH_LIMIT long, and at most
+SPELLINGS_PER_LENGTH of each length, first come (a client sending a new name with every field
+fills one length's list once; after that, new names of that length are classified each time,
+as every name was before). The kinds are the reader's own: head.py has kinds of response
+fields, with other numbers.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, final
 
 from monoceros.protocols.tracecontext import HEADER as TRACEPARENT_HEADER
 from monoceros.proxy import PROXY_HEADERS
@@ -41,17 +43,34 @@ _KINDS: Final[dict[bytes, int]] = {
     **{name: PROXY for name in PROXY_HEADERS},
 }
 
-NAMES_LIMIT: Final = 4096
 NAME_LENGTH_LIMIT: Final = 64
-_SEEN: Final[dict[bytes, tuple[bytes, int]]] = {}
+SPELLINGS_PER_LENGTH: Final = 16
 
 
-def classify(name: bytes) -> tuple[bytes, int]:
+@final
+class FieldName:
+    """A name as a client spelled it, lowercased, and what it means to the reader."""
+
+    def __init__(self, spelling: bytes) -> None:
+        self.spelling: Final = spelling
+        self.name: Final = spelling.lower()
+        self.kind: Final = _KINDS.get(self.name, PLAIN)
+
+
+# The spellings seen, by their length (a list per length: mypyc reads both lists natively).
+_SPELLINGS: Final[list[list[FieldName]]] = [[] for _ in range(NAME_LENGTH_LIMIT + 1)]
+
+
+def classify(spelling: bytes) -> FieldName:
     """A field name as received: lowercased, and what it means (PLAIN, HOST, ...)."""
-    seen = _SEEN.get(name)
-    if seen is None:
-        lowered = name.lower()
-        seen = (lowered, _KINDS.get(lowered, PLAIN))
-        if len(name) <= NAME_LENGTH_LIMIT and len(_SEEN) < NAMES_LIMIT:
-            _SEEN[name] = seen
-    return seen
+    length = len(spelling)
+    if length > NAME_LENGTH_LIMIT:
+        return FieldName(spelling)
+    seen = _SPELLINGS[length]
+    for field in seen:
+        if field.spelling == spelling:
+            return field
+    field = FieldName(spelling)
+    if len(seen) < SPELLINGS_PER_LENGTH:
+        seen.append(field)
+    return field
