@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from socket import AF_INET6, inet_ntop, inet_pton
 from typing import Final
 
 ANY: Final = "*"
@@ -139,10 +139,12 @@ _MAPPED_PREFIX: Final = 0xFFFF << 32
 
 def parse_ip(text: str) -> tuple[str, Address] | None:
     """An IPv4 or IPv6 literal (no brackets, no zone) -> (canonical text, address); else None.
-    inet_pton is strict (no leading zeros, no short forms) and ~15x faster than ipaddress."""
+    Strict, as inet_pton is (no leading zeros, no short forms), and ~15x faster than
+    ipaddress: IPv4 read by `ipv4_value`, IPv6 by inet_pton."""
+    if ":" not in text:
+        value = ipv4_value(text)
+        return (text, (4, value)) if value >= 0 else None
     try:
-        if ":" not in text:
-            return text, (4, int.from_bytes(inet_pton(AF_INET, text), "big"))
         packed = inet_pton(AF_INET6, text)
     except (OSError, ValueError):  # ValueError: an embedded NUL
         return None
@@ -150,3 +152,30 @@ def parse_ip(text: str) -> tuple[str, Address] | None:
     if value >> 32 == 0xFFFF:
         return inet_ntop(AF_INET6, packed), (4, value ^ _MAPPED_PREFIX)
     return inet_ntop(AF_INET6, packed), (6, value)
+
+
+def ipv4_value(text: str) -> int:
+    """A dotted quad as inet_pton reads one (four decimal parts of 0 to 255, no leading
+    zeros, nothing else), as an integer; -1 when `text` is not one. Read here: calling
+    inet_pton and int.from_bytes cost 2,100 instructions, a tenth of resolving a proxy's
+    fields, where a client's address is read at every request."""
+    value = 0
+    part = -1  # the current part's value; -1 before its first digit
+    dots = 0
+    for char in text:
+        digit = ord(char) - 48
+        if 0 <= digit <= 9:
+            if part == 0:
+                return -1  # a leading zero
+            part = digit if part < 0 else part * 10 + digit
+            if part > 255:
+                return -1
+        elif char == "." and part >= 0 and dots < 3:
+            value = value << 8 | part
+            part = -1
+            dots += 1
+        else:
+            return -1
+    if dots < 3 or part < 0:
+        return -1
+    return value << 8 | part

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monoceros.addresses import TrustedProxies
+from monoceros.addresses import TrustedProxies, parse_ip
 from monoceros.config import Config, ProxySettings
 from monoceros.proxy import HIDDEN, ProxyResolver, parse_forwarded, parse_node
 
@@ -210,16 +210,19 @@ def inet_pton_v4(text: str) -> int | None:
     )
 )
 def test_an_ipv4_hop_is_read_as_inet_pton_reads_it(text: str) -> None:
-    """parse_node reads dotted quads itself (a call to inet_pton and int.from_bytes cost
-    2,100 instructions a request): strict like inet_pton, no leading zeros, 0 to 255."""
+    """addresses.ipv4_value reads dotted quads for parse_ip and parse_node (a call to inet_pton
+    and int.from_bytes cost 2,100 instructions a request): strict like inet_pton, no leading
+    zeros, 0 to 255."""
     if ":" in text:
         return  # the IPv6 and port forms are parse_node's other path
     expected = inet_pton_v4(text)
     hop = parse_node(text)
     if expected is not None:
         assert hop == ((text, 0), (4, expected))
+        assert parse_ip(text) == (text, (4, expected))
     else:
         assert hop is None or hop == HIDDEN
+        assert parse_ip(text) is None
 
 
 # -- RFC 7239 syntax -----------------------------------------------------------------------
