@@ -333,16 +333,11 @@ class RequestReader:
             raise Reject(400) from None
         if self._te is not None and version == "1.1" and _takes_trailers(self._te):
             scope["extensions"]["http.response.trailers"] = {}
-        # Without a proxy's fields there is nothing to resolve (most requests: a direct
-        # client, or a proxy that sent none).
-        proxy_fields = self._proxy_fields if self.peer_trusted else None
-        proxy = context.proxy if proxy_fields is not None else None
         if self._upgrade is not None and parser.should_upgrade():
             # `Connection: upgrade` too: HttpParserUpgrade follows this callback.
             if self._takes_websocket(method):
                 self.upgrade_scope = websocket_scope(scope)
-                if proxy is not None and proxy_fields is not None:
-                    proxy.resolve(self.upgrade_scope, proxy_fields)
+                self._resolve_proxy_fields(self.upgrade_scope)
                 return
             # Ignored: the parser will skip the body, so keep its framing to feed it later.
             if codings is not None:
@@ -351,8 +346,7 @@ class RequestReader:
                 self._body_after_upgrade = _LENGTH_FRAMING % self._content_length
         else:
             self._upgrade = None
-        if proxy is not None and proxy_fields is not None:
-            proxy.resolve(scope, proxy_fields)
+        self._resolve_proxy_fields(scope)
         # RFC 9110 section 10.1.1: no 100 (Continue) to an HTTP/1.0 client.
         expect_continue = self._expect_continue and version == "1.1"
         cycle = RequestCycle(scope, self.channel, context, keep_alive, expect_continue)
@@ -366,6 +360,15 @@ class RequestReader:
         if self._traceparent is not None or context.generate_traces:
             cycle.trace = self.trace_context()
         self.queue.append(cycle)
+
+    def _resolve_proxy_fields(self, scope: ServerScope) -> None:
+        # Without a proxy's fields there is nothing to resolve (most requests: a direct
+        # client, or a proxy that sent none).
+        fields = self._proxy_fields
+        if fields is not None and self.peer_trusted:
+            proxy = self.context.proxy
+            if proxy is not None:
+                proxy.resolve(scope, fields)
 
     def _takes_websocket(self, method: str) -> bool:
         """An `Upgrade: websocket` GET we take over: --ws allows it, and the connection
