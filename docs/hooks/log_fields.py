@@ -237,7 +237,13 @@ FIELDS: tuple[Field, ...] = (
         "`http` or `https` (`ws` or `wss`), after proxy resolution",
         ACCESS,
     ),
-    Field(("host", None, None), NULLABLE_STRING, "the `Host` header", ACCESS),
+    Field(
+        ("host", None, None),
+        NULLABLE_STRING,
+        "the `Host` header the request came with (a trusted proxy's `X-Forwarded-Host` with"
+        " `--proxy-forwarded-host`)",
+        ACCESS,
+    ),
     Field(
         (None, "url.domain", "server.address"),
         NULLABLE_STRING,
@@ -259,13 +265,13 @@ FIELDS: tuple[Field, ...] = (
     Field(
         ("user_agent", "user_agent.original", "user_agent.original"),
         NULLABLE_STRING,
-        "the `User-Agent` header",
+        "the `User-Agent` header the request came with",
         ACCESS,
     ),
     Field(
         ("referer", "http.request.referrer", "http.request.header.referer"),
         NULLABLE_STRING,
-        "the `Referer` header",
+        "the `Referer` header the request came with",
         ("request",),
         differs=(
             (

@@ -214,13 +214,13 @@ class ProxyResolver:
         if fields:
             self.resolve(scope, fields)
 
-    def resolve(self, scope: ServerScope, fields: list[tuple[bytes, bytes]]) -> None:
+    def resolve(self, scope: ServerScope, fields: list[tuple[bytes, bytes]]) -> bytes | None:
         """Apply `fields` (the proxy headers among the scope's, in order: the HTTP/1 reader
         notes them as it parses) to a request scope whose peer the caller already trusts.
 
         `path` keeps the ASGI convention `path == root_path + <path received>` when a
         forwarded prefix replaces root_path; the Host header the app sees is replaced (or
-        added) only with --proxy-forwarded-host."""
+        added) only with --proxy-forwarded-host. Returns that Host, if it put one there."""
         found = ProxyFields(fields)
         proto = host = None
         chosen = None
@@ -262,8 +262,11 @@ class ProxyResolver:
                 if raw_path is not None:
                     scope["raw_path"] = prefix.encode() + raw_path[len(root_path.encode()) :]
                 scope["root_path"] = prefix
-        if host is not None:
-            _replace_host(scope["headers"], host.encode("ascii"))
+        if host is None:
+            return None
+        value = host.encode("ascii")
+        _replace_host(scope["headers"], value)
+        return value
 
 
 @final

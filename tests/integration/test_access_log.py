@@ -407,6 +407,54 @@ def test_a_request_id_with_quotes_round_trips(behind_proxy: tuple[ServerProcess,
     assert len(access_lines(process)) == before + 1
 
 
+def test_each_request_on_a_connection_logs_its_own_host_user_agent_and_referer(
+    behind_proxy: tuple[ServerProcess, str],
+) -> None:
+    """The reader notes the three as it parses, and hands on a connection's earlier Host and
+    User-Agent objects when they repeat: a value that changes, even to one of the same
+    length, or goes missing, must be logged as this request sent it."""
+    process, url = behind_proxy
+    sent = [
+        (b"one.example", b"agent/1.0", b"https://a.example/"),
+        (b"one.example", b"agent/1.0", b"https://b.example/"),
+        (b"two.example", b"agent/2.0", None),  # same lengths, other bytes
+        (b"one.example", None, b"https://a.example/"),
+        (b"one.example:8080", b"agent/1.0 (longer)", None),
+    ]
+    tag = uuid.uuid4().hex
+    requests = b""
+    for index, (host, agent, referer) in enumerate(sent):
+        fields = [b"Host: " + host, b"X-Request-ID: %s-%d" % (tag.encode(), index)]
+        if agent is not None:
+            fields.append(b"User-Agent: " + agent)
+        if referer is not None:
+            fields.append(b"Referer: " + referer)
+        if index == len(sent) - 1:
+            fields.append(b"Connection: close")
+        requests += b"GET / HTTP/1.1\r\n" + b"\r\n".join(fields) + b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as sock:
+        sock.sendall(requests)
+        assert read_until_closed(sock, TIMEOUT).count(b"HTTP/1.1 200 ") == len(sent)
+    for index, (host, agent, referer) in enumerate(sent):
+        line = line_for(process, f"{tag}-{index}")
+        logged = (line["host"], line["user_agent"], line["referer"])
+        assert logged == tuple(None if v is None else v.decode() for v in (host, agent, referer))
+
+
+def test_the_host_a_trusted_proxy_forwards_is_the_one_logged() -> None:
+    """With --proxy-forwarded-host the app sees X-Forwarded-Host as its Host, and so does the
+    log (the reader noted the client's Host before the proxy's fields were resolved)."""
+    options = ("--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--proxy-forwarded-host")
+    with start(*options) as process:
+        url = process.wait_listening(TIMEOUT)
+        for forwarded, expected in [("shop.example", "shop.example"), (None, "direct.example")]:
+            headers = {"host": "direct.example", "x-request-id": f"fh-{expected}"}
+            if forwarded is not None:
+                headers["x-forwarded-host"] = forwarded
+            assert httpx.get(url + "/", headers=headers, timeout=TIMEOUT).status_code == 200
+            assert line_for(process, f"fh-{expected}")["host"] == expected
+
+
 def test_an_untrusted_peer_cannot_set_the_request_id() -> None:
     with start("--proxy-headers", "--forwarded-allow-ips", "10.1.2.3") as process:
         url = process.wait_listening(TIMEOUT)

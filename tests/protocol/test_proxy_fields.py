@@ -2,7 +2,8 @@
 (proxy.py `ProxyResolver.resolve`); HTTP/2 and the unit tables go through `resolve_scope`,
 which finds them among all of a scope's headers. Both must make the same scope of the same
 request: drawn by Hypothesis, fields spelled in any case, repeated and interleaved with others,
-through the real HttpProtocol in memory.
+through the real HttpProtocol in memory. The reader notes the Host, User-Agent and Referer for
+the access log too; they must be what the log would find in that scope.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monoceros.config import ProxySettings
+from monoceros.observe.access import named_headers
 from monoceros.protocols.context import ConnectionContext
 from monoceros.protocols.head import DefaultHeaders
 from monoceros.protocols.http import HttpProtocol
@@ -21,6 +23,7 @@ from monoceros.protocols.state import ServerState
 from monoceros.proxy import ProxyResolver
 from monoceros.types import Receive, Scope, Send
 from tests.memory import MemoryTransport
+from tests.utils import Recorder
 
 PEER = ("10.0.0.2", 50000)  # a trusted proxy in every setting below
 FIELDS = (
@@ -32,6 +35,8 @@ FIELDS = (
     "X-Forwarded-Prefix",
     "X-Real-IP",  # not one of ours: passed on, never read
     "Accept",
+    "User-Agent",
+    "Referer",
 )
 # Values httptools passes whole: no CR, LF or NUL, no whitespace at either end.
 VALUE = st.text(alphabet='0123456789abcdef:.[]_,;="\\fortunknwph/%-', min_size=1, max_size=40)
@@ -54,7 +59,8 @@ SEEN = ("client", "scheme", "server", "root_path", "path", "raw_path", "headers"
 
 
 async def served_scope(request: bytes, proxy: ProxyResolver | None) -> dict[str, Any]:
-    """The scope the app is given for `request`, from PEER."""
+    """The scope the app is given for `request`, from PEER, and the Host, User-Agent and
+    Referer the reader noted for the access log (as "named_fields")."""
     scopes: list[Scope] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,8 +68,9 @@ async def served_scope(request: bytes, proxy: ProxyResolver | None) -> dict[str,
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
+    recorder = Recorder()
     context = ConnectionContext(
-        default_headers=DefaultHeaders(server=False, date=False), proxy=proxy
+        default_headers=DefaultHeaders(server=False, date=False), proxy=proxy, observer=recorder
     )
     transport = MemoryTransport(peer=PEER)
     protocol = HttpProtocol(app, context, ServerState())
@@ -71,11 +78,14 @@ async def served_scope(request: bytes, proxy: ProxyResolver | None) -> dict[str,
     protocol.connection_made(transport)  # type: ignore[arg-type]
     protocol.data_received(request)
     for _ in range(50):  # bounded: the app answers within a few turns of the loop
-        if scopes:
+        if recorder.requests:
             break
         await asyncio.sleep(0)
-    assert scopes, f"no scope: {bytes(transport.written)!r}"
-    return {key: scopes[0].get(key) for key in SEEN}
+    assert scopes and recorder.requests, f"no exchange: {bytes(transport.written)!r}"
+    return {
+        **{key: scopes[0].get(key) for key in SEEN},
+        "named_fields": recorder.requests[0].named_fields,
+    }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,6 +103,7 @@ def test_the_fields_noted_while_parsing_resolve_as_all_headers_do(
     expected = asyncio.run(served_scope(request, None))  # as parsed, nothing resolved
     expected["headers"] = list(expected["headers"])
     resolver.resolve_scope(expected)
+    expected["named_fields"] = named_headers(expected)  # what the log finds in that scope
     assert noted == expected
 
 

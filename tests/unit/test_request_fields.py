@@ -15,8 +15,10 @@ from monoceros.protocols.request_fields import (
     NAME_LENGTH_LIMIT,
     PLAIN,
     PROXY,
+    REFERER,
     SPELLINGS_PER_LENGTH,
     TRACEPARENT,
+    USER_AGENT,
     FieldName,
     classify,
 )
@@ -37,7 +39,9 @@ def classified(name: bytes) -> tuple[bytes, int]:
         (b"Proxy-Connection", (b"proxy-connection", CONNECTION)),
         (b"X-Forwarded-For", (b"x-forwarded-for", PROXY)),
         (b"Traceparent", (b"traceparent", TRACEPARENT)),
-        (b"User-Agent", (b"user-agent", PLAIN)),
+        (b"User-Agent", (b"user-agent", USER_AGENT)),
+        (b"referer", (b"referer", REFERER)),
+        (b"Accept", (b"accept", PLAIN)),
         (b"Hostname", (b"hostname", PLAIN)),  # a prefix of nothing special
         (b"Hos", (b"hos", PLAIN)),
         (b"X", (b"x", PLAIN)),

@@ -199,8 +199,9 @@ def _query_literal(query: Any) -> bytes:
     return b'""' if query == b"" else json_literal(query)
 
 
-def _named_headers(scope: ServerScope) -> tuple[Any, Any, Any]:
-    """The Host, User-Agent and Referer values: bytes, or whatever an app put there."""
+def named_headers(scope: ServerScope) -> tuple[Any, Any, Any]:
+    """The Host, User-Agent and Referer values among a scope's headers: bytes, or whatever an
+    app put there. (An HTTP/1 request's record carries them as the reader parsed them.)"""
     host = user_agent = referer = None
     given = scope["headers"]
     # Ours are a list of (bytes, bytes) tuples, read by index and compared as bytes: a browser's
@@ -329,7 +330,11 @@ def render_request(
     """The access-log line of one request (docs/reference/log-fields.md); runs once per
     request."""
     scope = record.scope
-    host, user_agent, referer = _named_headers(scope)
+    noted = record.named_fields
+    if noted is not None:  # HTTP/1: as the reader parsed them
+        host, user_agent, referer = noted
+    else:
+        host, user_agent, referer = named_headers(scope)
     error = record.outcome == "error"
     status = reported_status(record)
     method = literals.text(record.method)
@@ -437,7 +442,7 @@ def render_session(
 ) -> bytes:
     """The access-log line of one WebSocket session (once per session)."""
     scope = record.scope
-    host, user_agent, _ = _named_headers(scope)
+    host, user_agent, _ = named_headers(scope)
     path = literals.path(scope["path"])
     query = _query_literal(scope["query_string"])
     origin = _origin_fields(scope, record.peer, scope["scheme"], host, user_agent, literals, schema)

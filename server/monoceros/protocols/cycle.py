@@ -18,7 +18,12 @@ from typing import Any, Final, cast
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.channel import ResponseChannel
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.events import RequestFinished, TraceContext, current_exchange
+from monoceros.protocols.events import (
+    NamedFields,
+    RequestFinished,
+    TraceContext,
+    current_exchange,
+)
 from monoceros.protocols.head import (
     InvalidResponseHead,
     encode_early_hints,
@@ -90,6 +95,7 @@ class RequestCycle:
         "keep_alive",
         "method",
         "more_body",
+        "named_fields",
         "observed",
         "request_id",
         "response",
@@ -130,6 +136,7 @@ class RequestCycle:
         self.observed = False
         self.request_id: str | None = None
         self.trace: TraceContext | None = None
+        self.named_fields: NamedFields | None = None  # the reader's, for the access log
         self.error_type: str | None = None  # the class of the exception the app raised
         self.task: asyncio.Task[None] | None = None  # the app's (ServerState.start_task)
         self._chunks: list[bytes] = []
@@ -271,6 +278,7 @@ class RequestCycle:
             self.request_id,
             self.trace,
             self.error_type,
+            self.named_fields,
         )
         observer.request_finished(record)
 

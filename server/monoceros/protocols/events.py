@@ -11,6 +11,9 @@ from monoceros.types import ServerScope
 # A request's W3C trace context: (trace id, span id), 32 and 16 lowercase hex digits. The span
 # is the caller's (traceparent's parent-id), or one the server made up (--trace-id-generate).
 TraceContext = tuple[str, str]
+# The Host, User-Agent and Referer a request arrived with (None: not sent), for the access log.
+# The HTTP/1 reader notes them as it parses, so the log does not search the scope's headers.
+NamedFields = tuple[bytes | None, bytes | None, bytes | None]
 
 
 class Finished:
@@ -62,7 +65,7 @@ class RequestFinished(Finished):
     """One HTTP request/response exchange, written when the response is complete or the client
     has gone. Built once per request on the hot path and changed by nobody afterwards."""
 
-    __slots__ = ("error_type", "method", "outcome", "scheme")
+    __slots__ = ("error_type", "method", "named_fields", "outcome", "scheme")
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class RequestFinished(Finished):
         request_id: str | None,
         trace: TraceContext | None,
         error_type: str | None,  # the class of the exception the app raised, if it raised
+        named_fields: NamedFields | None = None,  # None: the log finds them in the scope
     ) -> None:
         super().__init__(
             scope, status, duration, bytes_received, bytes_sent, peer, request_id, trace
@@ -92,6 +96,7 @@ class RequestFinished(Finished):
         self.scheme: Final = scheme
         self.outcome: Final = outcome
         self.error_type: Final = error_type
+        self.named_fields: Final = named_fields
 
     def _summary(self) -> str:
         failure = f" {self.error_type}" if self.error_type else ""

@@ -29,6 +29,8 @@ TE: Final = 6
 CONNECTION: Final = 7  # `Connection`, or `Proxy-Connection` (llhttp reads both)
 TRACEPARENT: Final = 8
 PROXY: Final = 9  # one of the proxy headers proxy.py resolves
+USER_AGENT: Final = 10  # noted for the access log, with Host and Referer
+REFERER: Final = 11
 
 _KINDS: Final[dict[bytes, int]] = {
     b"host": HOST,
@@ -40,6 +42,8 @@ _KINDS: Final[dict[bytes, int]] = {
     b"connection": CONNECTION,
     b"proxy-connection": CONNECTION,
     TRACEPARENT_HEADER: TRACEPARENT,
+    b"user-agent": USER_AGENT,
+    b"referer": REFERER,
     **{name: PROXY for name in PROXY_HEADERS},
 }
 
