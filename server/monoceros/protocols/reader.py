@@ -374,7 +374,8 @@ class RequestReader:
         # RFC 9110 section 10.1.1: no 100 (Continue) to an HTTP/1.0 client.
         expect_continue = self._expect_continue and version == "1.1"
         cycle = RequestCycle(scope, self.channel, context, keep_alive, expect_continue)
-        cycle.named_fields = (self._host, self._user_agent, self._referer)
+        if context.observer is not None:  # for the access line (a tuple: none when unobserved)
+            cycle.named_fields = (self._host, self._user_agent, self._referer)
         self.message = cycle
         if self._content_length <= 0 and codings is None:
             # No body follows (RFC 9112 section 6.3): the request is complete already, and
