@@ -65,6 +65,11 @@ _LENGTH_FRAMING: Final = b"PUT / HTTP/1.1\r\ncontent-length: %d\r\n\r\n"
 _CHUNKED_FRAMING: Final = b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
+def _as_before(value: bytes, before: bytes) -> bytes:
+    """`before` if `value` equals it: the object whose hash is computed already."""
+    return before if value == before else value
+
+
 class Reject(Exception):
     """Raised from parser callbacks: answer with `status` and close."""
 
@@ -257,11 +262,7 @@ class RequestReader:
         kind = field.kind
         if kind == HOST:
             self._hosts += 1
-            if value == self._last_host:
-                value = self._last_host
-            else:
-                self._last_host = value
-            self._host = value
+            value = self._host = self._last_host = _as_before(value, self._last_host)
         elif kind == CONTENT_LENGTH:
             self._content_length = int(value)
         elif kind == TRANSFER_ENCODING:
@@ -289,11 +290,9 @@ class RequestReader:
                 proxy_fields = self._proxy_fields = []
             proxy_fields.append((name, value))
         elif kind == USER_AGENT:
-            if value == self._last_user_agent:
-                value = self._last_user_agent
-            else:
-                self._last_user_agent = value
-            self._user_agent = value
+            value = self._user_agent = self._last_user_agent = _as_before(
+                value, self._last_user_agent
+            )
         elif kind == REFERER:
             self._referer = value
         self._headers.append((name, value))
