@@ -330,6 +330,11 @@ def render_request(
     """The access-log line of one request (docs/reference/log-fields.md); runs once per
     request."""
     scope = record.scope
+    # Any: what an app put in the scope's headers (a bytearray...) may be found instead, and
+    # the compiled build checks the type a variable was first given.
+    host: Any
+    user_agent: Any
+    referer: Any
     noted = record.named_fields
     if noted is not None:  # HTTP/1: as the reader parsed them
         host, user_agent, referer = noted
