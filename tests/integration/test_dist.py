@@ -25,6 +25,8 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import monoceros
 from tests.integration.deploy_helpers import unavailable
 from tests.utils import REPO
@@ -32,6 +34,9 @@ from tests.utils import REPO
 DIST = Path(REPO, "dist")
 CHECK_INSTALL = Path(REPO, ".ci", "check_install.py")
 PIP_TIMEOUT = 600
+# pip builds here: the sdist's install compiles the hot path with mypyc and gcc, about a minute
+# on our machines (CI saw it pass the suite's 60 s default once). Each command has PIP_TIMEOUT.
+pytestmark = pytest.mark.timeout(PIP_TIMEOUT)
 
 
 def dist_file(pattern: str) -> Path:
