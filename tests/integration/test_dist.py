@@ -35,7 +35,8 @@ DIST = Path(REPO, "dist")
 CHECK_INSTALL = Path(REPO, ".ci", "check_install.py")
 PIP_TIMEOUT = 600
 # pip builds here: the sdist's install compiles the hot path with mypyc and gcc, about a minute
-# on our machines (CI saw it pass the suite's 60 s default once). Each command has PIP_TIMEOUT.
+# on our machines (one CI run saw it exceed the suite's 60 s default). Each command has
+# PIP_TIMEOUT.
 pytestmark = pytest.mark.timeout(PIP_TIMEOUT)
 
 
