@@ -5,6 +5,7 @@ connection's other streams go on beside it."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 
@@ -23,6 +24,7 @@ from tests.utils import Recorder, RunningServer, run_server
 ENABLE_CONNECT_PROTOCOL = 0x8
 SEEN: list[dict[str, object]] = []
 SHORT = 0.5  # --timeout-send where a test sets it
+SESSION_MARKERS = itertools.count()  # each session's x-test-session header
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,11 +90,12 @@ class WsOverH2:
         client.read(lambda: ENABLE_CONNECT_PROTOCOL in client.remote_settings)
         assert client.remote_settings[ENABLE_CONNECT_PROTOCOL] == 1
         self.client = client
+        self.marker = str(next(SESSION_MARKERS))
         self.stream = client.request(
             path,
             method="CONNECT",
             extra_pseudo=[(":protocol", "websocket")],
-            headers=headers,
+            headers=[*headers, ("x-test-session", self.marker)],
             end=False,
         )
         self.frames = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN)
@@ -125,15 +128,16 @@ class WsOverH2:
         return found[0]
 
 
-def sessions_of(client: H2Client) -> list[SessionFinished]:
-    """The records of the sessions on `client`'s connection, once there is one: the server
-    notes a session's end on its own thread, and may yet be noting an earlier test's (whose
-    client closed its connection as the test ended)."""
-    address = client.sock.getsockname()
+def sessions_of(session: WsOverH2) -> list[SessionFinished]:
+    """The records of `session`, once there is one: the server notes a session's end on its
+    own thread. Matched on the session's own header, not the client's address: the kernel
+    may hand an earlier test's port to this test's client, and that test's record may be
+    noted late."""
+    marker = (b"x-test-session", session.marker.encode())
     found: list[SessionFinished] = []
 
     def recorded() -> bool:
-        found[:] = [record for record in RECORDER.sessions if record.peer == address]
+        found[:] = [record for record in RECORDER.sessions if marker in record.scope["headers"]]
         return bool(found)
 
     deadline = time.monotonic() + 5
@@ -191,7 +195,7 @@ def test_server_close_ends_the_stream(server: RunningServer) -> None:
         client.send_body(session.stream, b"".join(session.frames.data_to_send()), end=True)
         client.read(lambda: session.response.ended)
         after = client.response(client.request("/plain"))  # the connection is still good
-        records = sessions_of(client)
+        records = sessions_of(session)
     assert session.response.ended
     assert after.body == b"plain"
     assert [record.close_code for record in records] == [4000]
@@ -204,7 +208,7 @@ def test_client_reset_is_a_disconnect(server: RunningServer) -> None:
         assert session.wait_status() == 200
         client.reset(session.stream, CANCEL)
         client.read(lambda: any("disconnect" in seen for seen in SEEN))
-        (record,) = sessions_of(client)
+        (record,) = sessions_of(session)
     assert {"disconnect": 1006} in SEEN
     assert record.status == 200 and record.scope["http_version"] == "2"
     assert record.close_code == 1006
@@ -224,7 +228,7 @@ def test_window_kept_shut_resets_the_session() -> None:
         assert session.wait_status() == 200
         session.send_text("flood")
         client.read(lambda: session.response.reset is not None)
-        (record,) = sessions_of(client)
+        (record,) = sessions_of(session)
         client.read(lambda: {"disconnect": 1006} in SEEN)
     assert session.response.reset == CANCEL
     assert {"flood": "send failed"} in SEEN
