@@ -359,6 +359,28 @@ def test_series_beyond_the_cap_fold_into_an_overflow_route(setup: Setup) -> None
     assert setup.count(http_route="/r0") == 2
 
 
+def test_requests_unlike_the_last_are_each_tallied_in_their_own_series(setup: Setup) -> None:
+    """The tally keeps the last request's series for the next one alike: a request that
+    differs from the one before in any single label still lands in its own series."""
+    version_2 = finished()
+    version_2.scope["http_version"] = "2"
+    variants: list[tuple[RequestFinished, dict[str, str]]] = [
+        (finished(), {}),
+        (finished(method="POST"), {"http_request_method": "POST"}),
+        (finished(status=404), {"http_response_status_code": "404"}),
+        (finished(route=Route("/items/{id}")), {"http_route": "/items/{id}"}),
+        (finished(scheme="https"), {"url_scheme": "https"}),
+        (version_2, {"network_protocol_version": "2"}),
+        (finished(status=500), {"http_response_status_code": "500", "error_type": "500"}),
+    ]
+    for _ in range(3):
+        for record, _labels in variants:
+            setup.http.observe(record)
+            setup.http.observe(record)
+    assert [setup.count(**labels) for _record, labels in variants] == [6] * len(variants)
+    assert len(setup.http.series) == len(variants)
+
+
 def test_scheme_label(setup: Setup) -> None:
     setup.http.observe(finished(scheme="https"))
     assert setup.count(url_scheme="https") == 1

@@ -142,6 +142,11 @@ class HttpMetrics:
         # The app's own RouteFinder (observe/route_hooks.py), once it is loaded.
         self.find_route: RouteFinder | None = None
         self.series: dict[SeriesKey, Series] = {}
+        # The last request's labels and their series: a server answers most requests alike,
+        # and comparing six labels costs far less than boxing and hashing the key. It starts
+        # with a status no request has, so the first request looks its series up.
+        self._last_key: SeriesKey = ("", -1, "", "", "", "")
+        self._last_series = Series(0)
         self.app_exceptions = 0
         # Requests in flight, by active_slot(): no label key is built per request.
         self.active_requests = [0] * ACTIVE_SLOTS
@@ -206,14 +211,13 @@ class HttpMetrics:
         error = error_label(record, status)
         version = scope["http_version"]
         route = route_of(scope, self.find_route)
-        key = (method, status, route, record.scheme, version, error)
-        series = self.series.get(key)
-        if series is None:
-            if len(self.series) >= MAX_SERIES:
-                key = (method, status, OVERFLOW_ROUTE, record.scheme, version, error)
-                series = self.series.get(key)
-            if series is None:
-                series = self.series[key] = Series(len(self.duration_buckets))
+        key: SeriesKey = (method, status, route, record.scheme, version, error)
+        if key == self._last_key:
+            series = self._last_series
+        else:
+            series = self._series_of(key)
+            self._last_key = key
+            self._last_series = series
         duration = record.duration
         bucket = duration_bucket(duration, self.duration_buckets)
         _add(series.duration, bucket, 1)
@@ -230,6 +234,19 @@ class HttpMetrics:
         sent = record.bytes_sent
         _add(series.response_size, size_bucket(sent), 1)
         series.response_sum += sent
+
+    def _series_of(self, key: SeriesKey) -> Series:
+        """The series `key` is tallied in, made if new (past MAX_SERIES, its status's
+        overflow series)."""
+        series = self.series.get(key)
+        if series is None:
+            if len(self.series) >= MAX_SERIES:
+                method, status, _, scheme, version, error = key
+                key = (method, status, OVERFLOW_ROUTE, scheme, version, error)
+                series = self.series.get(key)
+            if series is None:
+                series = self.series[key] = Series(len(self.duration_buckets))
+        return series
 
 
 @dataclass(slots=True)
