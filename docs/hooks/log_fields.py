@@ -103,14 +103,15 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field(
         ("path", "url.path", "url.path"),
-        "string",
-        "the decoded path, as in the ASGI scope",
+        NULLABLE_STRING,
+        "the decoded path, as the ASGI scope has it when the request is over (null if the app"
+        " removed it)",
         ACCESS,
     ),
     Field(
         ("query", "url.query", "url.query"),
-        "string",
-        'the raw query string, `""` when there is none',
+        NULLABLE_STRING,
+        'the raw query string, `""` when there is none (null if the app removed it)',
         ACCESS,
     ),
     Field(
@@ -233,8 +234,9 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field(
         ("scheme", "url.scheme", "url.scheme"),
-        "string",
-        "`http` or `https` (`ws` or `wss`), after proxy resolution",
+        NULLABLE_STRING,
+        "`http` or `https` (`ws` or `wss`), after proxy resolution (a session's: null if the app"
+        " removed it)",
         ACCESS,
     ),
     Field(
@@ -258,8 +260,8 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field(
         ("http_version", "http.version", "network.protocol.version"),
-        "string",
-        "`1.0`, `1.1` or `2`",
+        NULLABLE_STRING,
+        "`1.0`, `1.1` or `2` (null if the app removed it)",
         ACCESS,
     ),
     Field(

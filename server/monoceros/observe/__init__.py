@@ -7,11 +7,15 @@ requests and sessions, to the access log. Nothing else logs requests.
 
 from __future__ import annotations
 
+import logging
+
 from monoceros.observe.access import AccessLog
 from monoceros.observe.metrics import HttpMetrics
 from monoceros.protocols.events import RequestFinished, SessionFinished
 from monoceros.protocols.observer import Observer
 from monoceros.types import ServerScope
+
+logger = logging.getLogger("monoceros.error")
 
 
 class Observers:
@@ -55,19 +59,32 @@ class Observers:
         if self.also is not None:
             self.also.request_started(scope, reused)
 
+    # The records carry the scope the app had, and may have changed in any way: what reads it
+    # must cope, and if it still fails, the failure is logged here, never raised into the app
+    # (whose send() is where a request finishes), and the other observers still hear of it.
+
     def request_finished(self, record: RequestFinished) -> None:
         if self.metrics is not None:
-            self.metrics.request_finished(record)
+            try:
+                self.metrics.request_finished(record)
+            except Exception:
+                _failed("The metrics", record)
         if self.access_log is not None:
-            self.access_log.request(record)
+            try:
+                self.access_log.request(record)
+            except Exception:
+                _failed("The access log", record)
         if self.also is not None:
-            self.also.request_finished(record)
+            try:
+                self.also.request_finished(record)
+            except Exception:
+                _failed("The embedder's observer", record)
 
     def request_rejected(self, record: RequestFinished | None, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.request_rejected(record, reason)
         if self.access_log is not None and record is not None:
-            self.access_log.request(record)
+            self.access_log.request(record)  # a scope no app saw
         if self.also is not None:
             self.also.request_rejected(record, reason)
 
@@ -79,8 +96,18 @@ class Observers:
 
     def session_finished(self, record: SessionFinished) -> None:
         if self.metrics is not None:
-            self.metrics.session_finished(record)
+            self.metrics.session_finished(record)  # reads no scope
         if self.access_log is not None:
-            self.access_log.session(record)
+            try:
+                self.access_log.session(record)
+            except Exception:
+                _failed("The access log", record)
         if self.also is not None:
-            self.also.session_finished(record)
+            try:
+                self.also.session_finished(record)
+            except Exception:
+                _failed("The embedder's observer", record)
+
+
+def _failed(what: str, record: RequestFinished | SessionFinished) -> None:
+    logger.exception("%s failed on %r (the response was not affected)", what, record)

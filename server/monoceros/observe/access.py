@@ -27,7 +27,12 @@ from typing import Any, Final
 import orjson
 
 from monoceros.observe.output import LineBuffer
-from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
+from monoceros.protocols.events import (
+    RequestFinished,
+    SessionFinished,
+    header_fields,
+    reported_status,
+)
 from monoceros.types import ServerScope
 
 # What `Literals` remembers: this many distinct values (then it starts over: client ports
@@ -90,9 +95,25 @@ def json_literal(value: Any) -> bytes:
     header bytes), or null for None."""
     if type(value) is str:  # the common case, checked first: isinstance(tuple) is slower
         return _dumps(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        value = bytes(value).decode("latin-1")
-    return _dumps(value)
+    return _other_literal(value)
+
+
+def _other_literal(value: Any) -> bytes:
+    """Anything but a str, as the line's fields are strings or null (the log schemas): None
+    as null, bytes-like objects read as latin-1, whatever else an app put in its scope as
+    its repr. Never an exception: the line is written whatever the app did."""
+    if value is None:
+        return b"null"
+    return _dumps(_text_of(value))
+
+
+def _text_of(value: Any) -> str:
+    try:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("latin-1")
+        return value if isinstance(value, str) else repr(value)
+    except Exception:  # a released memoryview, a repr that raises...
+        return f"<{type(value).__name__}>"
 
 
 # An address or a Host header as two JSON values: host (or IP) and port (null: none known).
@@ -147,25 +168,37 @@ class Literals:
     def address(self, address: Any) -> Pair:
         """A (host, port) pair as its host and its port (null for port 0: a client a proxy
         header named without one), or two nulls. Apart, an IPv6 address reads unambiguously."""
-        pair = self._addresses.get(address)
+        if type(address) is not tuple:
+            # None, or what an app put in its scope (ASGI allows a list): not remembered.
+            return _address_pair(address) if type(address) is list else _NULLS
+        try:
+            pair = self._addresses.get(address)
+        except TypeError:  # an app's tuple holding something unhashable
+            return _address_pair(address)
         if pair is None:
-            if address is None:
-                return _NULLS
-            host, port = address[0], address[1]
-            pair = (json_literal(host), b"%d" % port if type(port) is int and port else b"null")
+            pair = _address_pair(address)
             _remember_pair(self._addresses, address, pair)
         return pair
 
     def host(self, value: Any) -> Pair:
         """A Host header as its host and port (the port null when not given), for the
         schemas that name them apart."""
-        pair = self._hosts.get(value)
-        if pair is None:
+        if type(value) is not bytes:
             if value is None:
                 return _NULLS
-            pair = _split_host(bytes(value).decode("latin-1"))
+            return _split_host(_text_of(value))  # what an app put there
+        pair = self._hosts.get(value)
+        if pair is None:
+            pair = _split_host(value.decode("latin-1"))
             _remember_pair(self._hosts, value, pair)
         return pair
+
+
+def _address_pair(address: tuple[Any, ...] | list[Any]) -> Pair:
+    if len(address) != 2:
+        return _NULLS
+    host, port = address[0], address[1]
+    return json_literal(host), (b"%d" % port if type(port) is int and port else b"null")
 
 
 def _split_host(text: str) -> Pair:
@@ -203,16 +236,16 @@ def named_headers(scope: ServerScope) -> tuple[Any, Any, Any]:
     """The Host, User-Agent and Referer values among a scope's headers: bytes, or whatever an
     app put there. (An HTTP/1 request's record carries them as the reader parsed them.)"""
     host = user_agent = referer = None
-    given = scope["headers"]
     # Ours are a list of (bytes, bytes) tuples, read by index and compared as bytes: a browser's
     # dozen fields do not pay a generic unpack and compare each. What an app put in their
     # place (any iterable of pairs, bytearray names) is read the slow way.
-    fields: list[Any] = given if type(given) is list else list(given)
-    for field in fields:
+    for field in header_fields(scope):
         if type(field) is tuple and len(field) == 2:
             given_name, value = field[0], field[1]
-        else:
+        elif isinstance(field, (tuple, list)) and len(field) == 2:
             given_name, value = field
+        else:
+            continue  # not a field: an app's mistake, not the request's
         name: bytes = given_name if type(given_name) is bytes else _name_bytes(given_name)
         if name == b"host":
             host = value
@@ -248,7 +281,7 @@ def _origin_fields(
     client_host, client_port = literals.address(client)
     # Without proxy headers the scope's client is the peer's own tuple: one lookup, not two.
     peer_host, peer_port = (client_host, client_port) if peer is client else literals.address(peer)
-    version = literals.text(scope["http_version"])
+    version = literals.text(scope.get("http_version"))
     agent = literals.header(user_agent)
     if schema == DEFAULT:
         return (
@@ -343,8 +376,8 @@ def render_request(
     error = record.outcome == "error"
     status = reported_status(record)
     method = literals.text(record.method)
-    path = literals.path(scope["path"])
-    query = _query_literal(scope["query_string"])
+    path = literals.path(scope.get("path"))
+    query = _query_literal(scope.get("query_string"))
     outcome = literals.text(record.outcome)
     origin = _origin_fields(scope, record.peer, record.scheme, host, user_agent, literals, schema)
     refered = literals.header(referer)
@@ -448,9 +481,11 @@ def render_session(
     """The access-log line of one WebSocket session (once per session)."""
     scope = record.scope
     host, user_agent, _ = named_headers(scope)
-    path = literals.path(scope["path"])
-    query = _query_literal(scope["query_string"])
-    origin = _origin_fields(scope, record.peer, scope["scheme"], host, user_agent, literals, schema)
+    path = literals.path(scope.get("path"))
+    query = _query_literal(scope.get("query_string"))
+    origin = _origin_fields(
+        scope, record.peer, scope.get("scheme"), host, user_agent, literals, schema
+    )
     rid = json_literal(record.request_id)
     trace_id, span_id = _trace_literals(record.trace)
     if schema == DEFAULT:
@@ -571,7 +606,7 @@ class AccessLog:
         self._literals = Literals()
 
     def request(self, record: RequestFinished) -> None:
-        if self._excluded is not None and record.scope["path"] in self._excluded:
+        if self._excluded is not None and record.scope.get("path") in self._excluded:
             return
         if self._console is not None:
             line = self._console.request(record)
@@ -584,7 +619,7 @@ class AccessLog:
             self._through.request(record, line)
 
     def session(self, record: SessionFinished) -> None:
-        if self._excluded is not None and record.scope["path"] in self._excluded:
+        if self._excluded is not None and record.scope.get("path") in self._excluded:
             return
         if self._console is not None:
             line = self._console.session(record)

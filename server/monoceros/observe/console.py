@@ -34,7 +34,7 @@ class ConsoleAccessLine:
         scope = record.scope
         status = reported_status(record)
         level = "error" if record.outcome == "error" else "info"
-        target = _target(scope["path"], scope["query_string"])
+        target = _target(scope.get("path"), scope.get("query_string"))
         parts = [
             self._paint(str(record.method), BRIGHT),
             target,
@@ -50,7 +50,7 @@ class ConsoleAccessLine:
         scope = record.scope
         parts = [
             self._paint("WEBSOCKET", BRIGHT),
-            _target(scope["path"], scope["query_string"]),
+            _target(scope.get("path"), scope.get("query_string")),
             self._paint(str(record.status), _status_color(record.status)),
             f"close {record.close_code}",
             self._paint(duration_text(record.duration), DIM),
@@ -76,10 +76,15 @@ def duration_text(seconds: float) -> str:
 
 
 def _target(path: object, query: object) -> str:
-    text = json_literal(path)[1:-1].decode("utf-8")  # escaped, without the quotes
+    text = "" if path is None else _escaped(path)  # None: the app took it from its scope
     if query:
-        text += "?" + json_literal(query)[1:-1].decode("utf-8")
+        text += "?" + _escaped(query)
     return text
+
+
+def _escaped(value: object) -> str:
+    """`value` as the JSON line would show it (a string), without the quotes."""
+    return json_literal(value)[1:-1].decode("utf-8")
 
 
 def _status_color(status: int) -> str:

@@ -209,7 +209,9 @@ class HttpMetrics:
         if record.outcome == "error":
             self.app_exceptions += 1
         error = error_label(record, status)
-        version = scope["http_version"]
+        version = scope.get("http_version")
+        if type(version) is not str:
+            version = ""  # an app took it from its scope: a label must be a str to be scraped
         route = route_of(scope, self.find_route)
         key: SeriesKey = (method, status, route, record.scheme, version, error)
         if key == self._last_key:

@@ -60,6 +60,8 @@ def _starlette_route(scope: ServerScope, route: Any) -> str | None:
     top: Any = scope.get("app_root_path", root)  # whatever an app put there
     if root == top:
         return template  # not under a Mount
+    if type(root) is not str or type(top) is not str:
+        return None  # an app put something else there: the Mounts cannot be told
     # Under Mounts: root_path grew by what each matched. That is their template only if they
     # have no path parameters of their own (then every parameter is the route's).
     convertors = getattr(route, "param_convertors", None)

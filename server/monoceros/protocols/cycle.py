@@ -23,6 +23,7 @@ from monoceros.protocols.events import (
     RequestFinished,
     TraceContext,
     current_exchange,
+    header_fields,
 )
 from monoceros.protocols.head import (
     InvalidResponseHead,
@@ -171,10 +172,10 @@ class RequestCycle:
         self.disconnected = True
         self._wake()
 
-    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+    def secret_fields(self) -> list[Any]:
         """The request's header fields and the response's (once started), for the log output
         to find the secrets among (observe/logging.py)."""
-        return [*self.scope["headers"], *self._headers]
+        return [*header_fields(self.scope), *self._headers]
 
     def response_begun(self) -> bool:
         """Whether any of the response is on the wire (the head goes out with the first body

@@ -4,7 +4,7 @@ changed by nobody after (its attributes are Final)."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Final, Protocol, final
+from typing import Any, Final, Protocol, final
 
 from monoceros.types import ServerScope
 
@@ -157,13 +157,28 @@ def rejected_record(
     )
 
 
+def header_fields(scope: ServerScope) -> list[Any]:
+    """The scope's header fields, for what reads them after the app has run (the access line,
+    the log's secrets): whatever iterable an app put in their place, as a list, or none at
+    all. Each may still be anything: the readers skip what is not a (name, value) pair."""
+    fields: Any = scope.get("headers")
+    if type(fields) is list:
+        return fields
+    if isinstance(fields, (str, bytes, bytearray, memoryview, dict)):
+        return []  # iterable, but not of fields
+    try:
+        return list(fields)
+    except Exception:  # None, a number, an iterator that fails...
+        return []
+
+
 class Exchange(Protocol):
     """A request (RequestCycle) or a WebSocket session, as the log output sees it."""
 
     request_id: str | None
     trace: TraceContext | None
 
-    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+    def secret_fields(self) -> list[Any]:
         """The header fields (request's, and response's once started) that may hold
         credentials: observe/logging.py keeps their values out of every log line."""
 

@@ -16,11 +16,17 @@ import logging
 import math
 import time
 from collections import deque
+from typing import Any
 
 from monoceros.config import WebSocketSettings
 from monoceros.errors import ClientDisconnected
 from monoceros.protocols.context import ConnectionContext
-from monoceros.protocols.events import SessionFinished, TraceContext, current_exchange
+from monoceros.protocols.events import (
+    SessionFinished,
+    TraceContext,
+    current_exchange,
+    header_fields,
+)
 from monoceros.protocols.flow_control import FlowControl
 from monoceros.protocols.head import CONTROL_BYTES, DefaultHeaders, InvalidResponseHead, encode_head
 from monoceros.protocols.observer import REJECTION_REASONS
@@ -286,9 +292,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- the ASGI side -------------------------------------------------------------------------
 
-    def secret_fields(self) -> list[tuple[bytes, bytes]]:
+    def secret_fields(self) -> list[Any]:
         """The upgrade request's header fields (see `events.current_exchange`)."""
-        return list(self.scope["headers"])
+        return header_fields(self.scope)
 
     async def _run(self) -> None:
         current_exchange.set(self)  # this Task's own context: app logs carry its ids
