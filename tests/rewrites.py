@@ -30,6 +30,7 @@ KINDS: dict[str, Any] = {
     "list": ["a", 1],
     "dict": {"a": 1},
     "nested": ("a", ["b"]),  # a tuple, but not a hashable one
+    "surrogate": "/caf\udce9",  # bytes decoded with surrogateescape: no UTF-8 has it
     "opaque": Opaque(),
 }
 KIND_NAMES = [DELETED, *KINDS]

@@ -5,6 +5,7 @@ the connection goes on serving."""
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Iterator
@@ -14,10 +15,14 @@ import pytest
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
+from monoceros.observe import Observers
+from monoceros.observe.access import AccessLog
+from monoceros.observe.metrics import HttpMetrics
+from monoceros.observe.output import LineBuffer
 from monoceros.protocols.events import RequestFinished, SessionFinished
 from monoceros.protocols.observer import Unobserved
 from monoceros.types import Receive, Scope, Send
-from tests.utils import RunningServer, run_server
+from tests.utils import Recorder, RunningServer, run_server
 
 TIMEOUT = 10.0
 SENDS: list[str] = []  # what each of the app's send() calls came to
@@ -91,3 +96,36 @@ def test_a_websocket_session_whose_observer_fails(
     (logged,) = failures_logged(caplog, 1)
     assert "SessionFinished" in logged.getMessage()
     assert SENDS == ["sent"]
+
+
+class BrokenHandler:
+    """What --log-config's access logger hands each line to (observe/access_logger.py), with a
+    bug."""
+
+    def request(self, record: RequestFinished, line: bytes) -> None:
+        raise RuntimeError("the access log's handler broke")
+
+
+def broken_route_finder(scope: object) -> str:
+    raise RuntimeError("the route finder broke")
+
+
+def test_each_observer_hears_of_a_request_whatever_the_one_before_it_did(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = HttpMetrics()
+    metrics.find_route = broken_route_finder  # asked for each unrouted request's label
+    recorder = Recorder()
+    observers = Observers(
+        metrics, AccessLog(LineBuffer(io.BytesIO()), through=BrokenHandler()), recorder
+    )
+    scope = {"type": "http", "method": "GET", "scheme": "http", "path": "/", "http_version": "1.1"}
+    record = RequestFinished(
+        scope, "GET", "http", 200, "complete", 0.001, 0, 2, None, "rid", None, None
+    )
+    with caplog.at_level(logging.ERROR, logger="monoceros.error"):
+        observers.request_finished(record)  # raises nothing
+    assert recorder.requests == [record]
+    failed = [r.getMessage().split(" failed on ")[0] for r in caplog.records]
+    assert failed == ["The metrics", "The access log"]
+    assert all(r.exc_info for r in caplog.records)

@@ -256,12 +256,22 @@ def test_literals_are_bounded() -> None:
         (b"[2001:db8::1]:8000", (b'"2001:db8::1"', b"8000")),
         (b"[::1]", (b'"::1"', b"null")),
         (b"example.com:http", (b'"example.com"', b"null")),
+        (b"example.com:\xb2", (b'"example.com"', b"null")),  # a digit to isdigit(), not JSON's
     ],
 )
 def test_host_header_split_for_the_schemas_that_name_its_parts(
     host: bytes, parts: tuple[bytes, bytes]
 ) -> None:
     assert Literals().host(host) == parts
+
+
+def test_an_address_an_app_gave_is_not_remembered_for_the_one_it_equals() -> None:
+    """("h", 80.0) == ("h", 80): remembered, the app's float port would be logged for every
+    later client at that address."""
+    literals = Literals()
+    assert literals.address(("203.0.113.7", 8080.0)) == (b'"203.0.113.7"', b"null")
+    assert literals.address(("203.0.113.7", True)) == (b'"203.0.113.7"', b"null")
+    assert literals.address(("203.0.113.7", 8080)) == (b'"203.0.113.7"', b"8080")
 
 
 def test_values_an_app_put_in_the_scope_are_still_logged() -> None:

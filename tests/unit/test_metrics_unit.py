@@ -357,6 +357,11 @@ def test_series_beyond_the_cap_fold_into_an_overflow_route(setup: Setup) -> None
     # Existing series keep counting after the cap.
     setup.http.observe(finished(route=Route("/r0")))
     assert setup.count(http_route="/r0") == 2
+    # A new route twice in a row: the second is the tally's "alike" case, overflow still.
+    setup.http.observe(finished(route=Route("/late")))
+    setup.http.observe(finished(route=Route("/late")))
+    assert setup.count(http_route=OVERFLOW_ROUTE) == 502
+    assert len(setup.http.series) == MAX_SERIES + 1
 
 
 def test_requests_unlike_the_last_are_each_tallied_in_their_own_series(setup: Setup) -> None:

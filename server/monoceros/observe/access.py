@@ -94,7 +94,10 @@ def json_literal(value: Any) -> bytes:
     """`value` as JSON: a string escaped by orjson (bytes read as latin-1, as HTTP defines
     header bytes), or null for None."""
     if type(value) is str:  # the common case, checked first: isinstance(tuple) is slower
-        return _dumps(value)
+        try:
+            return _dumps(value)
+        except TypeError:  # a lone surrogate: an app's str, decoded with surrogateescape
+            return _dumps(_without_surrogates(value))
     return _other_literal(value)
 
 
@@ -104,7 +107,12 @@ def _other_literal(value: Any) -> bytes:
     its repr. Never an exception: the line is written whatever the app did."""
     if value is None:
         return b"null"
-    return _dumps(_text_of(value))
+    return _dumps(_without_surrogates(_text_of(value)))
+
+
+def _without_surrogates(text: str) -> str:
+    """`text` as UTF-8 can hold it: a lone surrogate as its escape (\\udcff)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _text_of(value: Any) -> str:
@@ -177,7 +185,10 @@ class Literals:
             return _address_pair(address)
         if pair is None:
             pair = _address_pair(address)
-            _remember_pair(self._addresses, address, pair)
+            if len(address) == 2 and type(address[0]) is str and type(address[1]) is int:
+                # Only the server's own shape: ("h", 80.0) or ("h", True) would be found in
+                # place of ("h", 80), which they equal.
+                _remember_pair(self._addresses, address, pair)
         return pair
 
     def host(self, value: Any) -> Pair:
@@ -209,7 +220,9 @@ def _split_host(text: str) -> Pair:
         host, colon, port = text.rpartition(":")
         if not colon:
             host, port = text, ""
-    return json_literal(host), (port.encode() if port.isdigit() and len(port) <= 5 else b"null")
+    # isascii: "²" is a digit to isdigit(), and no JSON number.
+    digits = port.isascii() and port.isdigit() and len(port) <= 5
+    return json_literal(host), (port.encode() if digits else b"null")
 
 
 def _remember(literals: dict[Any, bytes], value: Any, literal: bytes) -> bytes:

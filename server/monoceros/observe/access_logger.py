@@ -90,7 +90,7 @@ def _client(scope: ServerScope) -> str:
 
 
 def _path_with_query(scope: ServerScope) -> str:
-    path = quote(str(scope.get("path", "")))
+    path = quote(str(scope.get("path", "")), errors="backslashreplace")  # an app's surrogates
     query = scope.get("query_string")
     if isinstance(query, bytes) and query:
         return f"{path}?{query.decode('ascii', 'replace')}"

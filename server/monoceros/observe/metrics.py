@@ -240,6 +240,7 @@ class HttpMetrics:
     def _series_of(self, key: SeriesKey) -> Series:
         """The series `key` is tallied in, made if new (past MAX_SERIES, its status's
         overflow series)."""
+        key = _scrapable(key)
         series = self.series.get(key)
         if series is None:
             if len(self.series) >= MAX_SERIES:
@@ -249,6 +250,24 @@ class HttpMetrics:
             if series is None:
                 series = self.series[key] = Series(len(self.duration_buckets))
         return series
+
+
+def _scrapable(key: SeriesKey) -> SeriesKey:
+    """`key` with the labels an app can choose left empty if they are no UTF-8 text (a lone
+    surrogate): a scrape encodes every label, and one it cannot would fail every scrape after.
+    Checked once per label set: the tally's next request alike does not come here."""
+    method, status, route, scheme, version, error = key
+    return (method, status, _utf8(route), scheme, _utf8(version), _utf8(error))
+
+
+def _utf8(label: str) -> str:
+    if label.isascii():
+        return label
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return label
 
 
 @dataclass(slots=True)
