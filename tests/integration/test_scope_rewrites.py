@@ -11,14 +11,11 @@ type would break every scrape after it); and no error logged.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 from websockets.sync.client import connect
 
@@ -31,13 +28,11 @@ from tests.integration.observe_helpers import (
     scrape,
     start,
 )
+from tests.log_schemas import assert_valid
 from tests.rewrites import DELETED, KEYS_READ_AFTER, KIND_NAMES
-from tests.utils import REPO, ServerProcess
+from tests.utils import ServerProcess
 
 APP = "tests.integration.rewrite_app:app"
-LINE_SCHEMA = jsonschema.Draft202012Validator(
-    json.loads(Path(REPO, "docs", "reference", "log-schemas", "default.json").read_text())
-)
 WEBSOCKET_KEYS = ["path", "query_string", "http_version", "headers", "client", "scheme"]
 REQUESTS = "http_server_request_duration_seconds_count"
 
@@ -67,10 +62,7 @@ class Served:
             (line,) = eventually(probe, what=f"the access line of {request_id}")
         except AssertionError:
             pytest.fail(f"no access line for {request_id}:\n{self.process.output[-4000:]}")
-        errors = [
-            f"{'/'.join(map(str, e.path))}: {e.message}" for e in LINE_SCHEMA.iter_errors(line)
-        ]
-        assert not errors, f"{line}\n" + "\n".join(errors)
+        assert_valid(line, "default")
         return line
 
     def requests_tallied(self) -> float:

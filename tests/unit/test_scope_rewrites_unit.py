@@ -10,10 +10,8 @@ tests too, where a value of the wrong type would be refused by a native type che
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from prometheus_client import generate_latest
 
@@ -24,15 +22,9 @@ from monoceros.observe.metrics import HttpMetrics
 from monoceros.observe.routes import route_of
 from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.events import RequestFinished, SessionFinished, header_fields
+from tests.log_schemas import assert_valid
 from tests.rewrites import KEYS_READ_AFTER, KIND_NAMES, rewrite
 
-REPO = Path(__file__).resolve().parents[2]
-VALIDATORS = {
-    schema: jsonschema.Draft202012Validator(
-        json.loads((REPO / "docs" / "reference" / "log-schemas" / f"{schema}.json").read_text())
-    )
-    for schema in SCHEMAS
-}
 REWRITES = [(key, kind) for key in KEYS_READ_AFTER for kind in KIND_NAMES]
 
 
@@ -70,10 +62,7 @@ def request_record(scope: dict[str, Any]) -> RequestFinished:
 
 def valid(line: bytes, schema: str) -> dict[str, Any]:
     parsed: dict[str, Any] = json.loads(line)
-    errors = [
-        f"{'/'.join(map(str, e.path))}: {e.message}" for e in VALIDATORS[schema].iter_errors(parsed)
-    ]
-    assert not errors, f"{parsed}\n" + "\n".join(errors)
+    assert_valid(parsed, schema)
     return parsed
 
 
