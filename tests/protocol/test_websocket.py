@@ -29,6 +29,9 @@ from tests.apps import FLOOD_SENT, WEBSOCKET_CLOSES, wait_for_close, websocket_e
 from tests.integration.helpers import TLSFiles
 from tests.utils import Recorder, RunningServer, run_server
 
+# A time as Timestamps.now() gives it to the line.
+NEW_YEAR = (b"2026-01-01T00:00:00.", b"000", b"000")
+
 MiB = 1024 * 1024
 # An upgrade request from a raw socket (no extensions: frames arrive uncompressed).
 UPGRADE_REQUEST = (
@@ -66,7 +69,7 @@ def clear_records() -> None:
 
 def session_line(record: SessionFinished) -> dict[str, Any]:
     """The access-log line the server writes for `record`, parsed."""
-    rendered = render_session(record, b"now", b"1", Literals())
+    rendered = render_session(record, NEW_YEAR, b"1", Literals())
     assert rendered.count(b"\n") == 1
     line: dict[str, Any] = json.loads(rendered)
     return line

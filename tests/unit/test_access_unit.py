@@ -24,12 +24,16 @@ from monoceros.observe.access import (
     AccessLog,
     Literals,
     Timestamps,
+    number_text,
     render_request,
-    seconds_text,
+    seconds_pieces,
 )
 from monoceros.observe.logging import add_request_context, configure_logging
 from monoceros.observe.output import FLUSH_THRESHOLD, LineBuffer
 from monoceros.protocols.events import RequestFinished, TraceContext, current_exchange
+
+# A time as Timestamps.now() gives it to the line.
+NEW_YEAR = (b"2026-01-01T00:00:00.", b"000", b"000")
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
@@ -79,7 +83,7 @@ def record(
 
 def request_fields(record: Any) -> dict[str, Any]:
     """The request's own fields: the line minus what every log line carries."""
-    rendered = render_request(record, b"2026-01-01T00:00:00.000000Z", b"4242", Literals())
+    rendered = render_request(record, NEW_YEAR, b"4242", Literals())
     assert rendered.count(b"\n") == 1 and rendered.endswith(b"\n")
     line = json.loads(rendered)
     assert (line.pop("timestamp"), line.pop("logger"), line.pop("event"), line.pop("pid")) == (
@@ -210,7 +214,7 @@ def test_repeated_values_come_out_the_same_each_time() -> None:
         query_string=hostile,
         path=hostile.decode("latin-1"),
     )
-    first, second = (render_request(rec, b"t", b"1", literals) for _ in range(2))
+    first, second = (render_request(rec, NEW_YEAR, b"1", literals) for _ in range(2))
     assert first == second
     line = json.loads(first)
     assert line["user_agent"] == line["query"] == line["path"] == hostile.decode("latin-1")
@@ -222,7 +226,7 @@ def test_unicode_and_long_values_round_trip() -> None:
     long_agent = b"x" * (MAX_LITERAL_LENGTH * 4)
     rec = record(headers=[(b"user-agent", long_agent)], path="/caf\u00e9/\u2603")
     for _ in range(2):
-        line = json.loads(render_request(rec, b"t", b"1", literals))
+        line = json.loads(render_request(rec, NEW_YEAR, b"1", literals))
         assert line["path"] == "/caf\u00e9/\u2603"
         assert line["user_agent"] == long_agent.decode()
 
@@ -284,7 +288,7 @@ def test_values_an_app_put_in_the_scope_are_still_logged() -> None:
         scheme=7,
         started_as=("GET", "https"),  # as the request started: the server's
     )
-    line = json.loads(render_request(rec, b"t", b"1", literals))
+    line = json.loads(render_request(rec, NEW_YEAR, b"1", literals))
     assert (line["host"], line["user_agent"], line["query"]) == ("h.example", "ua", "a=1")
     assert (line["method"], line["scheme"]) == ("GET", "https")
 
@@ -370,11 +374,19 @@ def test_statuses_are_written_as_numbers(status: int) -> None:
         (0.001, b"0.001000"),
         (3.010203, b"3.010203"),
         (61.25, b"61.250000"),
+        (999.9999996, b"1000.000000"),
+        (86400.5, b"86400.500000"),
     ],
 )
 def test_durations_have_six_decimals(seconds: float, text: bytes) -> None:
-    assert seconds_text(seconds) == text
+    whole, millis, micros = seconds_pieces(seconds)
+    assert b"%s.%s%s" % (whole, millis, micros) == text  # as the line's templates join them
     assert json.loads(text) == pytest.approx(seconds, abs=5e-7)
+
+
+@pytest.mark.parametrize("number", [0, 7, 99, 100, 999, 1000, 16_384, 10**12, -1])
+def test_numbers_are_written_as_their_digits(number: int) -> None:
+    assert number_text(number) == str(number).encode()  # looked up below 1000, else formatted
 
 
 def test_an_error_is_logged_at_level_error() -> None:
@@ -385,11 +397,10 @@ def test_an_error_is_logged_at_level_error() -> None:
 
 def test_timestamps_are_rfc3339_utc() -> None:
     stamps = Timestamps()
-    first = stamps.now().decode()
-    second = stamps.now().decode()
+    first, second = (b"%s%s%sZ" % stamps.now() for _ in range(2))  # as the templates join them
     for stamp in (first, second):
-        assert TIMESTAMP.fullmatch(stamp), stamp
-        parsed = datetime.fromisoformat(stamp)
+        assert TIMESTAMP.fullmatch(stamp.decode()), stamp
+        parsed = datetime.fromisoformat(stamp.decode())
         assert parsed.utcoffset() == timedelta(0)
         assert abs(parsed - datetime.now(UTC)) < timedelta(minutes=1)
     assert first <= second

@@ -25,6 +25,9 @@ from monoceros.protocols.events import RequestFinished, SessionFinished, header_
 from tests.log_schemas import assert_valid
 from tests.rewrites import KEYS_READ_AFTER, KIND_NAMES, rewrite
 
+# A time as Timestamps.now() gives it to the line.
+NEW_YEAR = (b"2026-01-01T00:00:00.", b"000", b"000")
+
 REWRITES = [(key, kind) for key in KEYS_READ_AFTER for kind in KIND_NAMES]
 
 
@@ -71,7 +74,7 @@ def test_a_request_line_holds_to_each_schema(key: str, kind: str) -> None:
     record = request_record(scope_rewritten(key, kind))
     literals = Literals()
     for index, schema in enumerate(SCHEMAS):
-        valid(render_request(record, b"2026-12-06T00:00:00.000000Z", b"1", literals, index), schema)
+        valid(render_request(record, NEW_YEAR, b"1", literals, index), schema)
     text = ConsoleAccessLine(colors=False).request(record).decode()
     assert " 200 " in text
 
@@ -82,7 +85,7 @@ def test_a_session_line_holds_to_each_schema(key: str, kind: str) -> None:
     record = SessionFinished(scope, 101, 1000, 0.5, 1, 1, 2, 2, ("127.0.0.1", 4321), "rid", None)
     literals = Literals()
     for index, schema in enumerate(SCHEMAS):
-        valid(render_session(record, b"2026-12-06T00:00:00.000000Z", b"1", literals, index), schema)
+        valid(render_session(record, NEW_YEAR, b"1", literals, index), schema)
     assert "close 1000" in ConsoleAccessLine(colors=False).session(record).decode()
 
 
@@ -138,4 +141,4 @@ def test_header_fields_are_a_list_whatever_the_app_put_there(headers: Any) -> No
     assert type(fields) is list
     literals = Literals()
     record = request_record({**scope_rewritten("path", "str"), "headers": headers})
-    valid(render_request(record, b"t", b"1", literals), "default")
+    valid(render_request(record, NEW_YEAR, b"1", literals), "default")

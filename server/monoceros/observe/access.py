@@ -10,7 +10,9 @@ nothing per request):
   addresses, request id) goes in as a JSON string literal made by orjson, which escapes
   quotes, backslashes and control characters: no value can break or forge a line;
 - literals of values that repeat from request to request (methods, hosts, user agents,
-  addresses) are made once and looked up after (`Literals`).
+  addresses) are made once and looked up after (`Literals`);
+- the timestamp, the duration and the origin fields (client to user agent) come as pieces of
+  the template (tuples, which mypyc does not box), not as bytes made first and copied again.
 
 The fields of each schema, their types and units: docs/reference/log-fields.md, and the JSON
 schemas beside it, which the tests hold real lines to. In the console format the line is
@@ -53,6 +55,13 @@ _time_ns: Final = time.time_ns
 
 # Zero-padded three-digit groups: six digits are two lookups, not an int formatted and sliced.
 _THREE_DIGITS: Final = tuple(b"%03d" % number for number in range(1000))
+_NUMBERS: Final = tuple(b"%d" % number for number in range(1000))
+
+
+# A timestamp or a duration as three pieces of the line's template, so that no bytes object
+# is made for either: what changes at most once a second (the date and time, or the whole
+# seconds), then the microseconds as two three-digit groups.
+Pieces = tuple[bytes, bytes, bytes]
 
 
 class Timestamps:
@@ -64,7 +73,9 @@ class Timestamps:
         self._second = -1
         self._prefix = b""
 
-    def now(self) -> bytes:
+    def now(self) -> Pieces:
+        """The time, as the line's template takes it: b"2026-12-06T14:52:07.", b"123",
+        b"456" (the template adds the "Z")."""
         micros = _time_ns() // 1000
         second = micros // 1_000_000
         if second != self._second:
@@ -72,22 +83,26 @@ class Timestamps:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)).encode()
         # `%`, not `micros - second * 1_000_000`: mypyc multiplies large ints the slow way.
         fraction = micros % 1_000_000
-        return b"%s%s%sZ" % (
-            self._prefix,
-            _THREE_DIGITS[fraction // 1000],
-            _THREE_DIGITS[fraction % 1000],
-        )
+        return self._prefix, _THREE_DIGITS[fraction // 1000], _THREE_DIGITS[fraction % 1000]
 
 
-def seconds_text(seconds: float) -> bytes:
-    """A duration as a JSON number with six decimals (microseconds), like nginx's times."""
+def seconds_pieces(seconds: float) -> Pieces:
+    """A duration as a JSON number with six decimals (microseconds), like nginx's times, as
+    the line's template takes it: b"0", b"001", b"250" for 0.00125 s (the template adds the
+    point)."""
     micros = int(seconds * 1_000_000 + 0.5)
     fraction = micros % 1_000_000
-    return b"%d.%s%s" % (
-        micros // 1_000_000,
+    return (
+        number_text(micros // 1_000_000),
         _THREE_DIGITS[fraction // 1000],
         _THREE_DIGITS[fraction % 1000],
     )
+
+
+def number_text(number: int) -> bytes:
+    """A number as digits: looked up below 1000 (status codes, most bodies' sizes, durations'
+    whole seconds), formatted otherwise."""
+    return _NUMBERS[number] if 0 <= number < 1000 else b"%d" % number
 
 
 def json_literal(value: Any) -> bytes:
@@ -279,71 +294,27 @@ def _name_bytes(name: Any) -> bytes:
         return b""
 
 
-def _origin_fields(
-    scope: ServerScope,
-    peer: Any,
-    scheme: Any,
-    host: Any,
-    user_agent: Any,
-    literals: Literals,
-    schema: int,
-) -> bytes:
-    """Where the request came from: the fields both kinds of line carry, "client" to
-    "user_agent" (or what the schema calls them)."""
+# Where a request came from, as the lines' templates take it (JSON literals): the client and
+# its port, the peer and its port, the scheme, the HTTP version and the User-Agent. Pieces of
+# the line itself rather than a part made apart: a bytes object less, and no copy of it.
+Origin = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]
+
+
+def _origin(
+    scope: ServerScope, peer: Any, scheme: Any, user_agent: Any, literals: Literals
+) -> Origin:
     client = scope.get("client")
     client_host, client_port = literals.address(client)
     # Without proxy headers the scope's client is the peer's own tuple: one lookup, not two.
     peer_host, peer_port = (client_host, client_port) if peer is client else literals.address(peer)
-    version = literals.text(scope.get("http_version"))
-    agent = literals.header(user_agent)
-    if schema == DEFAULT:
-        return (
-            b'"client":%s,"client_port":%s,"peer":%s,"peer_port":%s,"scheme":%s,"host":%s,'
-            b'"http_version":%s,"user_agent":%s'
-            % (
-                client_host,
-                client_port,
-                peer_host,
-                peer_port,
-                literals.text(scheme),
-                literals.header(host),
-                version,
-                agent,
-            )
-        )
-    server_host, server_port = literals.host(host)
-    if schema == ECS:
-        return (
-            b'"client.address":%s,"client.port":%s,"source.address":%s,"source.port":%s,'
-            b'"url.scheme":%s,"url.domain":%s,"url.port":%s,"http.version":%s,'
-            b'"user_agent.original":%s'
-            % (
-                client_host,
-                client_port,
-                peer_host,
-                peer_port,
-                literals.text(scheme),
-                server_host,
-                server_port,
-                version,
-                agent,
-            )
-        )
     return (
-        b'"client.address":%s,"client.port":%s,"network.peer.address":%s,'
-        b'"network.peer.port":%s,"url.scheme":%s,"server.address":%s,"server.port":%s,'
-        b'"network.protocol.version":%s,"user_agent.original":%s'
-        % (
-            client_host,
-            client_port,
-            peer_host,
-            peer_port,
-            literals.text(scheme),
-            server_host,
-            server_port,
-            version,
-            agent,
-        )
+        client_host,
+        client_port,
+        peer_host,
+        peer_port,
+        literals.text(scheme),
+        literals.text(scope.get("http_version")),
+        literals.header(user_agent),
     )
 
 
@@ -365,17 +336,21 @@ def error_type(record: RequestFinished, status: int) -> str | None:
     return str(status) if status >= 500 else None
 
 
-def _digits(number: int) -> bytes:
-    """A status code as digits: looked up, not formatted (any other number is formatted)."""
-    return _THREE_DIGITS[number] if 100 <= number <= 999 else b"%d" % number
-
-
 def render_request(
-    record: RequestFinished, timestamp: bytes, pid: bytes, literals: Literals, schema: int = DEFAULT
+    record: RequestFinished,
+    timestamp: Pieces,
+    pid: bytes,
+    literals: Literals,
+    schema: int = DEFAULT,
 ) -> bytes:
     """The access-log line of one request (docs/reference/log-fields.md); runs once per
     request."""
+    # Each schema's template is written out with its values beside it, though the lists look
+    # alike: mypyc joins `b"..." % (...)` in one step only when both are literal there (a
+    # tuple shared by the three would be formatted the generic way).
     scope = record.scope
+    stamp, stamp_ms, stamp_us = timestamp
+    whole_seconds, duration_ms, duration_us = seconds_pieces(record.duration)
     # Any: what an app put in the scope's headers (a bytearray...) may be found instead, and
     # the compiled build checks the type a variable was first given.
     host: Any
@@ -392,31 +367,47 @@ def render_request(
     path = literals.path(scope.get("path"))
     query = _query_literal(scope.get("query_string"))
     outcome = literals.text(record.outcome)
-    origin = _origin_fields(scope, record.peer, record.scheme, host, user_agent, literals, schema)
+    client, client_port, peer, peer_port, scheme, version, agent = _origin(
+        scope, record.peer, record.scheme, user_agent, literals
+    )
     refered = literals.header(referer)
-    status_text = _digits(status)
+    status_text = number_text(status)
+    received = number_text(record.bytes_received)
+    sent = number_text(record.bytes_sent)
     rid = json_literal(record.request_id)
     trace_id, span_id = _trace_literals(record.trace)
     failure_type = error_type(record, status)
     failure = b"null" if failure_type is None else json_literal(failure_type)
     if schema == DEFAULT:
         return (
-            b'{"timestamp":"%s","level":"%s","logger":"monoceros.access","event":"request",'
-            b'"method":%s,"path":%s,"query":%s,"status":%s,"outcome":%s,"duration":%s,'
-            b'"body_bytes_received":%d,"body_bytes_sent":%d,%s,"referer":%s,"request_id":%s,'
-            b'"trace_id":%s,"span_id":%s,"error_type":%s,"pid":%s}\n'
+            b'{"timestamp":"%s%s%sZ","level":"%s","logger":"monoceros.access","event":"request",'
+            b'"method":%s,"path":%s,"query":%s,"status":%s,"outcome":%s,"duration":%s.%s%s,'
+            b'"body_bytes_received":%s,"body_bytes_sent":%s,"client":%s,"client_port":%s,'
+            b'"peer":%s,"peer_port":%s,"scheme":%s,"host":%s,"http_version":%s,"user_agent":%s,'
+            b'"referer":%s,"request_id":%s,"trace_id":%s,"span_id":%s,"error_type":%s,"pid":%s}\n'
             % (
-                timestamp,
+                stamp,
+                stamp_ms,
+                stamp_us,
                 b"error" if error else b"info",
                 method,
                 path,
                 query,
                 status_text,
                 outcome,
-                seconds_text(record.duration),
-                record.bytes_received,
-                record.bytes_sent,
-                origin,
+                whole_seconds,
+                duration_ms,
+                duration_us,
+                received,
+                sent,
+                client,
+                client_port,
+                peer,
+                peer_port,
+                scheme,
+                literals.header(host),
+                version,
+                agent,
                 refered,
                 rid,
                 trace_id,
@@ -425,16 +416,22 @@ def render_request(
                 pid,
             )
         )
+    server_host, server_port = literals.host(host)
     if schema == ECS:
         return (
-            b'{"@timestamp":"%s","log.level":"%s","log.logger":"monoceros.access",'
+            b'{"@timestamp":"%s%s%sZ","log.level":"%s","log.logger":"monoceros.access",'
             b'"message":"request","ecs.version":"8.11.0","http.request.method":%s,'
             b'"url.path":%s,"url.query":%s,"http.response.status_code":%s,'
-            b'"monoceros.outcome":%s,"event.duration":%d,"http.request.body.bytes":%d,'
-            b'"http.response.body.bytes":%d,%s,"http.request.referrer":%s,"http.request.id":%s,'
-            b'"trace.id":%s,"span.id":%s,"error.type":%s,"process.pid":%s}\n'
+            b'"monoceros.outcome":%s,"event.duration":%d,"http.request.body.bytes":%s,'
+            b'"http.response.body.bytes":%s,"client.address":%s,"client.port":%s,'
+            b'"source.address":%s,"source.port":%s,"url.scheme":%s,"url.domain":%s,'
+            b'"url.port":%s,"http.version":%s,"user_agent.original":%s,'
+            b'"http.request.referrer":%s,"http.request.id":%s,"trace.id":%s,"span.id":%s,'
+            b'"error.type":%s,"process.pid":%s}\n'
             % (
-                timestamp,
+                stamp,
+                stamp_ms,
+                stamp_us,
                 b"error" if error else b"info",
                 method,
                 path,
@@ -442,9 +439,17 @@ def render_request(
                 status_text,
                 outcome,
                 int(record.duration * 1e9 + 0.5),
-                record.bytes_received,
-                record.bytes_sent,
-                origin,
+                received,
+                sent,
+                client,
+                client_port,
+                peer,
+                peer_port,
+                scheme,
+                server_host,
+                server_port,
+                version,
+                agent,
                 refered,
                 rid,
                 trace_id,
@@ -454,25 +459,40 @@ def render_request(
             )
         )
     return (
-        b'{"timestamp":"%s",%s,"scope.name":"monoceros.access","body":"request",'
+        b'{"timestamp":"%s%s%sZ",%s,"scope.name":"monoceros.access","body":"request",'
         b'"http.request.method":%s,"url.path":%s,"url.query":%s,'
         b'"http.response.status_code":%s,"monoceros.outcome":%s,'
-        b'"http.server.request.duration":%s,"http.request.body.size":%d,'
-        b'"http.response.body.size":%d,%s,"http.request.header.referer":%s,'
+        b'"http.server.request.duration":%s.%s%s,"http.request.body.size":%s,'
+        b'"http.response.body.size":%s,"client.address":%s,"client.port":%s,'
+        b'"network.peer.address":%s,"network.peer.port":%s,"url.scheme":%s,'
+        b'"server.address":%s,"server.port":%s,"network.protocol.version":%s,'
+        b'"user_agent.original":%s,"http.request.header.referer":%s,'
         b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"error.type":%s,'
         b'"process.pid":%s}\n'
         % (
-            timestamp,
+            stamp,
+            stamp_ms,
+            stamp_us,
             _OTEL_ERROR if error else _OTEL_INFO,
             method,
             path,
             query,
             status_text,
             outcome,
-            seconds_text(record.duration),
-            record.bytes_received,
-            record.bytes_sent,
-            origin,
+            whole_seconds,
+            duration_ms,
+            duration_us,
+            received,
+            sent,
+            client,
+            client_port,
+            peer,
+            peer_port,
+            scheme,
+            server_host,
+            server_port,
+            version,
+            agent,
             b"null" if refered == b"null" else b"[%s]" % refered,  # a header: a list of values
             rid,
             trace_id,
@@ -489,53 +509,77 @@ _OTEL_ERROR: Final = b'"severity_text":"error","severity_number":17'
 
 
 def render_session(
-    record: SessionFinished, timestamp: bytes, pid: bytes, literals: Literals, schema: int = DEFAULT
+    record: SessionFinished,
+    timestamp: Pieces,
+    pid: bytes,
+    literals: Literals,
+    schema: int = DEFAULT,
 ) -> bytes:
     """The access-log line of one WebSocket session (once per session)."""
     scope = record.scope
+    stamp, stamp_ms, stamp_us = timestamp
+    whole_seconds, duration_ms, duration_us = seconds_pieces(record.duration)
     host, user_agent, _ = named_headers(scope)
     path = literals.path(scope.get("path"))
     query = _query_literal(scope.get("query_string"))
-    origin = _origin_fields(
-        scope, record.peer, scope.get("scheme"), host, user_agent, literals, schema
+    client, client_port, peer, peer_port, scheme, version, agent = _origin(
+        scope, record.peer, scope.get("scheme"), user_agent, literals
     )
     rid = json_literal(record.request_id)
     trace_id, span_id = _trace_literals(record.trace)
     if schema == DEFAULT:
         return (
-            b'{"timestamp":"%s","level":"info","logger":"monoceros.access","event":"websocket",'
-            b'"path":%s,"query":%s,"status":%d,"close_code":%d,"duration":%s,'
-            b'"messages_received":%d,"messages_sent":%d,"message_bytes_received":%d,'
-            b'"message_bytes_sent":%d,%s,"request_id":%s,"trace_id":%s,"span_id":%s,"pid":%s}\n'
+            b'{"timestamp":"%s%s%sZ","level":"info","logger":"monoceros.access",'
+            b'"event":"websocket","path":%s,"query":%s,"status":%d,"close_code":%d,'
+            b'"duration":%s.%s%s,"messages_received":%d,"messages_sent":%d,'
+            b'"message_bytes_received":%d,"message_bytes_sent":%d,"client":%s,"client_port":%s,'
+            b'"peer":%s,"peer_port":%s,"scheme":%s,"host":%s,"http_version":%s,"user_agent":%s,'
+            b'"request_id":%s,"trace_id":%s,"span_id":%s,"pid":%s}\n'
             % (
-                timestamp,
+                stamp,
+                stamp_ms,
+                stamp_us,
                 path,
                 query,
                 record.status,
                 record.close_code,
-                seconds_text(record.duration),
+                whole_seconds,
+                duration_ms,
+                duration_us,
                 record.messages_received,
                 record.messages_sent,
                 record.bytes_received,
                 record.bytes_sent,
-                origin,
+                client,
+                client_port,
+                peer,
+                peer_port,
+                scheme,
+                literals.header(host),
+                version,
+                agent,
                 rid,
                 trace_id,
                 span_id,
                 pid,
             )
         )
+    server_host, server_port = literals.host(host)
     if schema == ECS:
         return (
-            b'{"@timestamp":"%s","log.level":"info","log.logger":"monoceros.access",'
+            b'{"@timestamp":"%s%s%sZ","log.level":"info","log.logger":"monoceros.access",'
             b'"message":"websocket","ecs.version":"8.11.0","url.path":%s,"url.query":%s,'
             b'"http.response.status_code":%d,"monoceros.websocket.close_code":%d,'
             b'"event.duration":%d,"monoceros.websocket.messages_received":%d,'
             b'"monoceros.websocket.messages_sent":%d,"monoceros.websocket.bytes_received":%d,'
-            b'"monoceros.websocket.bytes_sent":%d,%s,"http.request.id":%s,"trace.id":%s,'
-            b'"span.id":%s,"process.pid":%s}\n'
+            b'"monoceros.websocket.bytes_sent":%d,"client.address":%s,"client.port":%s,'
+            b'"source.address":%s,"source.port":%s,"url.scheme":%s,"url.domain":%s,'
+            b'"url.port":%s,"http.version":%s,"user_agent.original":%s,"http.request.id":%s,'
+            b'"trace.id":%s,"span.id":%s,"process.pid":%s}\n'
             % (
-                timestamp,
+                stamp,
+                stamp_ms,
+                stamp_us,
                 path,
                 query,
                 record.status,
@@ -545,7 +589,15 @@ def render_session(
                 record.messages_sent,
                 record.bytes_received,
                 record.bytes_sent,
-                origin,
+                client,
+                client_port,
+                peer,
+                peer_port,
+                scheme,
+                server_host,
+                server_port,
+                version,
+                agent,
                 rid,
                 trace_id,
                 span_id,
@@ -553,25 +605,40 @@ def render_session(
             )
         )
     return (
-        b'{"timestamp":"%s",%s,"scope.name":"monoceros.access","body":"websocket",'
+        b'{"timestamp":"%s%s%sZ",%s,"scope.name":"monoceros.access","body":"websocket",'
         b'"url.path":%s,"url.query":%s,"http.response.status_code":%d,'
-        b'"monoceros.websocket.close_code":%d,"monoceros.websocket.duration":%s,'
+        b'"monoceros.websocket.close_code":%d,"monoceros.websocket.duration":%s.%s%s,'
         b'"monoceros.websocket.messages_received":%d,"monoceros.websocket.messages_sent":%d,'
-        b'"monoceros.websocket.bytes_received":%d,"monoceros.websocket.bytes_sent":%d,%s,'
+        b'"monoceros.websocket.bytes_received":%d,"monoceros.websocket.bytes_sent":%d,'
+        b'"client.address":%s,"client.port":%s,"network.peer.address":%s,'
+        b'"network.peer.port":%s,"url.scheme":%s,"server.address":%s,"server.port":%s,'
+        b'"network.protocol.version":%s,"user_agent.original":%s,'
         b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"process.pid":%s}\n'
         % (
-            timestamp,
+            stamp,
+            stamp_ms,
+            stamp_us,
             _OTEL_INFO,
             path,
             query,
             record.status,
             record.close_code,
-            seconds_text(record.duration),
+            whole_seconds,
+            duration_ms,
+            duration_us,
             record.messages_received,
             record.messages_sent,
             record.bytes_received,
             record.bytes_sent,
-            origin,
+            client,
+            client_port,
+            peer,
+            peer_port,
+            scheme,
+            server_host,
+            server_port,
+            version,
+            agent,
             rid,
             trace_id,
             span_id,

@@ -31,8 +31,9 @@ SIZE_BUCKETS = tuple(
     float(SMALLEST_SIZE_BUCKET * SIZE_BUCKET_FACTOR**i) for i in range(SIZE_BUCKET_COUNT)
 )
 # The method labels, in the order of the tallies of requests in flight; any other method is
-# _OTHER.
-METHOD_LABELS: Final = (
+# _OTHER. Typed as a tuple of any length: mypyc keeps a fixed-length one unboxed, and boxes it
+# anew each time it is indexed by a variable (a tuple made per request).
+METHOD_LABELS: Final[tuple[str, ...]] = (
     *("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"),
     "_OTHER",
 )

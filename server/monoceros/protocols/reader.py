@@ -57,7 +57,6 @@ REFUSED: Final = -1  # `refused` holds the status owed
 OVERFLOW: Final = -2  # a request began beyond `room`: nothing of the piece started; rewind
 TUNNEL: Final = -3  # a CONNECT was parsed: what follows is not HTTP
 
-_HTTP_VERSIONS: Final = ("1.1", "1.0")
 # A request head ends at the first CRLF CRLF; a read may be cut after one.
 _HEAD_END: Final = b"\r\n\r\n"
 # The framing head that lets the parser read the body of a request whose upgrade it skipped.
@@ -324,8 +323,10 @@ class RequestReader:
         # parsing. Only HTTP/1.1 (of the versions llhttp takes: 0.9, 1.0, 1.1, 2.0) keeps a
         # connection alive without a keep-alive token, so that verdict alone tells it.
         sure = keep_alive and not self._keep_alive_token
-        version = "1.1" if sure else parser.get_http_version()
-        if version not in _HTTP_VERSIONS:
+        # str: the parser's own result is untyped, and compared untyped it is compared the
+        # generic way (each `version == "1.1"` below a rich comparison and a truth test).
+        version: str = "1.1" if sure else parser.get_http_version()
+        if version != "1.1" and version != "1.0":
             raise Reject(400)  # HTTP/0.9 or 2.0 spelled in an HTTP/1 request line
         if self._hosts > 1 or (self._hosts == 0 and version == "1.1"):
             raise Reject(400)  # RFC 9112 section 3.2: exactly one Host on HTTP/1.1
@@ -335,7 +336,7 @@ class RequestReader:
         codings = self._transfer_encoding
         if codings is not None and codings.lower() != b"chunked":
             raise Reject(transfer_coding_status(codings))
-        raw_method = parser.get_method()
+        raw_method: bytes = parser.get_method()  # typed, as `version` is
         # GET compared first: hashing the parser's new bytes costs several comparisons.
         method = (
             "GET"
