@@ -348,6 +348,39 @@ def test_body_size_histograms(setup: Setup) -> None:
     assert setup.value(response + "_count", **labels) == 2
 
 
+def test_every_scrape_counts_the_requests_alike_so_far(setup: Setup) -> None:
+    """Requests alike in series and buckets are counted as a run, added to the buckets when
+    the run ends: a scrape in the middle of one, or between runs, sees every request."""
+    request = "http_server_request_body_size_bytes"
+    response = "http_server_response_body_size_bytes"
+
+    def histograms() -> list[float | None]:
+        return [
+            *(setup.value(DURATION + "_bucket", le=le, **LABELS) for le in ("0.005", "0.5")),
+            *(setup.value(request + "_bucket", le=le, **LABELS) for le in ("64.0", "256.0")),
+            *(setup.value(response + "_bucket", le=le, **LABELS) for le in ("64.0", "4096.0")),
+            setup.value(DURATION + "_count", **LABELS),
+        ]
+
+    fast_small = finished(duration=0.001, received=10, sent=10)
+    slow_large = finished(duration=0.3, received=200, sent=4000)
+    for _ in range(3):
+        setup.http.observe(fast_small)
+    assert histograms() == [3, 3, 3, 3, 3, 3, 3]
+    for _ in range(2):  # the same run, after a scrape
+        setup.http.observe(fast_small)
+    assert histograms() == [5, 5, 5, 5, 5, 5, 5]
+    setup.http.observe(slow_large)  # another run, in the same series
+    assert histograms() == [5, 6, 5, 6, 5, 6, 6]
+    setup.http.observe(finished(duration=0.3, received=10, sent=4000))  # one bucket differs
+    setup.http.observe(fast_small)
+    setup.http.observe(finished(status=404))  # another series
+    setup.http.observe(fast_small)
+    assert histograms() == [7, 9, 8, 9, 7, 9, 9]
+    assert setup.count(http_response_status_code="404") == 1
+    assert setup.value(request + "_sum", **LABELS) == 5 * 10 + 200 + 10 + 2 * 10
+
+
 def test_series_beyond_the_cap_fold_into_an_overflow_route(setup: Setup) -> None:
     for number in range(MAX_SERIES + 500):
         setup.http.observe(finished(route=Route(f"/r{number}")))

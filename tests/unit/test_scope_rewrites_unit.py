@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from monoceros.observe.access import SCHEMAS, Literals, render_request, render_session
 from monoceros.observe.console import ConsoleAccessLine
 from monoceros.observe.logging import secrets_in
-from monoceros.observe.metrics import HttpMetrics
+from monoceros.observe.metrics import HttpMetrics, snapshot_of
 from monoceros.observe.routes import route_of
 from monoceros.observe.scrape import MetricsCollector, build_registry
 from monoceros.protocols.events import RequestFinished, SessionFinished, header_fields
@@ -95,8 +95,9 @@ def test_the_request_is_tallied_and_the_metrics_still_scrape(key: str, kind: str
     registry = build_registry(MetricsCollector(http, lambda: "started"), process=False)
     http.request_finished(request_record(scope_rewritten(key, kind)))
     http.request_finished(request_record(scope_rewritten("path", "str")))  # the next, alike
-    assert sum(sum(series.duration) for series in http.series.values()) == 2
-    for labels in http.series:
+    snapshot = snapshot_of(http)
+    assert sum(sum(series.duration) for series in snapshot.series.values()) == 2
+    for labels in snapshot.series:
         assert all(type(label) is str for label in labels[:1] + labels[2:]), labels
     assert b"http_server_request_duration_seconds_count" in generate_latest(registry)
 
