@@ -156,10 +156,9 @@ class HttpMetrics:
         self._last_key: SeriesKey = ("", -1, "", "", "", "")
         self._last_series = Series(0)
         # A run: requests of the last series that fell in the same three buckets (duration,
-        # request size, response size), counted here and added to the series' lists when the
-        # run ends or `settle` is called. Counting one is a native add; adding to the three
-        # lists of boxed ints cost 700 instructions (each count past 256 a new int object).
-        self._run_series = self._last_series
+        # request size, response size), counted here and added to the last series' lists
+        # when the run ends or `settle` is called. Counting one is a native add; adding to the
+        # three lists of boxed ints cost 700 instructions (each count past 256 a new int).
         self._run_buckets = (-1, -1, -1)
         self._run_length = 0
         self.app_exceptions = 0
@@ -233,6 +232,7 @@ class HttpMetrics:
             series = self._last_series
         else:
             series = self._series_of(key)
+            self.settle()  # the run was the last series'
             self._last_key = key
             self._last_series = series
         duration = record.duration
@@ -240,9 +240,8 @@ class HttpMetrics:
         sent = record.bytes_sent
         bucket = duration_bucket(duration, self.duration_buckets)
         buckets = (bucket, size_bucket(received), size_bucket(sent))  # unboxed: a C struct
-        if series is not self._run_series or buckets != self._run_buckets:
+        if buckets != self._run_buckets:
             self.settle()
-            self._run_series = series
             self._run_buckets = buckets
         self._run_length += 1
         series.duration_sum += duration
@@ -259,7 +258,7 @@ class HttpMetrics:
         """Add the current run to its series' bucket counts: before anything reads them."""
         length = self._run_length
         if length:
-            series = self._run_series
+            series = self._last_series
             duration, request, response = self._run_buckets
             _add(series.duration, duration, length)
             _add(series.request_size, request, length)
