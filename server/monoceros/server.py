@@ -84,8 +84,7 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self._exit_requested = asyncio.Event()
         self._force_exit_requested = asyncio.Event()
-        output = self.observability.output
-        output.attach(self.loop)
+        self.observability.output.attach(self.loop)
         try:
             with captured_signals(self.loop, HANDLED_SIGNALS, self._handle_signal):
                 try:
@@ -100,7 +99,7 @@ class Server:
         finally:
             if self.watchdog is not None:
                 self.watchdog.stop()
-            output.close()  # every line written before exit
+            self.observability.close()  # every request observed, every line written
 
     def request_exit(self) -> None:
         if self._exit_requested is not None:

@@ -29,7 +29,7 @@ from tests.apps import FLOOD_SENT, WEBSOCKET_CLOSES, wait_for_close, websocket_e
 from tests.integration.helpers import TLSFiles
 from tests.utils import Recorder, RunningServer, run_server
 
-# A time as Timestamps.now() gives it to the line.
+# A time as Timestamps.at() gives it to the line.
 NEW_YEAR = (b"2026-01-01T00:00:00.", b"000", b"000")
 
 MiB = 1024 * 1024

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import structlog
 
+from monoceros.observe import Observers
 from monoceros.observe import logging as observe_logging
 from monoceros.observe.access import (
     MAX_LITERAL_LENGTH,
@@ -29,11 +30,15 @@ from monoceros.observe.access import (
     seconds_pieces,
 )
 from monoceros.observe.logging import add_request_context, configure_logging
+from monoceros.observe.metrics import HttpMetrics, snapshot_of
 from monoceros.observe.output import FLUSH_THRESHOLD, LineBuffer
 from monoceros.protocols.events import RequestFinished, TraceContext, current_exchange
+from tests.utils import Recorder
 
-# A time as Timestamps.now() gives it to the line.
+# A time as Timestamps.at() gives it to the line.
 NEW_YEAR = (b"2026-01-01T00:00:00.", b"000", b"000")
+# When a request ended, as time.time_ns() gives it: 2026-01-01T00:00:00.123456Z.
+ENDED = 1_767_225_600_123_456_789
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
@@ -193,7 +198,8 @@ def test_access_log_writes_one_escaped_json_line() -> None:
             headers=[(b"user-agent", hostile.encode("latin-1"))],
             path=hostile,
             query_string=hostile.encode("latin-1"),
-        )
+        ),
+        ENDED,
     )
     data = stream.getvalue()
     assert data.count(b"\n") == 1 and data.endswith(b"\n")
@@ -412,19 +418,36 @@ def test_numbers_are_written_as_their_digits(number: int) -> None:
 
 def test_an_error_is_logged_at_level_error() -> None:
     stream = io.BytesIO()
-    AccessLog(LineBuffer(stream)).request(record(status=500, outcome="error"))
+    AccessLog(LineBuffer(stream)).request(record(status=500, outcome="error"), ENDED)
     assert json.loads(stream.getvalue())["level"] == "error"
 
 
 def test_timestamps_are_rfc3339_utc() -> None:
     stamps = Timestamps()
-    first, second = (b"%s%s%sZ" % stamps.now() for _ in range(2))  # as the templates join them
+    # As the templates join them.
+    first, second = (b"%s%s%sZ" % stamps.at(time.time_ns()) for _ in range(2))
     for stamp in (first, second):
         assert TIMESTAMP.fullmatch(stamp.decode()), stamp
         parsed = datetime.fromisoformat(stamp.decode())
         assert parsed.utcoffset() == timedelta(0)
         assert abs(parsed - datetime.now(UTC)) < timedelta(minutes=1)
     assert first <= second
+
+
+def test_a_line_is_stamped_when_its_request_ended_not_when_it_is_written() -> None:
+    stream = io.BytesIO()
+    stamps = Timestamps()
+    log = AccessLog(LineBuffer(stream))
+    log.request(record(), ENDED)
+    log.request(record(), ENDED + 2_000_000_000)  # two seconds on: a new date part
+    log.request(record(), ENDED - 86_400_000_000_000)  # the day before: and back
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["timestamp"] for line in lines] == [
+        "2026-01-01T00:00:00.123456Z",
+        "2026-01-01T00:00:02.123456Z",
+        "2025-12-31T00:00:00.123456Z",
+    ]
+    assert b"%s%s%sZ" % stamps.at(ENDED + 999) == b"2026-01-01T00:00:00.123457Z"
 
 
 # -- the line buffer ----------------------------------------------------------------------------
@@ -457,6 +480,69 @@ def test_with_a_loop_lines_go_out_at_the_end_of_the_turn() -> None:
         return seen
 
     assert asyncio.run(main()) == [b"", b"one\ntwo\n", b"big\n", b"last\n"]
+
+
+def test_finished_requests_are_tallied_and_logged_together_in_the_next_turn() -> None:
+    stream = io.BytesIO()
+    metrics = HttpMetrics()
+    embedders = Recorder()
+    # No loop attached to the output: a line rendered is a line in the stream at once.
+    observers = Observers(metrics, AccessLog(LineBuffer(stream)), embedders)
+
+    def tallied() -> int:
+        return sum(sum(series.duration) for series in snapshot_of(metrics).series.values())
+
+    def paths() -> list[str]:
+        return [json.loads(line)["path"] for line in stream.getvalue().splitlines()]
+
+    async def main() -> list[Any]:
+        seen: list[Any] = []
+        for path in ("/a", "/b", "/c"):
+            observers.request_finished(record(path=path))
+            time.sleep(0.002)  # apart, as their timestamps must be
+        seen.append((len(embedders.requests), tallied(), paths()))  # the embedder's at once
+        await asyncio.sleep(0)  # the next turn
+        seen.append((tallied(), paths()))
+        observers.request_finished(record(path="/d"))
+        # A request the server answered itself is logged at once: the batch before it first.
+        observers.request_rejected(record(path="/bad", status=400, outcome="rejected"), "400")
+        seen.append((tallied(), paths()[-2:]))
+        observers.request_finished(record(path="/e"))
+        observers.observe_finished()  # as the server does before it exits
+        seen.append((tallied(), paths()[-1]))
+        return seen
+
+    started = datetime.now(UTC)
+    at_once, next_turn, rejected, at_exit = asyncio.run(main())
+    assert at_once == (3, 0, [])
+    assert next_turn == (3, ["/a", "/b", "/c"])
+    assert rejected == (4, ["/d", "/bad"])
+    assert at_exit == (5, "/e")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
+    assert started <= stamps[0] < stamps[1] < stamps[2]  # each its own request's end
+    assert stamps == sorted(stamps)
+
+
+def test_held_lines_go_out_together_at_release_not_a_turn_later() -> None:
+    stream = io.BytesIO()
+    buffer = LineBuffer(stream)
+
+    async def main() -> list[bytes]:
+        buffer.attach(asyncio.get_running_loop())
+        buffer.hold()
+        buffer.write(b"one\n")
+        buffer.write(b"two\n")
+        seen = [stream.getvalue()]
+        buffer.release()  # one write, now
+        seen.append(stream.getvalue())
+        buffer.write(b"three\n")  # not held: the end of the turn, as ever
+        seen.append(stream.getvalue())
+        await asyncio.sleep(0)
+        seen.append(stream.getvalue())
+        return seen
+
+    assert asyncio.run(main()) == [b"", b"one\ntwo\n", b"one\ntwo\n", b"one\ntwo\nthree\n"]
 
 
 def test_structlog_lines_from_another_thread_go_out_at_once() -> None:

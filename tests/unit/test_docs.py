@@ -53,7 +53,7 @@ def log_fields() -> ModuleType:
 
 
 FIELDS = log_fields()
-TIMESTAMP = (b"2026-01-01T00:00:00.", b"000", b"000")  # as Timestamps.now() gives it
+TIMESTAMP = (b"2026-01-01T00:00:00.", b"000", b"000")  # as Timestamps.at() gives it
 REQUEST = RequestFinished(
     SCOPE, "GET", "https", 200, "complete", 0.1, 1, 2, ("10.0.0.1", 80), "r", None, None
 )

@@ -22,8 +22,9 @@ from monoceros.observe.console import ConsoleAccessLine, duration_text
 from monoceros.observe.log_schemas import ECS_VERSION, schema_processor
 from monoceros.protocols.events import RequestFinished
 
-# A time as Timestamps.now() gives it to the line.
+# A time as Timestamps.at() gives it to the line.
 NEW_YEAR = (b"2026-01-01T00:00:00.", b"000", b"000")
+ENDED = 1_767_225_600_123_456_789  # 2026-01-01T00:00:00.123456789Z, as time.time_ns() gives it
 
 SCOPE: dict[str, Any] = {
     "type": "http",
@@ -69,8 +70,10 @@ def test_console_durations(seconds: float, text: str) -> None:
 
 
 def test_console_line_is_compact_and_escaped() -> None:
-    line = ConsoleAccessLine(colors=False).request(finished(path="/a\nb"))
+    line = ConsoleAccessLine(colors=False).request(finished(path="/a\nb"), ENDED)
     text = line.decode()
+    # Stamped when the request ended (its line may be rendered a loop turn later).
+    assert text.startswith("2026-01-01T00:00:00.123456Z [info     ] GET")
     assert text.endswith(" [info     ] GET /a\\nb?page=2 200 0.8ms\n")
     assert text.count("\n") == 1
 
@@ -78,8 +81,9 @@ def test_console_line_is_compact_and_escaped() -> None:
 def test_console_line_colours_and_failures() -> None:
     plain = ConsoleAccessLine(colors=False)
     failed = finished(500, "error", error_type="KeyError")
-    assert b"[error    ] GET /items/1?page=2 500 0.8ms KeyError" in plain.request(failed)
-    coloured = ConsoleAccessLine(colors=True).request(finished(404)).decode()
+    line = plain.request(failed, ENDED)
+    assert b"[error    ] GET /items/1?page=2 500 0.8ms KeyError" in line
+    coloured = ConsoleAccessLine(colors=True).request(finished(404), ENDED).decode()
     assert "\x1b[33m404\x1b[0m" in coloured  # a client error in yellow
 
 

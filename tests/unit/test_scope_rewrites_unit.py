@@ -10,6 +10,7 @@ tests too, where a value of the wrong type would be refused by a native type che
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from monoceros.protocols.events import RequestFinished, SessionFinished, header_
 from tests.log_schemas import assert_valid
 from tests.rewrites import KEYS_READ_AFTER, KIND_NAMES, rewrite
 
-# A time as Timestamps.now() gives it to the line.
+# A time as Timestamps.at() gives it to the line.
 NEW_YEAR = (b"2026-01-01T00:00:00.", b"000", b"000")
 
 REWRITES = [(key, kind) for key in KEYS_READ_AFTER for kind in KIND_NAMES]
@@ -75,7 +76,7 @@ def test_a_request_line_holds_to_each_schema(key: str, kind: str) -> None:
     literals = Literals()
     for index, schema in enumerate(SCHEMAS):
         valid(render_request(record, NEW_YEAR, b"1", literals, index), schema)
-    text = ConsoleAccessLine(colors=False).request(record).decode()
+    text = ConsoleAccessLine(colors=False).request(record, time.time_ns()).decode()
     assert " 200 " in text
 
 
@@ -86,7 +87,7 @@ def test_a_session_line_holds_to_each_schema(key: str, kind: str) -> None:
     literals = Literals()
     for index, schema in enumerate(SCHEMAS):
         valid(render_session(record, NEW_YEAR, b"1", literals, index), schema)
-    assert "close 1000" in ConsoleAccessLine(colors=False).session(record).decode()
+    assert "close 1000" in ConsoleAccessLine(colors=False).session(record, time.time_ns()).decode()
 
 
 @pytest.mark.parametrize(("key", "kind"), REWRITES)

@@ -49,9 +49,8 @@ ECS: Final = 1
 OTEL: Final = 2
 
 
-# Held as statics under mypyc; a module global would be a dict lookup at every call.
+# Held as a static under mypyc; a module global would be a dict lookup at every call.
 _dumps: Final = orjson.dumps
-_time_ns: Final = time.time_ns
 
 # Zero-padded three-digit groups: six digits are two lookups, not an int formatted and sliced.
 _THREE_DIGITS: Final = tuple(b"%03d" % number for number in range(1000))
@@ -73,10 +72,10 @@ class Timestamps:
         self._second = -1
         self._prefix = b""
 
-    def now(self) -> Pieces:
-        """The time, as the line's template takes it: b"2026-12-06T14:52:07.", b"123",
-        b"456" (the template adds the "Z")."""
-        micros = _time_ns() // 1000
+    def at(self, nanoseconds: int) -> Pieces:
+        """A time.time_ns() as the line's template takes it: b"2026-12-06T14:52:07.",
+        b"123", b"456" (the template adds the "Z")."""
+        micros = nanoseconds // 1000
         second = micros // 1_000_000
         if second != self._second:
             self._second = second
@@ -718,26 +717,35 @@ class AccessLog:
         self._pid = b"%d" % os.getpid()
         self._literals = Literals()
 
-    def request(self, record: RequestFinished) -> None:
+    def hold(self) -> None:
+        """The lines of the requests until `release()` are written together then."""
+        self._output.hold()
+
+    def release(self) -> None:
+        self._output.release()
+
+    def request(self, record: RequestFinished, ended: int) -> None:
+        """`ended`: when the request finished, as time.time_ns() gave it (the line's
+        timestamp)."""
         if self._excluded is not None and record.scope.get("path") in self._excluded:
             return
         if self._console is not None:
-            line = self._console.request(record)
+            line = self._console.request(record, ended)
         else:
-            timestamp = self._timestamps.now()
+            timestamp = self._timestamps.at(ended)
             line = render_request(record, timestamp, self._pid, self._literals, self._schema)
         if self._through is None:
             self._output.write(line)
         else:
             self._through.request(record, line)
 
-    def session(self, record: SessionFinished) -> None:
+    def session(self, record: SessionFinished, ended: int) -> None:
         if self._excluded is not None and record.scope.get("path") in self._excluded:
             return
         if self._console is not None:
-            line = self._console.session(record)
+            line = self._console.session(record, ended)
         else:
-            timestamp = self._timestamps.now()
+            timestamp = self._timestamps.at(ended)
             line = render_session(record, timestamp, self._pid, self._literals, self._schema)
         if self._through is None:
             self._output.write(line)

@@ -30,7 +30,8 @@ class ConsoleAccessLine:
     def __init__(self, colors: bool) -> None:
         self.colors = colors
 
-    def request(self, record: RequestFinished) -> bytes:
+    def request(self, record: RequestFinished, ended: int) -> bytes:
+        """`ended`: when the request finished (time.time_ns())."""
         scope = record.scope
         status = reported_status(record)
         level = "error" if record.outcome == "error" else "info"
@@ -44,9 +45,9 @@ class ConsoleAccessLine:
         failure = error_type(record, status)
         if failure is not None and not failure.isdigit():
             parts.append(self._paint(failure, RED))
-        return self._line(level, " ".join(parts))
+        return self._line(level, " ".join(parts), ended)
 
-    def session(self, record: SessionFinished) -> bytes:
+    def session(self, record: SessionFinished, ended: int) -> bytes:
         scope = record.scope
         parts = [
             self._paint("WEBSOCKET", BRIGHT),
@@ -55,12 +56,14 @@ class ConsoleAccessLine:
             f"close {record.close_code}",
             self._paint(duration_text(record.duration), DIM),
         ]
-        return self._line("info", " ".join(parts))
+        return self._line("info", " ".join(parts), ended)
 
-    def _line(self, level: str, message: str) -> bytes:
-        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    def _line(self, level: str, message: str, ended: int) -> bytes:
+        seconds, nanoseconds = divmod(ended, 1_000_000_000)
+        moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanoseconds // 1000)
+        stamp = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
         shown = self._paint(level.ljust(LEVEL_WIDTH), RED if level == "error" else GREEN)
-        return f"{self._paint(now, DIM)} [{shown}] {message}\n".encode("utf-8", "replace")
+        return f"{self._paint(stamp, DIM)} [{shown}] {message}\n".encode("utf-8", "replace")
 
     def _paint(self, text: str, color: str) -> str:
         return f"{color}{text}{RESET}" if self.colors else text

@@ -52,6 +52,13 @@ class Observability:
         if self.admin is not None:
             self.admin.readiness = readiness
 
+    def close(self) -> None:
+        """Before the process exits: the last turn's finished requests tallied and logged,
+        every line written out."""
+        if self.observer is not None:
+            self.observer.observe_finished()
+        self.output.close()
+
 
 def served_registry(metrics: HttpMetrics, lifespan_phase: Callable[[], str]) -> CollectorRegistry:
     """What /metrics serves: ours, the process's, the app's own (prometheus-client's default

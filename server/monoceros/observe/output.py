@@ -56,6 +56,15 @@ class LineBuffer:
         with self._lock:
             self._write_out(line)
 
+    def hold(self) -> None:
+        """Lines written until `release()` wait for it: the observers' batch of access lines
+        goes out in one write at its end, where a flush left to the loop would cost another
+        turn (at light load, a turn per request)."""
+        self._scheduled = True  # a flush is due: at release()
+
+    def release(self) -> None:
+        self.flush()
+
     def write(self, line: bytes) -> None:
         self._lines.append(line)
         self._size += len(line)
