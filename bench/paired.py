@@ -1,13 +1,15 @@
-"""Two servers under load at the same time on one core: which costs less per request, to a few
-percent, on a machine whose speed drifts from minute to minute.
+"""Two servers under load at the same time on one core: which costs less per request, to about
+5%, on a machine whose speed drifts from minute to minute.
 
 `run.py` measures servers one after another, and on a shared virtual machine the host's
 speed changes between two 5-second runs by more than a change to the hot path moves
 requests/s (one build against itself: per-round ratios from 0.75 to 1.33). Here both servers
-share the server core at once, each with its own wrk on the load core: the scheduler gives
-each half of the core, so the ratio of their requests is the inverse ratio of their CPU cost
-per request, and whatever slows the machine slows both alike (one build against itself:
-0.97 to 1.03). A ratio above 1 means the first server costs less.
+share the server core at once, each with its own wrk on the load core, and whatever slows the
+machine slows both alike (one build against itself: 0.94 to 1.05 over six rounds). Two
+ratios per round, above 1 when the first server costs less: their requests (the scheduler
+gives each half the core, so while both are CPU-bound this is the inverse ratio of their cost),
+and their CPU time per request, read from /proc (which still holds when the load core, shared
+by two wrks, is what limits them). Which server starts and warms up first alternates.
 
 This compares two builds or two configurations of one server (before/after a change to the
 hot path); it does not replace `make bench`, whose figures against uvicorn and granian are
@@ -28,13 +30,23 @@ import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.endpoints import ENDPOINTS, Endpoint
 from bench.run import comma_list, positive_int, server_option
-from bench.servers import DEFAULT_SERVERS, HOST, REPO_ROOT, ServerFailed, ServerSpec, running_server
+from bench.servers import (
+    DEFAULT_SERVERS,
+    HOST,
+    REPO_ROOT,
+    RunningServer,
+    ServerFailed,
+    ServerSpec,
+    running_server,
+)
 from bench.wrk import WrkFailed, WrkResult, run_wrk
 
 WARMUP_SECONDS = 1
@@ -72,15 +84,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(frozen=True)
+class Share:
+    """What one server did in a round: requests answered, and CPU seconds spent on them."""
+
+    requests: int
+    cpu_seconds: float
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds * 1e6 / self.requests
+
+
 def load_both(
-    ports: tuple[int, int], endpoint: Endpoint, args: argparse.Namespace
-) -> list[WrkResult]:
-    """Both wrks at once, each against its server."""
+    servers: list[RunningServer], endpoint: Endpoint, args: argparse.Namespace
+) -> list[Share]:
+    """Both wrks at once, each against its server, in the order given (warm-ups included)."""
     script = str(REPO_ROOT / "bench" / endpoint.script) if endpoint.script else None
 
-    def one(port: int, duration: int) -> WrkResult:
+    def one(server: RunningServer, duration: int) -> WrkResult:
         return run_wrk(
-            f"http://{HOST}:{port}{endpoint.path}",
+            f"http://{HOST}:{server.port}{endpoint.path}",
             connections=args.connections,
             duration=duration,
             cpus=args.wrk_cpus,
@@ -88,64 +112,82 @@ def load_both(
             headers=endpoint.headers,
         )
 
-    for port in ports:  # one at a time: first requests (imports, caches) are not measured
-        one(port, WARMUP_SECONDS)
+    for server in servers:  # one at a time: first requests (imports, caches) are not measured
+        one(server, WARMUP_SECONDS)
+    before = [server.cpu_time() for server in servers]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(one, ports, (args.duration,) * 2))
+        results = list(pool.map(one, servers, (args.duration,) * 2))
+    spent = [(server.cpu_time() - then).total for server, then in zip(servers, before, strict=True)]
+    for server, result in zip(servers, results, strict=True):
+        server.ensure_alive()
+        if result.problems:
+            raise WrkFailed(f"{server.spec.name}: {', '.join(result.problems)}")
+    return [Share(r.requests, cpu) for r, cpu in zip(results, spent, strict=True)]
 
 
-def paired_round(endpoint: Endpoint, args: argparse.Namespace) -> tuple[int, int]:
-    """Fresh processes of both servers, loaded together: how many requests each answered."""
+def paired_round(endpoint: Endpoint, args: argparse.Namespace, index: int) -> tuple[Share, Share]:
+    """Fresh processes of both servers, loaded together; the first and the second's shares.
+    Which starts and warms up first alternates from round to round."""
+    specs = [args.first, args.second]
+    if index % 2:
+        specs.reverse()
     with ExitStack() as stack:
         servers = [
             stack.enter_context(running_server(spec, args.server_cpus, startup_timeout=20.0))
-            for spec in (args.first, args.second)
+            for spec in specs
         ]
-        results = load_both((servers[0].port, servers[1].port), endpoint, args)
-        for server in servers:
-            server.ensure_alive()
-    for spec, result in zip((args.first, args.second), results, strict=True):
-        if result.problems:
-            raise WrkFailed(f"{spec.name}: {', '.join(result.problems)}")
-    return results[0].requests, results[1].requests
+        shares = load_both(servers, endpoint, args)
+    if index % 2:
+        shares.reverse()
+    return shares[0], shares[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.first.name == args.second.name:
+        parser.error(f"the two servers need names of their own (both are {args.first.name!r})")
     try:
         endpoints = [http1_endpoint(name) for name in args.endpoints]
     except argparse.ArgumentTypeError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        parser.error(str(exc))
     first, second = args.first.name, args.second.name
-    document: dict[str, list[dict[str, int]]] = {}
+    document: dict[str, Any] = {"first": first, "second": second, "rounds": {}}
     failed = False
     for endpoint in endpoints:
-        ratios: list[float] = []
-        rounds = document.setdefault(endpoint.name, [])
+        by_requests: list[float] = []
+        by_cpu: list[float] = []
+        rounds = document["rounds"].setdefault(endpoint.name, [])
         for index in range(args.rounds):
             try:
-                counts = paired_round(endpoint, args)
+                mine, theirs = paired_round(endpoint, args, index)
             except (ServerFailed, WrkFailed) as exc:
                 print(f"{endpoint.name} round {index + 1}: failed: {exc}", file=sys.stderr)
                 failed = True
                 continue
-            rounds.append({first: counts[0], second: counts[1]})
-            ratios.append(counts[0] / counts[1])
+            rounds.append({"first": asdict(mine), "second": asdict(theirs)})
+            by_requests.append(mine.requests / theirs.requests)
+            by_cpu.append(theirs.cpu_us_per_request / mine.cpu_us_per_request)
             print(
-                f"{endpoint.name} round {index + 1}: {first} {counts[0]:,}, {second} "
-                f"{counts[1]:,}: {ratios[-1]:.3f}",
+                f"{endpoint.name} round {index + 1}: {first} {mine.requests:,} requests, "
+                f"{mine.cpu_us_per_request:.1f} us each; {second} {theirs.requests:,}, "
+                f"{theirs.cpu_us_per_request:.1f} us: {by_requests[-1]:.3f} by requests, "
+                f"{by_cpu[-1]:.3f} by CPU",
                 flush=True,
             )
-        if ratios:
+        if by_requests:
             print(
-                f"{endpoint.name}: {first}/{second} {statistics.median(ratios):.3f} "
-                f"(range {min(ratios):.3f}-{max(ratios):.3f}, {len(ratios)} rounds)",
+                f"{endpoint.name}: {first}/{second} by requests {summary(by_requests)}, "
+                f"by CPU per request {summary(by_cpu)} ({len(by_requests)} rounds)",
                 flush=True,
             )
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(document, indent=2) + "\n")
     return 1 if failed else 0
+
+
+def summary(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -522,6 +523,64 @@ def test_finished_requests_are_tallied_and_logged_together_in_the_next_turn() ->
     stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
     assert started <= stamps[0] < stamps[1] < stamps[2]  # each its own request's end
     assert stamps == sorted(stamps)
+
+
+REQUEST_VARIABLE: ContextVar[str] = ContextVar("REQUEST_VARIABLE")
+
+
+class ContextNoting(io.BytesIO):
+    """A stream that notes the request variable's value in the context each write ran in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str | None] = []
+
+    def write(self, data: Any) -> int:
+        self.seen.append(REQUEST_VARIABLE.get(None))
+        return super().write(data)
+
+
+def test_a_batch_is_observed_in_a_context_of_its_own_not_the_first_requests() -> None:
+    stream = ContextNoting()
+    observers = Observers(None, AccessLog(LineBuffer(stream)))
+
+    async def request() -> None:  # as the app's Task, whose send() finishes the request
+        REQUEST_VARIABLE.set("the first request's")
+        observers.request_finished(record())
+
+    async def main() -> None:
+        await asyncio.create_task(request())
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert stream.seen == [None]
+
+
+class NotingHandler:
+    """The access logger's filters and handlers (observe/access_logger.py), noting the
+    context they ran in."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    def request(self, record: RequestFinished, line: bytes) -> None:
+        self.seen.append(REQUEST_VARIABLE.get(None))
+
+
+def test_through_logging_each_request_is_observed_as_it_finishes_in_its_own_context() -> None:
+    handler = NotingHandler()
+    observers = Observers(HttpMetrics(), AccessLog(LineBuffer(io.BytesIO()), through=handler))
+    assert not observers.batched
+
+    async def request(name: str) -> list[str | None]:
+        REQUEST_VARIABLE.set(name)
+        observers.request_finished(record())
+        return handler.seen[:]  # at once, not a turn later
+
+    async def main() -> list[list[str | None]]:
+        return [await asyncio.create_task(request(name)) for name in ("one", "two")]
+
+    assert asyncio.run(main()) == [["one"], ["one", "two"]]
 
 
 def test_held_lines_go_out_together_at_release_not_a_turn_later() -> None:

@@ -8,9 +8,13 @@ Finished requests are observed together, once per turn of the event loop: the ta
 of them, then all their lines, in one write. Observing one request between two others'
 parsing and answering ran the same code colder; in a batch, it ran about 14% more requests a
 second with the log and metrics on (bench/README.md, "Observing in batches"). A batch waits
-for the next turn at most; what is logged at once (a request the server answered itself, a
-WebSocket session) has the batch observed first, so access lines keep the order their
-requests ended in; and the server observes what is left before it exits (`observe_finished`).
+for the next turn at most, and runs in an empty context, not the first request's; what is
+logged at once (a request the server answered itself, a WebSocket session) has the batch
+observed first, so access lines keep the order their requests ended in; and the server
+observes what is left before it exits (`observe_finished`). The scope a record carries is
+read then: what the app changes in it after its last send(), before it next waits, is seen.
+With the access log going through logging's handlers (--log-config), each request is
+observed as it finishes, in its own context, as those handlers expect.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextvars import Context
 from typing import Final
 
 from monoceros.observe.access import AccessLog
@@ -39,7 +44,16 @@ class Observers:
     --no-access-log), and an observer of the embedder's own (`Server(observer=...)`).
     Compiled with the first two, so those calls are native ones."""
 
-    __slots__ = ("_ended", "_finished", "_observe_batch", "access_log", "also", "metrics")
+    __slots__ = (
+        "_empty_context",
+        "_ended",
+        "_finished",
+        "_observe_batch",
+        "access_log",
+        "also",
+        "batched",
+        "metrics",
+    )
 
     def __init__(
         self,
@@ -56,6 +70,12 @@ class Observers:
         self._ended: list[int] = []
         # Bound once: made at each call_soon, it cost a lookup through the class each turn.
         self._observe_batch: Callable[[], None] = self.observe_finished
+        # Not when the access log goes through logging's filters and handlers (--log-config):
+        # those may read the request's context variables (a correlation id) and stamp the
+        # record with the time it is logged, so each request is observed as it finishes.
+        self.batched = access_log is None or not access_log.through_logging
+        # Where a batch is scheduled from, so that it runs in a copy of this empty context.
+        self._empty_context = Context()
 
     def connection_opened(self) -> None:
         if self.metrics is not None:
@@ -86,6 +106,7 @@ class Observers:
     # (whose send() is where a request finishes), and the other observers still hear of it.
 
     def request_finished(self, record: RequestFinished) -> None:
+        ended = _time_ns()  # before the embedder's observer, however long it takes
         if self.also is not None:  # told at once: what it does with the record is its own
             try:
                 self.also.request_finished(record)
@@ -95,14 +116,20 @@ class Observers:
             return
         finished = self._finished
         finished.append(record)
-        self._ended.append(_time_ns())
-        if len(finished) == 1:  # the turn's first: its batch is observed in the next
-            try:
-                loop = _running_loop()
-            except RuntimeError:  # called from outside a loop: nothing to wait for
-                self.observe_finished()
-            else:
-                loop.call_soon(self._observe_batch)
+        self._ended.append(ended)
+        if len(finished) > 1:
+            return
+        if not self.batched:
+            self.observe_finished()
+            return
+        # The turn's first: its batch is observed in the next, in a context of its own (this
+        # one is the request's: its id would be on every line the batch logs).
+        try:
+            loop = _running_loop()
+        except RuntimeError:  # called from outside a loop: nothing to wait for
+            self.observe_finished()
+        else:
+            self._empty_context.run(loop.call_soon, self._observe_batch)
 
     def observe_finished(self) -> None:
         """Tally, then log, the requests finished since the last call (the server calls it

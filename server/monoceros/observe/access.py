@@ -717,6 +717,11 @@ class AccessLog:
         self._pid = b"%d" % os.getpid()
         self._literals = Literals()
 
+    @property
+    def through_logging(self) -> bool:
+        """Whether lines go through the access logger's filters and handlers."""
+        return self._through is not None
+
     def hold(self) -> None:
         """The lines of the requests until `release()` are written together then."""
         self._output.hold()

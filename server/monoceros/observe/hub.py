@@ -55,9 +55,11 @@ class Observability:
     def close(self) -> None:
         """Before the process exits: the last turn's finished requests tallied and logged,
         every line written out."""
-        if self.observer is not None:
-            self.observer.observe_finished()
-        self.output.close()
+        try:
+            if self.observer is not None:
+                self.observer.observe_finished()
+        finally:
+            self.output.close()
 
 
 def served_registry(metrics: HttpMetrics, lifespan_phase: Callable[[], str]) -> CollectorRegistry:

@@ -63,7 +63,8 @@ class Finished:
 @final
 class RequestFinished(Finished):
     """One HTTP request/response exchange, written when the response is complete or the client
-    has gone. Built once per request on the hot path and changed by nobody afterwards."""
+    has gone. Built once per request on the hot path and changed by nobody afterwards (its
+    scope is the app's, and read when the request is observed: observe/__init__.py)."""
 
     __slots__ = ("error_type", "method", "named_fields", "outcome", "scheme")
 
