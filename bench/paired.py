@@ -36,8 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench.endpoints import ENDPOINTS, Endpoint
-from bench.run import comma_list, positive_int, server_option
+from bench.endpoints import Endpoint
+from bench.run import comma_list, positive_int, select_endpoints, server_option
 from bench.servers import (
     DEFAULT_SERVERS,
     HOST,
@@ -57,13 +57,6 @@ def spec_of(text: str) -> ServerSpec:
     if "=" not in text and text in DEFAULT_SERVERS:
         return ServerSpec(text, DEFAULT_SERVERS[text])
     return server_option(text)
-
-
-def http1_endpoint(name: str) -> Endpoint:
-    by_name = {e.name: e for e in ENDPOINTS if not (e.websocket or e.http2)}
-    if name not in by_name:
-        raise argparse.ArgumentTypeError(f"unknown endpoint {name!r}; known: {', '.join(by_name)}")
-    return by_name[name]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.first.name == args.second.name:
         parser.error(f"the two servers need names of their own (both are {args.first.name!r})")
-    try:
-        endpoints = [http1_endpoint(name) for name in args.endpoints]
-    except argparse.ArgumentTypeError as exc:
-        parser.error(str(exc))
+    endpoints = select_endpoints(args.endpoints, parser)
+    loaded_otherwise = [e.name for e in endpoints if e.websocket or e.http2]
+    if loaded_otherwise:
+        parser.error(f"wrk loads HTTP/1.1 only, not {', '.join(loaded_otherwise)}")
     first, second = args.first.name, args.second.name
     document: dict[str, Any] = {"first": first, "second": second, "rounds": {}}
     failed = False

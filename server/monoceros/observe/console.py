@@ -10,9 +10,7 @@ line of its own.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from monoceros.observe.access import error_type, json_literal
+from monoceros.observe.access import Timestamps, error_type, json_literal
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
 
 RESET = "\x1b[0m"
@@ -29,6 +27,7 @@ LEVEL_WIDTH = 9
 class ConsoleAccessLine:
     def __init__(self, colors: bool) -> None:
         self.colors = colors
+        self._timestamps = Timestamps()  # the JSON line's: the same stamp, made the same way
 
     def request(self, record: RequestFinished, ended: int) -> bytes:
         """`ended`: when the request finished (time.time_ns())."""
@@ -59,9 +58,7 @@ class ConsoleAccessLine:
         return self._line("info", " ".join(parts), ended)
 
     def _line(self, level: str, message: str, ended: int) -> bytes:
-        seconds, nanoseconds = divmod(ended, 1_000_000_000)
-        moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanoseconds // 1000)
-        stamp = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        stamp = (b"%s%s%sZ" % self._timestamps.at(ended)).decode()
         shown = self._paint(level.ljust(LEVEL_WIDTH), RED if level == "error" else GREEN)
         return f"{self._paint(stamp, DIM)} [{shown}] {message}\n".encode("utf-8", "replace")
 
