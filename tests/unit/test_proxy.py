@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from monoceros.addresses import TrustedProxies, parse_ip
 from monoceros.config import Config, ProxySettings
-from monoceros.proxy import HIDDEN, ProxyResolver, parse_forwarded, parse_node
+from monoceros.proxy import (
+    HIDDEN,
+    MAX_REMEMBERED_FIELD_BYTES,
+    MAX_REMEMBERED_RESOLUTIONS,
+    ProxyResolver,
+    parse_forwarded,
+    parse_node,
+)
 
 TRUST = "127.0.0.1,10.0.0.0/8,2001:db8:1::/48,unix:"
 PEER = ("127.0.0.1", 40000)
@@ -628,6 +635,67 @@ def test_an_untrusted_peer_changes_nothing(
         options = ProxySettings(forwarded_allow_ips=PROPERTY_TRUST)
     resolved = resolve(headers, (peer, port), "http", SERVER, "/root", options)
     assert resolved == ((peer, port), "http", None, SERVER, "/root", (peer, port))
+
+
+def scope_of(
+    headers: list[tuple[bytes, bytes]], scheme: str, server: tuple[str, int] | None, root_path: str
+) -> dict[str, Any]:
+    return {
+        "type": "websocket" if scheme in ("ws", "wss") else "http",
+        "client": PEER,
+        "server": server,
+        "scheme": scheme,
+        "root_path": root_path,
+        "path": root_path + "/users",
+        "raw_path": root_path.encode() + b"/users",
+        "headers": list(headers),
+    }
+
+
+@fuzz
+@given(
+    headers=any_headers,
+    options=all_settings,
+    first=st.tuples(st.sampled_from(["http", "ws"]), st.sampled_from([SERVER, None])),
+    second=st.tuples(st.sampled_from(["http", "ws"]), st.sampled_from([SERVER, None])),
+    root_paths=st.tuples(st.sampled_from(["", "/api"]), st.sampled_from(["", "/old"])),
+)
+def test_remembered_fields_resolve_as_fresh_ones_in_any_scope(
+    headers: list[tuple[bytes, bytes]],
+    options: ProxySettings,
+    first: tuple[str, tuple[str, int] | None],
+    second: tuple[str, tuple[str, int] | None],
+    root_paths: tuple[str, str],
+) -> None:
+    """A resolver remembers what fields say, not what it did to the scope they came in: the
+    same fields in a second request (WebSocket or HTTP, TCP or unix socket, another root_path)
+    change it as a resolver that never saw them would."""
+    remembering = resolver(options)
+    remembering.resolve_scope(scope_of(headers, first[0], first[1], root_paths[0]))
+    remembered = scope_of(headers, second[0], second[1], root_paths[1])
+    remembering.resolve_scope(remembered)
+    fresh = scope_of(headers, second[0], second[1], root_paths[1])
+    resolver(options).resolve_scope(fresh)
+    assert remembered == fresh
+
+
+def test_remembered_resolutions_are_bounded() -> None:
+    """Each client a proxy names is remembered until there are too many (then it starts over);
+    a field too long to keep is resolved each time."""
+    remembering = resolver(proxy(forwarded_host=True))
+    for number in range(MAX_REMEMBERED_RESOLUTIONS + 10):
+        client = f"198.51.{number // 256}.{number % 256}"
+        scope = scope_for([("x-forwarded-for", client), ("x-forwarded-proto", "https")])
+        remembering.resolve_scope(scope)
+        assert (scope["client"], scope["scheme"]) == ((client, 0), "https")
+        assert 0 < len(remembering._resolutions) <= MAX_REMEMBERED_RESOLUTIONS
+    host = "h" * MAX_REMEMBERED_FIELD_BYTES + ".example"
+    remembering._resolutions.clear()
+    for _ in range(2):
+        scope = scope_for([("x-forwarded-host", host), ("host", "internal")])
+        remembering.resolve_scope(scope)
+        assert scope["headers"][1] == (b"host", host.encode())
+    assert not remembering._resolutions
 
 
 @fuzz
