@@ -5,7 +5,8 @@ no clock, no logging. The server builds one `ProxyResolver` from the settings; a
 asks it `trusts_peer()` once, and only for a trusted peer resolves each request's scope before
 the app sees it: `resolve()` with the proxy fields the HTTP/1 reader noted while parsing (most
 requests carry none, and then nothing is called), `resolve_scope()` over a scope's headers
-(HTTP/2).
+(HTTP/2). What a set of fields says depends on nothing else, so the resolver remembers it
+(bounded): a client's next request through the same proxy costs a lookup.
 
 The rules (docs/proxy.md):
 
@@ -181,7 +182,7 @@ _PREFIX = re.compile(r"/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*\Z")  # RFC 3986 path cha
 
 
 # Resolutions remembered, by the proxy fields they came from (then it starts over: clients
-# churn, and hostile values may), and the longest fields remembered.
+# churn, and hostile values may), and the most bytes of field values one may be remembered by.
 MAX_REMEMBERED_RESOLUTIONS: Final = 4096
 MAX_REMEMBERED_FIELD_BYTES: Final = 256
 
