@@ -631,7 +631,8 @@ def test_any_headers_any_peer_never_raise(
 def test_an_untrusted_peer_changes_nothing(
     headers: list[tuple[bytes, bytes]], peer: str, port: int, options: ProxySettings
 ) -> None:
-    if TrustedProxies.parse(options.forwarded_allow_ips).everything:
+    if TrustedProxies.parse(options.forwarded_allow_ips).trusts_peer((peer, port)):
+        # `*`, or a loopback peer under the default list: untrusted only by PROPERTY_TRUST.
         options = ProxySettings(forwarded_allow_ips=PROPERTY_TRUST)
     resolved = resolve(headers, (peer, port), "http", SERVER, "/root", options)
     assert resolved == ((peer, port), "http", None, SERVER, "/root", (peer, port))
