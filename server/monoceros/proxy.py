@@ -182,9 +182,11 @@ _PREFIX = re.compile(r"/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*\Z")  # RFC 3986 path cha
 
 
 # Resolutions remembered, by the proxy fields they came from (then it starts over: clients
-# churn, and hostile values may), and the most bytes of field values one may be remembered by.
+# churn, and hostile values may). Only small sets of fields are remembered, so that the memory
+# stays small whatever a client sends through its proxy: nginx's recipes send two to six.
 MAX_REMEMBERED_RESOLUTIONS: Final = 4096
-MAX_REMEMBERED_FIELD_BYTES: Final = 256
+MAX_REMEMBERED_FIELDS: Final = 8
+MAX_REMEMBERED_FIELD_BYTES: Final = 256  # names and values, all the fields together
 
 FieldsKey = tuple[tuple[bytes, bytes], ...]
 
@@ -194,17 +196,19 @@ class Resolution:
     """What one request's proxy fields say, before it is applied to a scope. A function of the
     fields and the settings alone, so the same fields always resolve the same way."""
 
+    __slots__ = ("client", "host", "host_field", "port", "prefix", "replaces_client", "secure")
+
     def __init__(
         self,
-        names_client: bool,
+        replaces_client: bool,
         client: Client | None,
         secure: bool | None,
         host: str | None,
         port: int | None,
         prefix: str | None,
     ) -> None:
-        self.names_client = names_client  # False: the client stays the peer
-        self.client = client  # None with names_client: a proxy hid the client
+        self.replaces_client = replaces_client  # False: the client stays the peer
+        self.client = client  # None when replacing it: a proxy hid the client
         self.secure = secure  # the forwarded scheme's; None: the scheme is kept
         self.host = host  # valid, and only with --proxy-forwarded-host
         self.host_field = None if host is None else host.encode("ascii")
@@ -212,10 +216,11 @@ class Resolution:
         self.prefix = prefix  # only with --proxy-forwarded-prefix
 
 
+@final
 class ProxyResolver:
-    """`ProxySettings` made ready for the hot path: the trust list parsed, the choices kept,
-    and the resolutions of the fields seen lately: the parsing and walking of one browser's
-    request through nginx cost 6,000 instructions, a lookup a tenth of that."""
+    """`ProxySettings` made ready for the hot path: the trust list parsed, the choices kept
+    (fixed: what it remembers was resolved with them), and the resolutions of the fields seen
+    lately, since a client's requests through its proxy carry the same fields."""
 
     def __init__(
         self,
@@ -225,11 +230,11 @@ class ProxyResolver:
         forwarded_port: bool,
         forwarded_prefix: bool,
     ) -> None:
-        self.trusted = trusted
-        self.family = family
-        self.forwarded_host = forwarded_host
-        self.forwarded_port = forwarded_port
-        self.forwarded_prefix = forwarded_prefix
+        self.trusted: Final = trusted
+        self.family: Final = family
+        self.forwarded_host: Final = forwarded_host
+        self.forwarded_port: Final = forwarded_port
+        self.forwarded_prefix: Final = forwarded_prefix
         self._resolutions: dict[FieldsKey, Resolution] = {}
 
     @classmethod
@@ -259,27 +264,28 @@ class ProxyResolver:
         """Apply `fields` (the proxy headers among the scope's, in order: the HTTP/1 reader
         notes them as it parses) to a request scope whose peer the caller already trusts.
         Returns the Host it put in the scope's headers, if it put one there."""
+        if not _rememberable(fields):
+            return _apply(self.resolution_of(fields), scope)
         key = tuple(fields)
         resolution = self._resolutions.get(key)
         if resolution is None:
-            resolution = self.resolution(fields)
-            if sum(len(value) for _, value in fields) <= MAX_REMEMBERED_FIELD_BYTES:
-                if len(self._resolutions) >= MAX_REMEMBERED_RESOLUTIONS:
-                    self._resolutions.clear()
-                self._resolutions[key] = resolution
+            resolution = self.resolution_of(fields)
+            if len(self._resolutions) >= MAX_REMEMBERED_RESOLUTIONS:
+                self._resolutions.clear()
+            self._resolutions[key] = resolution
         return _apply(resolution, scope)
 
-    def resolution(self, fields: list[tuple[bytes, bytes]]) -> Resolution:
+    def resolution_of(self, fields: list[tuple[bytes, bytes]]) -> Resolution:
         """What `fields` say: the client, scheme, host, port and prefix they name."""
         found = ProxyFields(fields)
-        names_client = False
+        replaces_client = False
         client: Client | None = None
         proto = host = None
         chosen = None
         if self.family != "x-forwarded" and found.forwarded:
             chosen = _forwarded_client(found.forwarded, self.trusted)
         if chosen is not None:
-            names_client = True
+            replaces_client = True
             client, element = chosen
             proto = element.get("proto")
             host = element.get("host")
@@ -289,7 +295,7 @@ class ProxyResolver:
                 hops = lines[0] if len(lines) == 1 else ",".join(lines)
                 hop = _walk(hops.split(","), self.trusted)
                 if hop is not None:
-                    names_client = True
+                    replaces_client = True
                     client = hop[0]
             proto = _last(found.proto)
             host = _last(found.host)
@@ -298,14 +304,23 @@ class ProxyResolver:
         port = _port(_last(found.port) or "") if self.forwarded_port else None
         prefix = _prefix(_last(found.prefix)) if self.forwarded_prefix else None
         secure = None if proto is None else _secure(proto)
-        return Resolution(names_client, client, secure, host, port, prefix)
+        return Resolution(replaces_client, client, secure, host, port, prefix)
+
+
+def _rememberable(fields: list[tuple[bytes, bytes]]) -> bool:
+    if len(fields) > MAX_REMEMBERED_FIELDS:
+        return False
+    size = 0
+    for name, value in fields:
+        size += len(name) + len(value)
+    return size <= MAX_REMEMBERED_FIELD_BYTES
 
 
 def _apply(resolution: Resolution, scope: ServerScope) -> bytes | None:
     """Put `resolution` in a request's scope. `path` keeps the ASGI convention `path ==
     root_path + <path received>` when a forwarded prefix replaces root_path; the Host header
     the app sees is replaced (or added) only with --proxy-forwarded-host."""
-    if resolution.names_client:
+    if resolution.replaces_client:
         scope["client"] = resolution.client
     secure = resolution.secure
     if secure is not None:

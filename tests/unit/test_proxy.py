@@ -19,6 +19,7 @@ from monoceros.config import Config, ProxySettings
 from monoceros.proxy import (
     HIDDEN,
     MAX_REMEMBERED_FIELD_BYTES,
+    MAX_REMEMBERED_FIELDS,
     MAX_REMEMBERED_RESOLUTIONS,
     ProxyResolver,
     parse_forwarded,
@@ -638,51 +639,165 @@ def test_an_untrusted_peer_changes_nothing(
     assert resolved == ((peer, port), "http", None, SERVER, "/root", (peer, port))
 
 
-def scope_of(
-    headers: list[tuple[bytes, bytes]], scheme: str, server: tuple[str, int] | None, root_path: str
-) -> dict[str, Any]:
-    return {
-        "type": "websocket" if scheme in ("ws", "wss") else "http",
+# -- remembered resolutions ----------------------------------------------------------------
+
+# Values each field's grammar takes, and near misses: fuzzed bytes almost never spell `https`
+# or a valid prefix, so they would leave the scheme, port and prefix unexercised.
+proxy_fields = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just(b"x-forwarded-for"),
+            st.sampled_from([b"203.0.113.7", b"10.0.0.1, 198.51.100.2", b"unknown", b"x y"]),
+        ),
+        st.tuples(
+            st.just(b"x-forwarded-proto"),
+            st.sampled_from([b"https", b"http", b"wss", b"ws", b"HTTPS", b"ftp"]),
+        ),
+        st.tuples(
+            st.just(b"x-forwarded-host"),
+            st.sampled_from([b"example.com", b"example.com:8443", b"[::1]:8080", b"bad host"]),
+        ),
+        st.tuples(st.just(b"x-forwarded-port"), st.sampled_from([b"443", b"8443", b"0", b"x"])),
+        st.tuples(
+            st.just(b"x-forwarded-prefix"),
+            st.sampled_from([b"/api", b"/old", b"/a%20b/", b"//evil", b""]),
+        ),
+        st.tuples(
+            st.just(b"forwarded"),
+            st.sampled_from(
+                [
+                    b"for=203.0.113.7;proto=https;host=ex.com",
+                    b'for="[2001:db8::1]:1";proto=ws',
+                    b"for=_hidden",
+                    b"for=10.0.0.1, for=198.51.100.9;proto=http",
+                ]
+            ),
+        ),
+    ),
+    min_size=1,
+    max_size=5,
+)
+proxy_options = st.builds(
+    ProxySettings,
+    forwarded_allow_ips=st.just(TRUST),
+    family=st.sampled_from(["x-forwarded", "forwarded", "both"]),
+    forwarded_host=st.booleans(),
+    forwarded_port=st.booleans(),
+    forwarded_prefix=st.booleans(),
+)
+
+
+class Shape(NamedTuple):
+    """What a request's scope holds besides its proxy fields, that a resolution applies to."""
+
+    scheme: str
+    server: tuple[str, int] | None  # None: a unix socket
+    root_path: str
+    host: bytes | None  # the Host header received; None: none
+    raw_path: bool
+
+
+shapes = st.builds(
+    Shape,
+    scheme=st.sampled_from(["http", "https", "ws", "wss"]),
+    server=st.sampled_from([SERVER, None]),
+    root_path=st.sampled_from(["", "/api", "/old"]),
+    host=st.sampled_from([b"internal:8000", b"[::2]:9", b"", None]),
+    raw_path=st.booleans(),
+)
+PLAIN_SHAPE = Shape("http", SERVER, "", b"internal", True)
+
+
+def shaped_scope(fields: list[tuple[bytes, bytes]], shape: Shape) -> dict[str, Any]:
+    scope: dict[str, Any] = {
+        "type": "websocket" if shape.scheme in ("ws", "wss") else "http",
         "client": PEER,
-        "server": server,
-        "scheme": scheme,
-        "root_path": root_path,
-        "path": root_path + "/users",
-        "raw_path": root_path.encode() + b"/users",
-        "headers": list(headers),
+        "server": shape.server,
+        "scheme": shape.scheme,
+        "root_path": shape.root_path,
+        "path": shape.root_path + "/users",
+        "headers": ([] if shape.host is None else [(b"host", shape.host)]) + list(fields),
     }
+    if shape.raw_path:
+        scope["raw_path"] = shape.root_path.encode() + b"/users"
+    return scope
+
+
+def fresh_resolution(
+    fields: list[tuple[bytes, bytes]], shape: Shape, settings: ProxySettings
+) -> tuple[bytes | None, dict[str, Any]]:
+    """What a resolver that never saw `fields` returns and makes of a scope of `shape`."""
+    scope = shaped_scope(fields, shape)
+    return resolver(settings).resolve(scope, list(fields)), scope
 
 
 @fuzz
-@given(
-    headers=any_headers,
-    options=all_settings,
-    first=st.tuples(st.sampled_from(["http", "ws"]), st.sampled_from([SERVER, None])),
-    second=st.tuples(st.sampled_from(["http", "ws"]), st.sampled_from([SERVER, None])),
-    root_paths=st.tuples(st.sampled_from(["", "/api"]), st.sampled_from(["", "/old"])),
-)
-def test_remembered_fields_resolve_as_fresh_ones_in_any_scope(
-    headers: list[tuple[bytes, bytes]],
-    options: ProxySettings,
-    first: tuple[str, tuple[str, int] | None],
-    second: tuple[str, tuple[str, int] | None],
-    root_paths: tuple[str, str],
+@given(fields=proxy_fields, settings=proxy_options, first=shapes, second=shapes)
+def test_a_remembered_resolution_applies_as_a_fresh_one(
+    fields: list[tuple[bytes, bytes]], settings: ProxySettings, first: Shape, second: Shape
 ) -> None:
     """A resolver remembers what fields say, not what it did to the scope they came in: the
-    same fields in a second request (WebSocket or HTTP, TCP or unix socket, another root_path)
+    same fields in another request (another scheme, a unix socket, another root path or Host)
     change it as a resolver that never saw them would."""
-    remembering = resolver(options)
-    remembering.resolve_scope(scope_of(headers, first[0], first[1], root_paths[0]))
-    remembered = scope_of(headers, second[0], second[1], root_paths[1])
-    remembering.resolve_scope(remembered)
-    fresh = scope_of(headers, second[0], second[1], root_paths[1])
-    resolver(options).resolve_scope(fresh)
-    assert remembered == fresh
+    remembering = resolver(settings)
+    remembering.resolve(shaped_scope(fields, first), list(fields))
+    (kept,) = remembering._resolutions.values()
+    scope = shaped_scope(fields, second)
+    returned = remembering.resolve(scope, list(fields))
+    assert list(remembering._resolutions.values()) == [kept]  # found, not resolved again
+    assert (returned, scope) == fresh_resolution(fields, second, settings)
+
+
+@fuzz
+@given(settings=proxy_options, requests=st.lists(st.tuples(proxy_fields, shapes), max_size=8))
+def test_one_resolver_answers_a_sequence_as_fresh_ones_do(
+    settings: ProxySettings, requests: list[tuple[list[tuple[bytes, bytes]], Shape]]
+) -> None:
+    remembering = resolver(settings)
+    for fields, shape in requests:
+        scope = shaped_scope(fields, shape)
+        returned = remembering.resolve(scope, list(fields))
+        assert (returned, scope) == fresh_resolution(fields, shape, settings)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(
+            [(b"x-forwarded-host", b"203.0.113.7")],
+            [(b"x-forwarded-for", b"203.0.113.7")],
+            id="same-value-other-name",
+        ),
+        pytest.param(  # the last one counts
+            [(b"x-forwarded-proto", b"https"), (b"x-forwarded-proto", b"http")],
+            [(b"x-forwarded-proto", b"http"), (b"x-forwarded-proto", b"https")],
+            id="same-values-other-order",
+        ),
+        pytest.param(
+            [(b"x-forwarded-proto", b"https"), (b"x-forwarded-for", b"203.0.113.7")],
+            [(b"x-forwarded-for", b"203.0.113.7")],
+            id="same-last-field",
+        ),
+        pytest.param(
+            [(b"x-forwarded-host", b"443")], [(b"x-forwarded-port", b"443")], id="host-or-port"
+        ),
+    ],
+)
+def test_fields_alike_are_not_taken_for_each_other(
+    first: list[tuple[bytes, bytes]], second: list[tuple[bytes, bytes]]
+) -> None:
+    settings = proxy(family="both", forwarded_host=True, forwarded_port=True)
+    remembering = resolver(settings)
+    remembering.resolve(shaped_scope(first, PLAIN_SHAPE), list(first))
+    scope = shaped_scope(second, PLAIN_SHAPE)
+    returned = remembering.resolve(scope, list(second))
+    assert (returned, scope) == fresh_resolution(second, PLAIN_SHAPE, settings)
+    assert scope != shaped_scope(second, PLAIN_SHAPE)  # the fields did change something
 
 
 def test_remembered_resolutions_are_bounded() -> None:
     """Each client a proxy names is remembered until there are too many (then it starts over);
-    a field too long to keep is resolved each time."""
+    fields too many or too long to keep are resolved each time."""
     remembering = resolver(proxy(forwarded_host=True))
     for number in range(MAX_REMEMBERED_RESOLUTIONS + 10):
         client = f"198.51.{number // 256}.{number % 256}"
@@ -690,13 +805,25 @@ def test_remembered_resolutions_are_bounded() -> None:
         remembering.resolve_scope(scope)
         assert (scope["client"], scope["scheme"]) == ((client, 0), "https")
         assert 0 < len(remembering._resolutions) <= MAX_REMEMBERED_RESOLUTIONS
-    host = "h" * MAX_REMEMBERED_FIELD_BYTES + ".example"
-    remembering._resolutions.clear()
-    for _ in range(2):
-        scope = scope_for([("x-forwarded-host", host), ("host", "internal")])
-        remembering.resolve_scope(scope)
-        assert scope["headers"][1] == (b"host", host.encode())
-    assert not remembering._resolutions
+
+    def remembers(fields: list[tuple[bytes, bytes]]) -> bool:
+        remembering._resolutions.clear()
+        scope = shaped_scope(fields, PLAIN_SHAPE)
+        returned = remembering.resolve(scope, list(fields))
+        assert (returned, scope) == fresh_resolution(
+            fields, PLAIN_SHAPE, proxy(forwarded_host=True)
+        )
+        return bool(remembering._resolutions)
+
+    name = b"x-forwarded-host"
+    at_limit = [(name, b"h" * (MAX_REMEMBERED_FIELD_BYTES - len(name)))]
+    assert remembers(at_limit)
+    assert not remembers([(name, at_limit[0][1] + b"h")])
+    split = [(name, b"a" * 100), (b"x-forwarded-proto", b"h" * (MAX_REMEMBERED_FIELD_BYTES - 133))]
+    assert remembers(split)  # every field counts, names included
+    assert not remembers([split[0], (split[1][0], split[1][1] + b"h")])
+    assert remembers([(b"x-forwarded-proto", b"https")] * MAX_REMEMBERED_FIELDS)
+    assert not remembers([(b"x-forwarded-proto", b"https")] * (MAX_REMEMBERED_FIELDS + 1))
 
 
 @fuzz
