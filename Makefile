@@ -27,11 +27,29 @@ $(COMPILED)/.built: $(STAMP) $(shell find server -name '*.py')
 
 compiled: $(COMPILED)/.built
 
-# The ASGI floor (bench/asgi_floor.py), compiled like the hot path so the two compare.
+# `make bench` runs every server on the distribution's Python where there is one (/usr/bin/python3:
+# Debian's, built with PGO and LTO like the official images' and python.org's), in a virtualenv of
+# its own with monoceros installed compiled. pyenv's and a plain ./configure build have neither,
+# and run a Python server about a fifth slower, granian's Rust core much less (docs/performance.md,
+# "The interpreter the figures are taken on"). BENCH_PYTHON=... measures on another interpreter.
+BENCH_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) $(PYTHON))
+BENCH := $(CURDIR)/build/bench
+BENCH_BIN := $(BENCH)/venv/bin
+# Named after the interpreter, so that another BENCH_PYTHON rebuilds the virtualenv.
+BENCH_STAMP := $(BENCH)/.built-$(shell echo '$(BENCH_PYTHON)' | cksum | cut -d' ' -f1)
+$(BENCH_STAMP): pyproject.toml setup.py $(shell find server -name '*.py')
+	rm -rf $(BENCH) build/mypyc build/setuptools  # no objects compiled for another interpreter
+	$(BENCH_PYTHON) -m venv $(BENCH)/venv
+	$(BENCH_BIN)/pip install --quiet --upgrade pip
+	MONOCEROS_COMPILE=1 $(BENCH_BIN)/pip install --quiet '.[dev]'
+	touch $@
+
+# The ASGI floor (bench/asgi_floor.py), compiled like the hot path so the two compare, by the
+# benchmark's interpreter.
 FLOOR := $(CURDIR)/build/floor
-$(FLOOR)/.built: $(STAMP) bench/asgi_floor.py
+$(FLOOR)/.built: $(BENCH_STAMP) bench/asgi_floor.py
 	rm -rf $(FLOOR) && mkdir -p $(FLOOR) && cp bench/asgi_floor.py $(FLOOR)/
-	cd $(FLOOR) && { $(abspath $(BIN))/mypyc asgi_floor.py >mypyc.log 2>&1 || { cat mypyc.log; exit 1; }; }
+	cd $(FLOOR) && { $(BENCH_BIN)/mypyc asgi_floor.py >mypyc.log 2>&1 || { cat mypyc.log; exit 1; }; }
 	rm $(FLOOR)/asgi_floor.py
 	touch $@
 
@@ -112,10 +130,10 @@ soak: $(COMPILED)/.built
 
 ## bench: monoceros against uvicorn, granian and hypercorn (and the bare-protocol ceiling and the
 ## ASGI floor), side by side
-bench: $(COMPILED)/.built $(FLOOR)/.built
+bench: $(FLOOR)/.built
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
 	@command -v h2load >/dev/null || { echo "make bench needs h2load: apt-get install -y nghttp2-client"; exit 1; }
-	PYTHONPATH=$(COMPILED) $(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BENCH_BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## autobahn: Autobahn|Testsuite fuzzing client against monoceros (needs a python2.7; not in `make test`)
 autobahn: $(STAMP)

@@ -474,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"Medians of {settings.rounds} interleaved round(s): wrk -t1 -c{settings.connections} "
         f"-d{settings.duration}s on CPU {settings.wrk_cpus}, server on CPU {settings.server_cpus}"
-        f" ({cpu}, {cores} cores; Python {platform.python_version()})."
+        f" ({cpu}, {cores} cores; Python {platform.python_version()},"
+        f" {os.path.realpath(sys.executable)})."
     )
     if idle_load > BUSY_MACHINE:
         header += (

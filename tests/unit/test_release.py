@@ -104,7 +104,7 @@ def test_only_the_publishing_jobs_may_mint_tokens() -> None:
         pytest.param("macos", "x86_64,arm64", ["macosx_x86_64", "macosx_arm64"], id="macos"),
     ],
 )
-def test_cibuildwheel_builds_cpython_311_to_313(
+def test_cibuildwheel_builds_cpython_311_to_315(
     platform: str, archs: str, suffixes: list[str]
 ) -> None:
     command = [tool("cibuildwheel"), "--print-build-identifiers", "--platform", platform]
@@ -115,7 +115,7 @@ def test_cibuildwheel_builds_cpython_311_to_313(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    expected = {f"cp3{minor}-{suffix}" for minor in (11, 12, 13) for suffix in suffixes}
+    expected = {f"cp3{minor}-{suffix}" for minor in (11, 12, 13, 14, 15) for suffix in suffixes}
     assert set(result.stdout.split()) == expected
 
 
