@@ -19,9 +19,13 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py
 	MONOCEROS_COMPILE=0 $(BIN)/pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# What the compiled builds are made from, and setup.py's intermediate files, which each build
+# starts afresh (no objects compiled for another interpreter or an older source).
+SERVER_SOURCES := $(shell find server -name '*.py')
+SETUP_INTERMEDIATES := build/mypyc build/setuptools
 COMPILED := $(CURDIR)/build/compiled
-$(COMPILED)/.built: $(STAMP) $(shell find server -name '*.py')
-	rm -rf $(COMPILED) build/mypyc build/setuptools
+$(COMPILED)/.built: $(STAMP) $(SERVER_SOURCES)
+	rm -rf $(COMPILED) $(SETUP_INTERMEDIATES)
 	MONOCEROS_COMPILE=1 $(BIN)/pip install --quiet --no-deps --no-build-isolation --target $(COMPILED) .
 	touch $@
 
@@ -37,8 +41,8 @@ BENCH := $(CURDIR)/build/bench
 BENCH_BIN := $(BENCH)/venv/bin
 # Named after the interpreter, so that another BENCH_PYTHON rebuilds the virtualenv.
 BENCH_STAMP := $(BENCH)/.built-$(shell echo '$(BENCH_PYTHON)' | cksum | cut -d' ' -f1)
-$(BENCH_STAMP): pyproject.toml setup.py $(shell find server -name '*.py')
-	rm -rf $(BENCH) build/mypyc build/setuptools  # no objects compiled for another interpreter
+$(BENCH_STAMP): pyproject.toml setup.py $(SERVER_SOURCES)
+	rm -rf $(BENCH) $(SETUP_INTERMEDIATES)
 	$(BENCH_PYTHON) -m venv $(BENCH)/venv
 	$(BENCH_BIN)/pip install --quiet --upgrade pip
 	MONOCEROS_COMPILE=1 $(BENCH_BIN)/pip install --quiet '.[dev]'
