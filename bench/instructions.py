@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.endpoints import ECHO_BODY_BYTES, ENDPOINTS, Endpoint
+from bench.run import named_server
 from bench.servers import DEFAULT_SERVERS, HOST, free_port, server_env
 from bench.ws_load import ECHO, FRAME
 
@@ -221,8 +222,10 @@ def main() -> None:
         "--server",
         action="append",
         default=[],
+        type=named_server,
         metavar="NAME=COMMAND",
-        help="a server to count (default: monoceros, monoceros+obs); {port} and {python}",
+        help="a server to count, or one of run.py's by name (default: monoceros, "
+        "monoceros+obs); {port} and {python}",
     )
     parser.add_argument("--endpoints", default="plaintext,json,echo")
     parser.add_argument("--requests", type=int, default=1000)
@@ -249,7 +252,7 @@ def main() -> None:
     headers = tuple(args.header)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("valgrind (with callgrind_control) is not installed: apt-get install valgrind")
-    servers = dict(item.split("=", 1) for item in args.server) or {
+    servers = {spec.name: spec.template for spec in args.server} or {
         name: DEFAULT_SERVERS[name] for name in ("monoceros", "monoceros+obs")
     }
     by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS if not endpoint.http2}

@@ -37,26 +37,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.endpoints import Endpoint
-from bench.run import comma_list, positive_int, select_endpoints, server_option
+from bench.run import comma_list, named_server, positive_int, select_endpoints
 from bench.servers import (
-    DEFAULT_SERVERS,
     HOST,
     REPO_ROOT,
     RunningServer,
     ServerFailed,
-    ServerSpec,
     running_server,
 )
 from bench.wrk import WrkFailed, WrkResult, run_wrk
 
 WARMUP_SECONDS = 1
-
-
-def spec_of(text: str) -> ServerSpec:
-    """A run.py server by name, or NAME=COMMAND."""
-    if "=" not in text and text in DEFAULT_SERVERS:
-        return ServerSpec(text, DEFAULT_SERVERS[text])
-    return server_option(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(see bench/paired.py and bench/README.md)."
     )
     add = parser.add_argument
-    add("first", type=spec_of, help="NAME=COMMAND, or one of run.py's servers")
-    add("second", type=spec_of, help="the one the first is compared with")
+    add("first", type=named_server, help="NAME=COMMAND, or one of run.py's servers")
+    add("second", type=named_server, help="the one the first is compared with")
     add("--endpoints", type=comma_list, default=["plaintext", "json"])
     add("--rounds", type=positive_int, default=6, help="fresh processes each round (default: 6)")
     add("--duration", type=positive_int, default=3, help="seconds of load per round (default: 3)")

@@ -279,6 +279,13 @@ def server_option(text: str) -> ServerSpec:
     return ServerSpec(name, template)
 
 
+def named_server(text: str) -> ServerSpec:
+    """One of run.py's servers by name (`monoceros`, `floor`...), or NAME=COMMAND."""
+    if "=" not in text and text in DEFAULT_SERVERS:
+        return ServerSpec(text, DEFAULT_SERVERS[text])
+    return server_option(text)
+
+
 def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
