@@ -2,9 +2,11 @@
 
 Why it is built this way (see bench/README.md):
 
-- Absolute requests/s swing ±40% between runs on our machines; ratios measured side by side hold.
-  So rounds are interleaved (every server on every endpoint, then again), the order of servers
-  rotates each round, and we report the median per server and endpoint with its ratio to uvicorn.
+- Absolute requests/s swing ±40% between runs on our machines, and the host's speed drifts from
+  minute to minute; ratios measured side by side hold. So each round starts every server, then
+  loads each endpoint on every server in turn (a ratio compares figures taken seconds apart),
+  the order of servers rotates each round, and we report the median per server and endpoint
+  with its ratio to uvicorn.
 - The server is pinned to one CPU and wrk to another (`taskset`), so they never share a core.
 - We also read the server's CPU time per request: once wrk's core is saturated, requests/s
   stops telling servers apart, CPU per request does not.
@@ -23,7 +25,8 @@ import resource
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -158,68 +161,120 @@ def warm_up(server: RunningServer, settings: Settings, endpoint: Endpoint) -> No
         raise ServerFailed("warm-up completed no requests")
 
 
-def measure_server(
-    spec: ServerSpec, endpoints: Sequence[Endpoint], settings: Settings, round_no: int
-) -> Iterator[Measurement]:
-    """The server on the HTTP/1.1 endpoints, then started again with HTTP/2 on for the h2-*
-    ones (HTTP/1.1 is measured as users run it, without HTTP/2 turned on)."""
+@dataclass
+class Started:
+    """A server started for a round, with the endpoints it is measured on and their checks."""
+
+    server: RunningServer
+    endpoints: list[Endpoint]
+    checks: dict[str, str | None]
+
+
+def start_server(
+    spec: ServerSpec, endpoints: Sequence[Endpoint], settings: Settings, stack: ExitStack
+) -> Started:
+    """Start one server for the round (stopped when `stack` closes), check and warm it up."""
+    server = stack.enter_context(
+        running_server(spec, cpus_of(spec, settings)[0], settings.startup_timeout)
+    )
+    try:
+        checks = {endpoint.name: smoke_check(HOST, server.port, endpoint) for endpoint in endpoints}
+        warm_up(server, settings, endpoints[0])
+    except ServerFailed as exc:
+        raise ServerFailed(exc.reason, exc.log_tail or server.log_tail()) from None
+    return Started(server, list(endpoints), checks)
+
+
+def start_round(
+    spec: ServerSpec,
+    endpoints: Sequence[Endpoint],
+    settings: Settings,
+    round_no: int,
+    stack: ExitStack,
+) -> tuple[list[Started], list[Measurement]]:
+    """The server for the HTTP/1.1 endpoints, and a second process with HTTP/2 on for the h2-*
+    ones (HTTP/1.1 is measured as users run it, without HTTP/2 turned on); and the h2-* rows
+    of a server that serves no HTTP/2, recorded as such."""
     if spec.workers_row:
         endpoints = [endpoint for endpoint in endpoints if endpoint.name in WORKER_ENDPOINTS]
     plain = [endpoint for endpoint in endpoints if not endpoint.http2]
     http2 = [endpoint for endpoint in endpoints if endpoint.http2]
+    started: list[Started] = []
+    unserved: list[Measurement] = []
     if plain:
-        yield from measure_started(spec, plain, settings, round_no)
+        started.append(start_server(spec, plain, settings, stack))
     if http2 and spec.http2_args is None:
-        for endpoint in http2:
-            yield Measurement(
-                round_no, spec.name, endpoint.name, None, None, None, ["serves no HTTP/2"]
-            )
+        unserved = [
+            Measurement(round_no, spec.name, endpoint.name, None, None, None, ["serves no HTTP/2"])
+            for endpoint in http2
+        ]
     elif http2:
-        yield from measure_started(spec.with_http2(), http2, settings, round_no)
+        started.append(start_server(spec.with_http2(), http2, settings, stack))
+    return started, unserved
 
 
 def measure_started(
-    spec: ServerSpec, endpoints: Sequence[Endpoint], settings: Settings, round_no: int
-) -> Iterator[Measurement]:
-    """Start one server, check and warm it up, measure each endpoint, stop it.
-
-    A generator, so what was measured before a crash reaches the report.
-    """
-    with running_server(spec, cpus_of(spec, settings)[0], settings.startup_timeout) as server:
-        checks = {endpoint.name: smoke_check(HOST, server.port, endpoint) for endpoint in endpoints}
-        warm_up(server, settings, endpoints[0])
-        for endpoint in endpoints:
-            check = checks[endpoint.name]
-            if endpoint.websocket and check is not None:
-                # Not served at all (the ceiling and the floor speak no WebSocket): nothing to load.
-                yield Measurement(round_no, spec.name, endpoint.name, None, None, None, [check])
-                continue
-            yield measure(server, endpoint, settings, round_no, check)
+    started: Started, endpoint: Endpoint, settings: Settings, round_no: int
+) -> Measurement:
+    check = started.checks[endpoint.name]
+    if endpoint.websocket and check is not None:
+        # Not served at all (the ceiling and the floor speak no WebSocket): nothing to load.
+        return Measurement(
+            round_no, started.server.spec.name, endpoint.name, None, None, None, [check]
+        )
+    try:
+        return measure(started.server, endpoint, settings, round_no, check)
+    except ServerFailed as exc:
+        raise ServerFailed(exc.reason, exc.log_tail or started.server.log_tail()) from None
 
 
 def run_rounds(
     specs: Sequence[ServerSpec], endpoints: Sequence[Endpoint], settings: Settings
 ) -> tuple[list[Measurement], dict[str, str]]:
-    """Interleave: each round runs every server on every endpoint, in a rotated order.
+    """Interleave: each round starts every server (in a rotated order), then loads each
+    endpoint on every server in turn, so the figures a ratio compares are taken seconds apart,
+    not minutes (the machine's speed drifts between minutes). The servers wait idle on their
+    core while another is loaded.
 
-    A server that fails is reported once and skipped in later rounds.
+    A server that fails is reported once and skipped from then on.
     """
     measurements: list[Measurement] = []
     failures: dict[str, str] = {}
+
+    def failed(name: str, round_no: int, exc: ServerFailed) -> None:
+        failures[name] = exc.short()
+        log(f"[round {round_no}] {name} FAILED: {exc.reason}")
+        if exc.log_tail:
+            log("    " + exc.log_tail.replace("\n", "\n    "))
+
     for round_no in range(1, settings.rounds + 1):
         shift = (round_no - 1) % len(specs)
-        for spec in [*specs[shift:], *specs[:shift]]:
-            if spec.name in failures:
-                continue
-            try:
-                for measurement in measure_server(spec, endpoints, settings, round_no):
+        with ExitStack() as stack:
+            started: list[Started] = []
+            for spec in [*specs[shift:], *specs[:shift]]:
+                if spec.name in failures:
+                    continue
+                try:
+                    servers, unserved = start_round(spec, endpoints, settings, round_no, stack)
+                except ServerFailed as exc:
+                    failed(spec.name, round_no, exc)
+                    continue
+                started += servers
+                for measurement in unserved:
                     log_progress(measurement, settings.rounds)
                     measurements.append(measurement)
-            except ServerFailed as exc:
-                failures[spec.name] = exc.short()
-                log(f"[round {round_no}] {spec.name} FAILED: {exc.reason}")
-                if exc.log_tail:
-                    log("    " + exc.log_tail.replace("\n", "\n    "))
+            for endpoint in endpoints:
+                for entry in started:
+                    name = entry.server.spec.name
+                    if name in failures or endpoint not in entry.endpoints:
+                        continue
+                    try:
+                        measurement = measure_started(entry, endpoint, settings, round_no)
+                    except ServerFailed as exc:
+                        failed(name, round_no, exc)
+                        continue
+                    log_progress(measurement, settings.rounds)
+                    measurements.append(measurement)
     return measurements, failures
 
 

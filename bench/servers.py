@@ -121,6 +121,10 @@ class RunningServer:
     spec: ServerSpec
     process: subprocess.Popen[bytes]
     port: int
+    log: IO[bytes] | None = None  # its output, for the tail a failure report shows
+
+    def log_tail(self) -> str:
+        return read_tail(self.log) if self.log is not None else ""
 
     def ensure_alive(self) -> None:
         code = self.process.poll()
@@ -256,7 +260,7 @@ def running_server(spec: ServerSpec, cpus: str, startup_timeout: float) -> Itera
         )
         try:
             wait_until_listening(process, port, startup_timeout)
-            yield RunningServer(spec, process, port)
+            yield RunningServer(spec, process, port, log)
         except ServerFailed as exc:
             stop(process)
             raise ServerFailed(exc.reason, read_tail(log)) from None
