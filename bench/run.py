@@ -23,6 +23,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -50,6 +51,9 @@ from bench.servers import (
 from bench.wrk import WrkFailed, WrkResult, run_h2load, run_wrk, run_ws_load
 
 BUSY_MACHINE = 0.10  # background CPU use (all cores) above which the report warns
+# Steal (CPU time the hypervisor gave other guests) above which the report warns: at 40%, on
+# 2026-12-07, one run put the ASGI floor at 1.77x uvicorn on plaintext, where paired it is 2.63x.
+NOISY_HOST = 0.05
 # HTTP/2 requests in flight per connection (h2load -m) unless --h2-streams says: a browser's
 # page load has as many; h2load gets --connections / streams connections, so as many requests
 # are in flight as wrk has on HTTP/1.1.
@@ -294,6 +298,13 @@ def log_progress(m: Measurement, rounds: int) -> None:
     log(f"[round {m.round}/{rounds}] {m.server:<12} {m.endpoint:<10} {figures}{flag}")
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, all CPUs (/proc/stat, proc(5)): user, nice, system, idle,
+    iowait, irq, softirq, steal."""
+    with open("/proc/stat") as stat:
+        return [int(value) for value in stat.readline().split()[1:9]]
+
+
 def background_load(seconds: float = 1.0) -> float:
     """How busy the machine is before we load it: the fraction of all CPUs in use.
 
@@ -302,8 +313,7 @@ def background_load(seconds: float = 1.0) -> float:
     """
 
     def busy_and_total() -> tuple[int, int]:
-        with open("/proc/stat") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:9]]
+        ticks = cpu_ticks()
         idle = ticks[3] + ticks[4]  # idle and iowait
         return sum(ticks) - idle, sum(ticks)
 
@@ -311,6 +321,13 @@ def background_load(seconds: float = 1.0) -> float:
     time.sleep(seconds)
     busy_after, total_after = busy_and_total()
     return (busy_after - busy_before) / max(total_after - total_before, 1)
+
+
+def steal_between(before: list[int], after: list[int]) -> float:
+    """The share of the CPUs' time the hypervisor gave to other guests ("steal") between two
+    `cpu_ticks()`: on a shared virtual machine, time in which every server ran slower, by
+    however much the moment it was measured happened to lose."""
+    return (after[7] - before[7]) / max(sum(after) - sum(before), 1)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -515,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     """Exit status 1 only if no server could be measured at all."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM, exit through the round's ExitStack, which stops its servers (each
+    # in a process group of its own, which no signal to this one reaches).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     specs = select_servers(args, parser)
     endpoints = select_endpoints(args.endpoints, parser)
     settings = settings_from(args)
@@ -529,7 +549,11 @@ def main(argv: list[str] | None = None) -> int:
     if idle_load > BUSY_MACHINE:
         log(f"warning: the machine is already {idle_load:.0%} busy; results will be noisy")
 
+    ticks_before = cpu_ticks()
     measurements, failures = run_rounds(specs, endpoints, settings)
+    steal = steal_between(ticks_before, cpu_ticks())
+    if steal > NOISY_HOST:
+        log(f"warning: the hypervisor took {steal:.0%} of the CPUs' time during the run")
     names = [spec.name for spec in specs]
     table = build_table(endpoints, names, measurements, failures)
     cpu, cores = cpu_model(), len(os.sched_getaffinity(0))
@@ -544,6 +568,14 @@ def main(argv: list[str] | None = None) -> int:
             f"\n⚠ Before the run the machine was already {idle_load:.0%} busy with other"
             " processes: absolute figures and CPU busy are skewed, ratios less so."
         )
+    if steal > NOISY_HOST:
+        header += (
+            f"\n⚠ During the run the hypervisor gave {steal:.0%} of the CPUs' time to other"
+            " guests (steal, /proc/stat): each figure lost however much its moment lost, so"
+            " ratios move too; measure again, or compare with bench/paired.py."
+        )
+    else:
+        header += f" Steal during the run: {steal:.1%} of the CPUs' time."
     print(render_report(endpoints, names, table, failures, settings.baseline, header))
     if args.json_out:
         write_json(
@@ -554,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
                 "python": sys.version,
                 "settings": asdict(settings),
                 "background_load": idle_load,
+                "steal": steal,
                 "servers": {spec.name: spec.template for spec in specs},
                 **results_document(measurements, failures, table),
             },
