@@ -185,7 +185,7 @@ def start_server(
         checks = {endpoint.name: smoke_check(HOST, server.port, endpoint) for endpoint in endpoints}
         warm_up(server, settings, endpoints[0])
     except ServerFailed as exc:
-        raise ServerFailed(exc.reason, exc.log_tail or server.log_tail()) from None
+        raise server.failure(exc) from None
     return Started(server, list(endpoints), checks)
 
 
@@ -229,7 +229,7 @@ def measure_started(
     try:
         return measure(started.server, endpoint, settings, round_no, check)
     except ServerFailed as exc:
-        raise ServerFailed(exc.reason, exc.log_tail or started.server.log_tail()) from None
+        raise started.server.failure(exc) from None
 
 
 def run_rounds(

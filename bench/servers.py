@@ -121,10 +121,11 @@ class RunningServer:
     spec: ServerSpec
     process: subprocess.Popen[bytes]
     port: int
-    log: IO[bytes] | None = None  # its output, for the tail a failure report shows
+    log: IO[bytes]  # its output, for the tail a failure report shows
 
-    def log_tail(self) -> str:
-        return read_tail(self.log) if self.log is not None else ""
+    def failure(self, exc: ServerFailed) -> ServerFailed:
+        """`exc` as the report shows it: with the tail of this server's output."""
+        return ServerFailed(exc.reason, exc.log_tail or read_tail(self.log))
 
     def ensure_alive(self) -> None:
         code = self.process.poll()
