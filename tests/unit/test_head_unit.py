@@ -20,8 +20,7 @@ def encode(headers: list[tuple[Any, Any]], **options: Any) -> tuple[bytes, int |
         "send_body": True,
     }
     arguments.update(options)
-    head = encode_head(200, headers, DEFAULTS, **arguments)
-    return head.data, head.content_length, head.chunked, head.keep_alive
+    return encode_head(200, headers, DEFAULTS, **arguments)
 
 
 @pytest.mark.parametrize("case", [str.lower, str.upper, str.title], ids=["lower", "upper", "title"])
@@ -162,7 +161,7 @@ def test_the_date_header_is_the_imf_fixdate_email_utils_writes(seconds: int) -> 
 )
 def test_status_lines_at_the_edges_of_the_table(status: int, line: bytes) -> None:
     data = encode_head(status, [], DEFAULTS, http10=False, keep_alive=True, body_length=0,
-                       send_body=True).data  # fmt: skip
+                       send_body=True)[0]  # fmt: skip
     assert data.startswith(line)
 
 
@@ -173,10 +172,13 @@ def test_statuses_out_of_range_are_refused(status: Any) -> None:
                     send_body=True)  # fmt: skip
 
 
-@pytest.mark.parametrize("count", [0, 1, 2, 7])
+# Up to 8 fields are formatted one onto another, the rest listed and joined (encode_head).
+@pytest.mark.parametrize("count", [0, 1, 2, 7, 8, 9, 10, 30])
 def test_fields_come_out_in_order_whatever_their_number(count: int) -> None:
     fields = [(b"x-field-%d" % number, b"value %d" % number) for number in range(count)]
-    data, _, _, _ = encode(fields, body_length=5, extra_line=b"x-request-id: abc\r\n")
+    data, _, _, _ = encode(
+        fields, body_length=5, request_id_header=b"x-request-id", request_id=b"abc"
+    )
     lines = data.split(b"\r\n")
     assert lines[0] == b"HTTP/1.1 200 OK"
     assert lines[1 : 1 + count] == [b"%s: %s" % field for field in fields]
@@ -187,3 +189,8 @@ def test_fields_come_out_in_order_whatever_their_number(count: int) -> None:
         b"",
         b"",
     ]
+
+
+def test_no_request_id_line_without_a_request_id() -> None:
+    data, _, _, _ = encode([], body_length=0, request_id_header=b"x-request-id")
+    assert data.split(b"\r\n")[1:] == [b"server: monoceros", b"content-length: 0", b"", b""]

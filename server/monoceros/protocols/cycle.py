@@ -126,7 +126,8 @@ class RequestCycle:
         self.method = method
         self.scheme: str = scope["scheme"]
         self.is_head = method == "HEAD"
-        self.started = _perf_counter()
+        # For the record's duration: nothing to time when nobody observes.
+        self.started = 0.0 if context.observer is None else _perf_counter()
         self.response = ResponseState.WAITING_START
         self.status = 0
         self.more_body = True
@@ -148,7 +149,9 @@ class RequestCycle:
         self._send_body = True
         self._trailers = False  # the app announced trailers (`"trailers": True` at start)
         self._send_trailers = False  # ... and they go on the wire (chunked, client said TE)
-        self._trailer_fields: list[tuple[bytes, bytes]] = []
+        # The app's trailers, as they come (few responses have any: a list is made for the
+        # first http.response.trailers message, not for every request).
+        self._trailer_fields: list[tuple[bytes, bytes]] | None = None
         self._remaining: int | None = None
         # What the app may send when: the transitions of the response state machine (a
         # protocol whose framing differs brings its own handlers for the same transitions).
@@ -411,9 +414,13 @@ class RequestCycle:
 
     def _add_trailers(self, message: MessageDict) -> None:
         try:
-            self._trailer_fields.extend(trailer_fields(message.get("headers", ())))
+            fields = trailer_fields(message.get("headers", ()))
         except InvalidResponseHead as exc:
             raise RuntimeError(f"Invalid trailers from ASGI application: {exc}") from None
+        if self._trailer_fields is None:
+            self._trailer_fields = fields
+        else:
+            self._trailer_fields.extend(fields)
         if message.get("more_trailers", False):
             return
         self._send_trailer_section()
@@ -422,7 +429,7 @@ class RequestCycle:
     def _send_trailer_section(self) -> None:
         """The last chunk with the trailer lines, to a client that takes them."""
         if self._send_trailers:
-            lines = b"".join(b"%s: %s\r\n" % field for field in self._trailer_fields)
+            lines = b"".join(b"%s: %s\r\n" % field for field in self._trailer_fields or ())
             self.channel.write(b"0\r\n" + lines + b"\r\n")
 
     def _pathsend(self, message: MessageDict) -> Awaitable[None]:
@@ -453,8 +460,9 @@ class RequestCycle:
         self.expect_continue = False  # no interim response once the final one has begun
         status = self.status
         send_body = self._send_body = not self.is_head and not no_body_allowed(status)
+        rid = self.request_id
         try:
-            head = encode_head(
+            data, content_length, chunked, head_keep_alive = encode_head(
                 status,
                 self._headers,
                 self.context.default_headers,
@@ -462,21 +470,16 @@ class RequestCycle:
                 keep_alive=keep_alive,
                 body_length=body_length,
                 send_body=send_body,
-                extra_line=self._request_id_line(),
+                request_id_header=self.context.request_id_header,
+                request_id=b"" if rid is None else rid.encode(),
             )
         except InvalidResponseHead as exc:
             raise RuntimeError(f"Invalid response from ASGI application: {exc}") from None
-        self._chunked = head.chunked
-        self._remaining = head.content_length if send_body else None
-        if not head.keep_alive:
+        self._chunked = chunked
+        self._remaining = content_length if send_body else None
+        if not head_keep_alive:
             self.keep_alive = False
-        return head.data, send_body
-
-    def _request_id_line(self) -> bytes:
-        rid = self.request_id
-        if rid is None:
-            return b""
-        return b"%s: %s\r\n" % (self.context.request_id_header, rid.encode())
+        return data, send_body
 
     def _count_body(self, size: int) -> None:
         self.bytes_sent += size

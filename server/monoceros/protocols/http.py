@@ -211,7 +211,7 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
             if self.cycle is None and queue:
                 waiting = queue[0]
                 if waiting is not reader.message or start >= end or outcome < 0:
-                    self._start(queue.pop(0))
+                    self._start(reader.take_first())
             if outcome < 0:
                 return
         if self.conn_state is ConnectionState.IDLE and reader.parsing_head:
@@ -250,9 +250,8 @@ class HttpProtocol(ResponseChannel, asyncio.Protocol):
         if not keep_alive or self.closing:
             self.close()
             return
-        queue = self.reader.queue
-        if queue:
-            self._start(queue.pop(0))
+        if self.reader.queue:
+            self._start(self.reader.take_first())
         if self._unparsed:  # room in the queue again: parse what waited
             waiting, self._unparsed = self._unparsed, b""
             self._feed(waiting)

@@ -553,7 +553,7 @@ def _encode_denial(status: int, headers: Headers, defaults: DefaultHeaders, leng
         keep_alive=False,
         body_length=length,
         send_body=True,
-    ).data
+    )[0]
 
 
 def _app_headers(message: Message) -> Headers:
