@@ -545,7 +545,7 @@ BAD_HANDSHAKE = Rejection(400, [(b"content-type", b"text/plain; charset=utf-8")]
 
 def _encode_denial(status: int, headers: Headers, defaults: DefaultHeaders, length: int) -> bytes:
     """The head of an HTTP answer to an upgrade request; the connection closes after it."""
-    return encode_head(
+    data, _, _, _ = encode_head(
         status,
         headers,
         defaults,
@@ -553,7 +553,8 @@ def _encode_denial(status: int, headers: Headers, defaults: DefaultHeaders, leng
         keep_alive=False,
         body_length=length,
         send_body=True,
-    )[0]
+    )
+    return data
 
 
 def _app_headers(message: Message) -> Headers:
