@@ -223,9 +223,9 @@ def encode_head(
         count += 1
         if count <= _FORMATTED_FIELDS:
             fields = b"%s%s: %s\r\n" % (fields, name, value)
-        elif more is None:
-            more = [fields, b"%s: %s\r\n" % (name, value)]
         else:
+            if more is None:
+                more = [fields]
             more.append(b"%s: %s\r\n" % (name, value))
     if has_server or has_date:
         defaults_block = defaults.without(server=has_server, date=has_date)
