@@ -8,7 +8,9 @@ time (no cache misses, no syscalls' cost), and valgrind runs the server ~50x slo
 
 How: each server runs under `valgrind --tool=callgrind`; after a warm-up, `callgrind_control`
 zeroes the counters, one keep-alive connection sends `--requests` requests one after another,
-and a dump gives the instructions spent meanwhile. Stdlib only, plus valgrind.
+and a dump gives the instructions spent meanwhile. An HTTP/2 endpoint (`h2-plaintext`,
+`h2-json`) is loaded by h2load instead, on one connection with eight streams in flight, against
+the server started with run.py's HTTP/2 arguments. Stdlib only, plus valgrind (and h2load).
 
     python bench/instructions.py --endpoints plaintext,echo
     python bench/instructions.py --server 'base=env PYTHONPATH=/tmp/base {python} -m monoceros ...'
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.endpoints import ECHO_BODY_BYTES, ENDPOINTS, Endpoint
 from bench.run import named_server
-from bench.servers import DEFAULT_SERVERS, HOST, free_port, server_env
+from bench.servers import DEFAULT_SERVERS, HOST, free_port, http2_args, server_env
 from bench.ws_load import ECHO, FRAME
 
 WARMUP_REQUESTS = 200
+# HTTP/2 streams in flight on the one connection h2load opens (run.py's default per connection).
+H2_STREAMS = 8
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,20 @@ class WebSocketClient:
         self.buffer = self.buffer[len(ECHO) :]
 
 
+class Http2Client:
+    """h2load, one connection at a time (HTTP/2 by prior knowledge): `exchange_many` sends
+    `requests` requests with H2_STREAMS in flight and checks that every one got a 2xx."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.url = f"http://{HOST}:{port}{path}"
+
+    def exchange_many(self, requests: int) -> None:
+        command = ["h2load", "-c1", f"-m{H2_STREAMS}", f"-n{requests}", self.url]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        if f"{requests} succeeded" not in done.stdout or f"{requests} 2xx" not in done.stdout:
+            raise RuntimeError(f"h2load: {done.stdout.strip()[-300:]} {done.stderr[-200:]}")
+
+
 def wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,25 +207,37 @@ def count(
     )
     try:
         wait_for_port(process, port, timeout=300)
-        client: Client | WebSocketClient
-        if endpoint.websocket:
-            client = WebSocketClient(port, endpoint.path)
-        else:
-            client = Client(port, fresh=fresh, prefix=opening)
-        request = request_bytes(endpoint, headers)
-        for _ in range(WARMUP_REQUESTS):
-            client.exchange(request)
+        load = _load(port, endpoint, fresh, opening, headers)
+        load(WARMUP_REQUESTS)
         control = ["callgrind_control", str(process.pid)]
         subprocess.run([*control, "--zero"], check=True, capture_output=True)
-        for _ in range(requests):
-            client.exchange(request)
+        load(requests)
         subprocess.run([*control, "--dump"], check=True, capture_output=True)
-        client.sock.close()
     finally:
         process.kill()
         process.wait()
     total = _totals(Path(f"{prefix}.{process.pid}.1"))
     return Count(name, endpoint.name, total / requests)
+
+
+def _load(
+    port: int, endpoint: Endpoint, fresh: bool, opening: bytes, headers: tuple[str, ...]
+) -> Callable[[int], None]:
+    """What sends `n` of `endpoint`'s requests, each answered before the call returns."""
+    if endpoint.http2:
+        return Http2Client(port, endpoint.path).exchange_many
+    client: Client | WebSocketClient
+    if endpoint.websocket:
+        client = WebSocketClient(port, endpoint.path)
+    else:
+        client = Client(port, fresh=fresh, prefix=opening)
+    request = request_bytes(endpoint, headers)
+
+    def load(n: int) -> None:
+        for _ in range(n):
+            client.exchange(request)
+
+    return load
 
 
 def _totals(dump: Path) -> int:
@@ -255,14 +286,19 @@ def main() -> None:
     servers = {spec.name: spec.template for spec in args.server} or {
         name: DEFAULT_SERVERS[name] for name in ("monoceros", "monoceros+obs")
     }
-    by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS if not endpoint.http2}
+    by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS}
     endpoints = [by_name[name] for name in args.endpoints.split(",")]
+    if any(endpoint.http2 for endpoint in endpoints) and shutil.which("h2load") is None:
+        parser.error("h2load is not installed: apt-get install nghttp2-client")
     print(f"{'server':<20} {'endpoint':<10} {'instructions/request':>22}")
     with tempfile.TemporaryDirectory(prefix="monoceros-callgrind-") as scratch:
         out_dir = str(args.keep) if args.keep else scratch
         os.makedirs(out_dir, exist_ok=True)
         for endpoint in endpoints:
             for name, template in servers.items():
+                extra = http2_args(name) if endpoint.http2 else None
+                if extra:
+                    template = f"{template} {extra}"
                 result = count(
                     name,
                     template,

@@ -39,13 +39,13 @@ from bench.report import Measurement, build_table, render_report, results_docume
 from bench.servers import (
     DEFAULT_SERVERS,
     HOST,
-    HTTP2_ARGS,
     REPO_ROOT,
     WORKER_ENDPOINTS,
     WORKER_SERVERS,
     RunningServer,
     ServerFailed,
     ServerSpec,
+    http2_args,
     running_server,
 )
 from bench.wrk import WrkFailed, WrkResult, run_h2load, run_wrk, run_ws_load
@@ -447,7 +447,7 @@ def select_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     if unknown:
         parser.error(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(templates)}")
     return [
-        ServerSpec(name, templates[name], HTTP2_ARGS.get(name), name in WORKER_SERVERS)
+        ServerSpec(name, templates[name], http2_args(name), name in WORKER_SERVERS)
         for name in names
     ]
 

@@ -76,6 +76,16 @@ HTTP2_ARGS: dict[str, str] = {
     "granian": "--http 2",
 }
 
+
+def http2_args(name: str) -> str | None:
+    """What the server called `name` adds to serve HTTP/2 (None: it is not measured there).
+    A server added by name and command whose name starts with `monoceros` (another build:
+    `monoceros-base=env PYTHONPATH=... {python} -m monoceros ...`) takes monoceros's."""
+    if name in HTTP2_ARGS:
+        return HTTP2_ARGS[name]
+    return HTTP2_ARGS["monoceros"] if name.startswith("monoceros") else None
+
+
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
