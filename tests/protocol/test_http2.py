@@ -6,6 +6,7 @@ on the same port is unchanged."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import hpack
 import httpx
 import pytest
 
+from monoceros.protocols.h2_stream import H2RequestCycle, H2Stream
 from monoceros.protocols.http2 import MAX_STREAMS_PER_CONNECTION
 from monoceros.types import Receive, Scope, Send
 from tests.h2client import (
@@ -236,6 +238,25 @@ def test_client_reset_is_a_disconnect_for_the_app(server: RunningServer) -> None
         assert other.body == b"hello"  # the connection and its other streams go on
         client.read(lambda: bool(DISCONNECTED))
     assert DISCONNECTED == ["/wait-disconnect"]
+
+
+def test_finished_streams_leave_nothing_for_the_garbage_collector(server: RunningServer) -> None:
+    # A stream, its flow control and its request's cycle refer to one another: were those
+    # references kept once the stream is done, every request's objects would wait for the
+    # collector (and make it run more often).
+    with H2Client(server.port) as client:
+        client.response(client.request("/echo", body=b"warm"))
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                response = client.response(client.request("/echo", body=b"body"))
+                assert response.status == 200 and response.body == b"body"
+            time.sleep(0.1)  # the last Task's final step
+            alive = [item for item in gc.get_objects() if type(item) in (H2Stream, H2RequestCycle)]
+        finally:
+            gc.enable()
+    assert len(alive) <= 2, f"{len(alive)} objects of finished streams still in memory"
 
 
 def test_streams_beyond_the_limit_are_refused() -> None:

@@ -16,24 +16,27 @@ HIGH_WATER = 65536
 
 
 class FlowControl:
-    __slots__ = ("_lost", "_transport", "_waiters", "reading_paused", "writing_paused")
+    __slots__ = ("_transport", "_waiters", "reading_paused", "writing_paused")
 
     def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+        # None once the connection is lost. (An HTTP/2 stream is its own transport here:
+        # letting go of it then frees the pair without the garbage collector.)
+        self._transport: asyncio.Transport | None = transport
         self._waiters: list[asyncio.Future[None]] = []
-        self._lost = False
         self.reading_paused = False
         self.writing_paused = False
 
     def pause_reading(self) -> None:
-        if not self.reading_paused and not self._lost:
+        transport = self._transport
+        if not self.reading_paused and transport is not None:
             self.reading_paused = True
-            self._transport.pause_reading()
+            transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.reading_paused and not self._lost:
+        transport = self._transport
+        if self.reading_paused and transport is not None:
             self.reading_paused = False
-            self._transport.resume_reading()
+            transport.resume_reading()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -43,13 +46,14 @@ class FlowControl:
         self._release(None)
 
     def connection_lost(self) -> None:
-        self._lost = True
+        self._transport = None
         self.writing_paused = False
-        self._release(ClientDisconnected("client disconnected"))
+        if self._waiters:  # (an exception is made only for someone to raise it in)
+            self._release(ClientDisconnected("client disconnected"))
 
     async def drain(self) -> None:
         """Wait until the transport accepts writes again; raise if the client has gone."""
-        if self._lost:
+        if self._transport is None:
             raise ClientDisconnected("client disconnected")
         if self.writing_paused:
             waiter = asyncio.get_running_loop().create_future()

@@ -82,7 +82,9 @@ class H2Stream(ResponseChannel):
         self, host: StreamHost, connection: Any, stream_id: int, peer: tuple[str, int] | None
     ) -> None:
         self.host = host
-        self.connection = connection  # the zttp H2Connection
+        # zttp's handle on this stream (from the zttp H2Connection), which sends its frames:
+        # taken once, as it checks the stream anew at every use.
+        self.frames: Any = connection.stream(stream_id)
         self.stream_id = stream_id
         self.peer = peer
         # Reading: the unread body's bound (FlowControl calls pause_reading/resume_reading
@@ -116,21 +118,32 @@ class H2Stream(ResponseChannel):
             self.reading_paused = False
             self.host.stream_reading(self, False)
 
+    def release(self) -> None:
+        """Its connection is done with the stream: nothing more is read or written on it.
+        The stream, its flow control and its cycle refer to one another; dropping the
+        references back to the stream lets reference counting free all three once the app's
+        Task lets go of the cycle. Left to the garbage collector, they took a fifth of the
+        server's time under load (bench/README.md, "HTTP/2's streams and the collector"). (A
+        session's tunnel stays: it may yet be told the stream is gone, and there is one per
+        WebSocket, not per request.)"""
+        self.flow.connection_lost()  # a send() still waiting for window (reset) hears of it
+        self.cycle = None
+
     # -- frames ------------------------------------------------------------------------------
 
     def send_head(self, status: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
-        self.connection.stream(self.stream_id).send_response(status, fields, end)
+        self.frames.send_response(status, fields, end)
         self.host.frames_queued()
 
     def informational(self, status: int, fields: list[tuple[bytes, bytes]]) -> None:
-        self.connection.stream(self.stream_id).send_informational(status, fields)
+        self.frames.send_informational(status, fields)
         self.host.frames_queued()
 
     def send_data(self, data: bytes) -> None:
-        stream = self.connection.stream(self.stream_id)
-        stream.send_data(data)
+        frames = self.frames
+        frames.send_data(data)
         self.host.frames_queued(len(data))
-        parked = stream.pending_bytes
+        parked = frames.pending_bytes
         if parked:  # past the peer's window: parked until it grants more
             if not self.window_closed:
                 self.window_closed = True
@@ -139,7 +152,7 @@ class H2Stream(ResponseChannel):
             self.parked = parked
 
     def end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self.connection.stream(self.stream_id).end_message(trailers)
+        self.frames.end_message(trailers)
         self.host.frames_queued()
 
     def window_opened(self) -> None:
@@ -147,7 +160,7 @@ class H2Stream(ResponseChannel):
         stall clock: --timeout-send counts a peer's silence, not a slow read."""
         if not self.window_closed:
             return
-        parked = self.connection.stream(self.stream_id).pending_bytes
+        parked = self.frames.pending_bytes
         if not parked:
             self.window_closed = False
             self.parked = 0
@@ -205,7 +218,7 @@ class H2RequestCycle(RequestCycle):
         extra = None if rid is None else (context.request_id_header, rid.encode())
         self.expect_continue = False  # no interim response once the final one has begun
         try:
-            head = response_fields(
+            fields, content_length = response_fields(
                 self.status,
                 self._headers,
                 context.default_headers,
@@ -215,9 +228,9 @@ class H2RequestCycle(RequestCycle):
         except InvalidResponseHead as exc:
             raise RuntimeError(f"Invalid response from ASGI application: {exc}") from None
         self._send_body = not self.is_head and not no_body_allowed(self.status)
-        self._remaining = head.content_length if self._send_body else None
+        self._remaining = content_length if self._send_body else None
         self.response = ResponseState.STREAMING
-        self.stream.send_head(self.status, head.fields, False)
+        self.stream.send_head(self.status, fields, False)
 
     def _h2_early_hint(self, message: MessageDict) -> None:
         try:

@@ -140,9 +140,9 @@ class H2WebSocket(WebSocketProtocol):
 
     def _send_denial(self, status: int, headers: Headers, body: bytes) -> None:
         # InvalidResponseHead from the app's headers comes before anything is sent.
-        fields = response_fields(
+        fields, _ = response_fields(
             status, headers, self.context.default_headers, body_length=len(body)
-        ).fields
+        )
         stream = self.stream_transport.stream
         stream.send_head(status, fields, False)
         if body:
@@ -153,8 +153,9 @@ class H2WebSocket(WebSocketProtocol):
         rid = self.request_id
         extra = None if rid is None else (self.context.request_id_header, rid.encode())
         try:
-            return response_fields(
+            fields, _ = response_fields(
                 status, headers, self.context.default_headers, body_length=None, extra=extra
-            ).fields
+            )
+            return fields
         except InvalidResponseHead as exc:
             raise RuntimeError(f"Invalid response header: {exc}") from None

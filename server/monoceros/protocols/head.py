@@ -92,6 +92,10 @@ def no_body_allowed(status: int) -> bool:
     return status < 200 or status == 204 or status == 304
 
 
+# Header fields as (name, value) pairs, fixed.
+FieldTuple = tuple[tuple[bytes, bytes], ...]
+
+
 class DefaultHeaders:
     """`server`, `date` and `--header` lines every response carries, re-encoded once a second."""
 
@@ -101,6 +105,7 @@ class DefaultHeaders:
         "_date_value",
         "_extra",
         "_extra_fields",
+        "_fields",
         "_second",
         "_server_line",
         "block",
@@ -115,6 +120,7 @@ class DefaultHeaders:
         ]
         self._extra = b"".join(b"%s: %s\r\n" % field for field in self._extra_fields)
         self.block = b""
+        self._fields: FieldTuple = ()
         self._date_enabled = date
         self._second = -1
         self.refresh()
@@ -124,6 +130,7 @@ class DefaultHeaders:
             self._date_value = http_date(time.time() if now is None else now)
             self._date_line = b"date: %s\r\n" % self._date_value
         self.block = self._server_line + self._date_line + self._extra
+        self._fields = self._fields_without(server=False, date=False)
 
     def at_second(self, second: int) -> None:
         """Re-encode the Date line if the wall-clock second has moved on (idempotent within
@@ -140,16 +147,22 @@ class DefaultHeaders:
             + self._extra
         )
 
-    def fields(self, *, server: bool = False, date: bool = False) -> list[tuple[bytes, bytes]]:
+    def fields(self, *, server: bool = False, date: bool = False) -> FieldTuple:
         """The same as (name, value) pairs, minus those the app set itself (HTTP/2, the
-        WebSocket handshake)."""
+        WebSocket handshake). A tuple: the common answer (the app set neither) is made once a
+        second, not per response."""
+        if server or date:
+            return self._fields_without(server=server, date=date)
+        return self._fields
+
+    def _fields_without(self, *, server: bool, date: bool) -> FieldTuple:
         found = []
         if self._server_line and not server:
             found.append((b"server", b"monoceros"))
         if self._date_value and not date:
             found.append((b"date", self._date_value))
         found.extend(self._extra_fields)
-        return found
+        return tuple(found)
 
 
 # A response head on its way to the wire, and what it decided about the body:
@@ -306,18 +319,16 @@ def field_value(value: object) -> bytes:
     return value
 
 
-class ResponseFields:
-    """A response head as an HTTP/2 field list, and the Content-Length the app set (if any)."""
-
-    __slots__ = ("content_length", "fields")
-
-    def __init__(self, fields: list[tuple[bytes, bytes]], content_length: int | None) -> None:
-        self.fields = fields
-        self.content_length = content_length
-
-
 # Connection-specific fields: HTTP/2 forbids them (RFC 9113 section 8.2.2), the framing is its own.
 _CONNECTION_SPECIFIC: Final = frozenset((b"keep-alive", b"proxy-connection", b"upgrade"))
+# An app's header names as an HTTP/2 HEADERS frame carries them, by the app's spelling:
+# lowercased (HTTP/2 requires it), or b"" for a connection-specific name, which is dropped.
+# Filled beside _NAME_KINDS (a name gets here once it was checked), and as bounded.
+_H2_NAMES: Final[dict[bytes, bytes]] = {}
+
+# A response head as HTTP/2 fields, and the Content-Length the app set (None: it set none). A
+# tuple, as ResponseHead is: returned to a native caller unboxed.
+ResponseFields = tuple[list[tuple[bytes, bytes]], int | None]
 
 
 def response_fields(
@@ -331,33 +342,55 @@ def response_fields(
     """The app's headers for an HTTP/2 HEADERS frame: names checked and lowercased (HTTP/2
     requires it), values checked, connection-specific fields dropped; then the server's
     defaults and `extra` (the request id), and a Content-Length when the body's length is
-    known and the app set none."""
+    known and the app set none. Runs once per response."""
     status_line(status)  # checks the status
-    fields = []
+    fields: list[tuple[bytes, bytes]] = []
     content_length: int | None = None
     has_server = has_date = False
-    for name, value in headers:
-        kind = _NAME_KINDS.get(name, -1) if type(name) is bytes else -1
+    for field in headers:
+        # A tuple (as nearly every app sends) is read by index: unpacked, it is iterated.
+        if type(field) is tuple and len(field) == 2:
+            raw_name, raw_value = field[0], field[1]
+        else:
+            raw_name, raw_value = field
+        kind = _NAME_KINDS.get(raw_name, -1) if type(raw_name) is bytes else -1
         if kind < 0:
-            kind = _kind_of(name)
+            kind = _kind_of(raw_name)
+        name: bytes = raw_name  # checked by the two lines above
+        value = field_value(raw_value)
         if kind == CONTENT_LENGTH:
-            content_length = _parse_content_length(field_value(value))
+            content_length = _parse_content_length(value)
         elif kind in (CONNECTION, TRANSFER_ENCODING):
             continue
         elif kind == SERVER:
             has_server = True
         elif kind == DATE:
             has_date = True
-        lowered = name.lower()
-        if lowered in _CONNECTION_SPECIFIC:
+        lowered = _H2_NAMES.get(name)
+        if lowered is None:
+            lowered = _h2_name(name)
+        if not lowered:
             continue
-        fields.append((lowered, field_value(value)))
+        # The app's own pair when HTTP/2 takes it as it is (a lowercase name): no new tuple.
+        fields.append(field if lowered is name and type(field) is tuple else (lowered, value))
     fields.extend(defaults.fields(server=has_server, date=has_date))
     if extra is not None:
         fields.append(extra)
     if content_length is None and body_length is not None and not no_body_allowed(status):
         fields.append((b"content-length", b"%d" % body_length))
-    return ResponseFields(fields, content_length)
+    return fields, content_length
+
+
+def _h2_name(name: bytes) -> bytes:
+    """`name` (checked) as HTTP/2 sends it: lowercased, or b"" where HTTP/2 forbids it."""
+    lowered = name.lower()
+    if lowered in _CONNECTION_SPECIFIC:
+        lowered = b""
+    elif lowered == name:
+        lowered = name  # the app's object: response_fields then keeps the app's pair
+    if len(_H2_NAMES) < _NAME_KINDS_LIMIT:
+        _H2_NAMES[name] = lowered
+    return lowered
 
 
 def _parse_content_length(value: bytes) -> int:

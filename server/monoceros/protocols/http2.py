@@ -78,6 +78,9 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         self.app = app
         self.context = context
         self.state = state
+        # On HTTP/2 every response may end with trailers: the connection's scopes all say so
+        # (websocket_scope leaves the extension out of a WebSocket's).
+        facts.extensions["http.response.trailers"] = {}
         self.facts = facts
         self.peer_trusted = peer_trusted
         self.peer = peer
@@ -189,6 +192,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
             self._close()
 
     def _request(self, event: Any) -> None:
+        # Each of the event's attributes is read once: a read is a call into zttp.
         stream_id: int = event.stream_id
         self._opened += 1
         if self.closing or len(self.streams) >= self.max_streams:
@@ -199,8 +203,11 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         self.streams[stream_id] = stream
         if self._opened >= MAX_STREAMS_PER_CONNECTION:
             self.shutdown()  # this stream is served; the client goes on on a new connection
-        headers = event.headers if type(event.headers) is list else list(event.headers)
-        status = self._refusal(event, headers)
+        raw_headers = event.headers
+        headers = raw_headers if type(raw_headers) is list else list(raw_headers)
+        target: bytes = event.target
+        protocol: bytes | None = event.protocol
+        status = self._refusal(target, protocol, headers)
         if status:
             self._refuse(stream, event, headers, status)
             return
@@ -209,39 +216,40 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         method = METHODS.get(raw_method) or raw_method.decode("ascii")
         try:
             scope = request_scope(
-                self.facts, method, "2", event.target, headers, context.root_path, context.app_state
+                self.facts, method, "2", target, headers, context.root_path, context.app_state
             )
         except InvalidTarget:
             self._refuse(stream, event, headers, 400)
             return
-        if event.protocol is not None:
+        if protocol is not None:
             scope = websocket_scope(scope)
-        else:
-            scope["extensions"]["http.response.trailers"] = {}
         if self.peer_trusted and context.proxy is not None:
             context.proxy.resolve_scope(scope)
-        if event.protocol is not None:
+        if protocol is not None:
             self._websocket(stream, scope, headers)
             return
-        expect_continue = not event.end_stream and _expects_continue(headers)
+        end_stream: bool = event.end_stream
+        expect_continue = not end_stream and _expects_continue(headers)
         cycle = H2RequestCycle(scope, stream, context, expect_continue)
         stream.cycle = cycle
-        if event.end_stream:
+        if end_stream:
             cycle.more_body = False
         if context.request_id_header:
             cycle.request_id = self._request_id(headers)
         cycle.trace = self._trace(headers)
         self._start(cycle)
 
-    def _refusal(self, event: Any, headers: list[tuple[bytes, bytes]]) -> int:
+    def _refusal(
+        self, target: bytes, protocol: bytes | None, headers: list[tuple[bytes, bytes]]
+    ) -> int:
         """The status the server answers a request with itself, or 0: HTTP/1.1's limits, with
         HTTP/2's framing (RFC 9113 section 8.1.1 leaves the status to the server)."""
         limits = self.context.limits
-        if event.protocol is not None and (
-            event.protocol != b"websocket" or self.context.ws is None or self.state.draining
+        if protocol is not None and (
+            protocol != b"websocket" or self.context.ws is None or self.state.draining
         ):
             return 501  # extended CONNECT for what we do not tunnel (RFC 8441 section 4)
-        if len(event.target) > limits.max_request_line:
+        if len(target) > limits.max_request_line:
             return 414
         size = 0
         for name, value in headers:
@@ -408,11 +416,12 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         stream.resume_reading()
         stream.finished = True
         self.streams.pop(stream.stream_id, None)
+        stream.release()
         self._after_stream()
 
     def reset_stream(self, stream: H2Stream, error_code: int) -> None:
         if not stream.finished and not self.closed:
-            self.connection.stream(stream.stream_id).reset(error_code)
+            stream.frames.reset(error_code)
             self.frames_queued()
         stream.flow.connection_lost()  # an app waiting in send() for window hears of it
         if stream.cycle is not None:
@@ -567,6 +576,7 @@ class Http2Protocol(StreamHost, asyncio.Protocol):
         for stream in streams:
             stream.finished = True
             _disconnect(stream)
+            stream.release()
 
     def abort(self) -> None:
         if not self.closed:

@@ -394,7 +394,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _send_acceptance(self, subprotocol: str | None, message: Message) -> int:
         """The engine's 101 response, with the app's headers and ours; the status sent."""
-        headers = self.context.default_headers.fields() + _app_headers(message)
+        headers = [*self.context.default_headers.fields(), *_app_headers(message)]
         if self.request_id is not None:
             headers.append((self.context.request_id_header, self.request_id.encode()))
         self.engine.accept(subprotocol, headers)
