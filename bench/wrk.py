@@ -114,7 +114,7 @@ def run_wrk(
     if script:
         command += ["-s", script]
     command.append(url)
-    return parse_wrk(_run_bounded("wrk", command, duration + OVERRUN_SECONDS))
+    return parse_wrk(run_bounded("wrk", command, duration + OVERRUN_SECONDS))
 
 
 def run_h2load(url: str, *, connections: int, streams: int, duration: int, cpus: str) -> WrkResult:
@@ -132,7 +132,7 @@ def run_h2load(url: str, *, connections: int, streams: int, duration: int, cpus:
     elapsed = 0.0
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:
-        output = _run_bounded("h2load", [*command, url], duration + OVERRUN_SECONDS)
+        output = run_bounded("h2load", [*command, url], duration + OVERRUN_SECONDS)
         result, seconds = parse_h2load(output)
         results.append(result)
         elapsed += seconds
@@ -185,7 +185,7 @@ def run_ws_load(
         f"--connections={connections}",
         f"--duration={duration}",
     ]
-    output = _run_bounded("ws_load", command, duration + OVERRUN_SECONDS)
+    output = run_bounded("ws_load", command, duration + OVERRUN_SECONDS)
     report = json.loads(output)
     return WrkResult(
         requests_per_sec=report["messages_per_sec"],
@@ -198,7 +198,7 @@ def run_ws_load(
     )
 
 
-def _run_bounded(name: str, command: list[str], limit: int) -> str:
+def run_bounded(name: str, command: list[str], limit: int) -> str:
     """Run a load generator to completion within `limit` seconds; its stdout."""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
