@@ -54,6 +54,7 @@ HOT_PATH = [
     "server/monoceros/observe/__init__.py",
     "server/monoceros/observe/output.py",
     "server/monoceros/observe/access.py",
+    "server/monoceros/observe/literals.py",
     "server/monoceros/observe/routes.py",
     "server/monoceros/observe/metrics.py",
     "server/monoceros/addresses.py",

@@ -22,7 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsproto.frame_protocol import FrameProtocol
 
-from monoceros.observe.access import Literals, render_session
+from monoceros.observe.access import render_session
+from monoceros.observe.literals import Literals
 from monoceros.protocols.events import SessionFinished
 from monoceros.protocols.websocket import WebSocketProtocol
 from tests.apps import FLOOD_SENT, WEBSOCKET_CLOSES, wait_for_close, websocket_echo

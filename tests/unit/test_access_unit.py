@@ -21,14 +21,18 @@ import structlog
 from monoceros.observe import Observers
 from monoceros.observe import logging as observe_logging
 from monoceros.observe.access import (
-    MAX_LITERAL_LENGTH,
-    MAX_LITERALS,
+    SCHEMAS,
     AccessLog,
-    Literals,
     Timestamps,
     number_text,
     render_request,
     seconds_pieces,
+)
+from monoceros.observe.literals import (
+    MAX_LITERAL_LENGTH,
+    MAX_LITERALS,
+    MAX_ORIGIN_LENGTH,
+    Literals,
 )
 from monoceros.observe.logging import add_request_context, configure_logging
 from monoceros.observe.metrics import HttpMetrics, snapshot_of
@@ -299,11 +303,64 @@ def test_host_header_split_for_the_schemas_that_name_its_parts(
 
 def test_an_address_an_app_gave_is_not_remembered_for_the_one_it_equals() -> None:
     """("h", 80.0) == ("h", 80): remembered, the app's float port would be logged for every
-    later client at that address."""
+    later client at that address; looked up, it would be logged as the server's."""
     literals = Literals()
     assert literals.address(("203.0.113.7", 8080.0)) == (b'"203.0.113.7"', b"null")
     assert literals.address(("203.0.113.7", True)) == (b'"203.0.113.7"', b"null")
     assert literals.address(("203.0.113.7", 8080)) == (b'"203.0.113.7"', b"8080")
+    # Nor found as the server's, once that is remembered.
+    assert literals.address(("203.0.113.7", 8080.0)) == (b'"203.0.113.7"', b"null")
+
+
+def test_a_connections_lines_follow_what_each_of_its_requests_came_with() -> None:
+    """The fields from the client to the User-Agent are rendered once per connection and kept
+    by its peer: every request whose values differ in any way (a proxy's connection carrying
+    other clients, another User-Agent, an app's values that equal the server's but are written
+    otherwise) must be written as if nothing had been kept."""
+    peer = ("127.0.0.1", 4321)
+    agent = [(b"host", b"a.example:8443"), (b"user-agent", b"curl/8")]
+    varied: list[dict[str, Any]] = [
+        {},
+        {},
+        {"headers": [(b"host", b"a.example:8443"), (b"user-agent", b"curl/9")]},
+        {"headers": [(b"host", b"b.example"), (b"user-agent", b"curl/9")]},
+        {"headers": [(b"host", b"b.example")]},
+        {"client": ("198.51.100.2", 8080)},
+        {"client": ("198.51.100.2", 8080.0)},  # equal to the one before, written otherwise
+        {"client": ("198.51.100.2", 8080)},
+        {"client": ("198.51.100.2", True), "headers": [(b"host", bytearray(b"b.example"))]},
+        {"client": ("198.51.100.2", 1)},
+        {"client": ["198.51.100.2", 7]},
+        {"client": None},
+        {"started_as": ("GET", "http")},
+        {"http_version": "2"},
+        {"http_version": ["1.1"]},
+        {"headers": [(b"host", b"a.example:8443"), (b"user-agent", b'"}\n{"forged":1')]},
+        {},
+    ]
+    for schema in range(len(SCHEMAS)):
+        kept = Literals()
+        for changes in varied:
+            values = {"headers": agent, "client": ("203.0.113.7", 0), "peer": peer, **changes}
+            rec = record(**values)
+            line = render_request(rec, NEW_YEAR, b"1", kept, schema)
+            assert line == render_request(rec, NEW_YEAR, b"1", Literals(), schema), changes
+            json.loads(line)
+        assert len(kept.origins) == 1  # one peer
+
+
+def test_origin_fields_kept_are_bounded() -> None:
+    literals = Literals()
+    for port in range(MAX_LITERALS + 10):
+        render_request(record(peer=("127.0.0.1", port + 1)), NEW_YEAR, b"1", literals)
+    assert 0 < len(literals.origins) <= MAX_LITERALS
+    long_agent = [(b"user-agent", b"x" * MAX_ORIGIN_LENGTH)]
+    line = render_request(
+        record(headers=long_agent, peer=("10.0.0.9", 1)), NEW_YEAR, b"1", literals
+    )
+    assert json.loads(line)["user_agent"] == "x" * MAX_ORIGIN_LENGTH
+    assert ("10.0.0.9", 1) not in literals.origins
+    assert all(len(memo.fields) <= MAX_ORIGIN_LENGTH for memo in literals.origins.values())
 
 
 def test_values_an_app_put_in_the_scope_are_still_logged() -> None:

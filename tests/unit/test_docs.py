@@ -18,7 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from monoceros.observe.access import SCHEMAS, Literals, render_request, render_session
+from monoceros.observe.access import SCHEMAS, render_request, render_session
+from monoceros.observe.literals import Literals
 from monoceros.observe.log_schemas import ECS_VERSION
 from monoceros.protocols.events import RequestFinished, SessionFinished
 from tests.utils import REPO

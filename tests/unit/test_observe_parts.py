@@ -15,10 +15,11 @@ import pytest
 from prometheus_client import values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from monoceros.observe.access import ECS, OTEL, ExcludedPaths, Literals, render_request
+from monoceros.observe.access import ECS, OTEL, ExcludedPaths, render_request
 from monoceros.observe.access_logger import LoggedAccess, configured
 from monoceros.observe.app_metrics import WorkerMetricsDirectory
 from monoceros.observe.console import ConsoleAccessLine, duration_text
+from monoceros.observe.literals import Literals
 from monoceros.observe.log_schemas import ECS_VERSION, schema_processor
 from monoceros.protocols.events import RequestFinished
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from monoceros.observe.access import SCHEMAS, Literals, render_request, render_session
+from monoceros.observe.access import SCHEMAS, render_request, render_session
 from monoceros.observe.console import ConsoleAccessLine
+from monoceros.observe.literals import Literals
 from monoceros.observe.logging import secrets_in
 from monoceros.observe.metrics import HttpMetrics, snapshot_of
 from monoceros.observe.routes import route_of

@@ -7,12 +7,13 @@ nothing per request):
 
 - numbers the server produced (status, sizes, duration, pid) are written as digits;
 - every value a client or the app could have chosen (path, query, headers, method, scheme,
-  addresses, request id) goes in as a JSON string literal made by orjson, which escapes
-  quotes, backslashes and control characters: no value can break or forge a line;
-- literals of values that repeat from request to request (methods, hosts, user agents,
-  addresses) are made once and looked up after (`Literals`);
-- the timestamp, the duration and the origin fields (client to user agent) come as pieces of
-  the template (tuples, which mypyc does not box), not as bytes made first and copied again.
+  addresses, request id) goes in as a JSON string literal (observe/literals.py): no value can
+  break or forge a line; those that repeat from request to request are made once (`Literals`);
+- the timestamp and the duration come as pieces of the template (tuples, which mypyc does not
+  box), not as bytes made first and copied again;
+- the origin fields (client to User-Agent), alike from one request of a connection to the
+  next, are one piece rendered once per connection and checked at each request
+  (`origin_fields`).
 
 The fields of each schema, their types and units: docs/reference/log-fields.md, and the JSON
 schemas beside it, which the tests hold real lines to. In the console format the line is
@@ -26,8 +27,7 @@ import os
 import time
 from typing import Any, Final
 
-import orjson
-
+from monoceros.observe.literals import Literals, OriginMemo, json_literal
 from monoceros.observe.output import LineBuffer
 from monoceros.protocols.events import (
     RequestFinished,
@@ -37,20 +37,11 @@ from monoceros.protocols.events import (
 )
 from monoceros.types import ServerScope
 
-# What `Literals` remembers: this many distinct values (then it starts over: client ports
-# churn), each at most this long (so hostile headers cannot grow it past ~2 MiB).
-MAX_LITERALS = 4096
-MAX_LITERAL_LENGTH = 256
-
 # --log-schema, as the templates below number them.
 SCHEMAS: Final = ("default", "ecs", "otel")
 DEFAULT: Final = 0
 ECS: Final = 1
 OTEL: Final = 2
-
-
-# Held as a static under mypyc; a module global would be a dict lookup at every call.
-_dumps: Final = orjson.dumps
 
 # Zero-padded three-digit groups: six digits are two lookups, not an int formatted and sliced.
 _THREE_DIGITS: Final = tuple(b"%03d" % number for number in range(1000))
@@ -104,189 +95,6 @@ def number_text(number: int) -> bytes:
     return _NUMBERS[number] if 0 <= number < 1000 else b"%d" % number
 
 
-def json_literal(value: Any) -> bytes:
-    """`value` as JSON: a string escaped by orjson (bytes read as latin-1, as HTTP defines
-    header bytes), or null for None."""
-    if type(value) is str:  # the common case, checked first: isinstance(tuple) is slower
-        try:
-            return _dumps(value)
-        except TypeError:  # a lone surrogate: an app's str, decoded with surrogateescape
-            return _dumps(_without_surrogates(value))
-    return _other_literal(value)
-
-
-def _other_literal(value: Any) -> bytes:
-    """Anything but a str, as the line's fields are strings or null (the log schemas): None
-    as null, bytes-like objects read as latin-1, whatever else an app put in its scope as
-    its repr. Never an exception: the line is written whatever the app did."""
-    if value is None:
-        return b"null"
-    return _dumps(_without_surrogates(_text_of(value)))
-
-
-def _without_surrogates(text: str) -> str:
-    """`text` as UTF-8 can hold it: a lone surrogate as its escape (\\udcff)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _text_of(value: Any) -> str:
-    try:
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value).decode("latin-1")
-        return value if isinstance(value, str) else repr(value)
-    except Exception:  # a released memoryview, a repr that raises...
-        return f"<{type(value).__name__}>"
-
-
-# An address or a Host header as two JSON values: host (or IP) and port (null: none known).
-Pair = tuple[bytes, bytes]
-_NULLS: Final[Pair] = (b"null", b"null")
-
-
-class LastText:
-    """One field's last str and its literal. The server fills the fields `Literals.text` takes
-    from a few str objects of its own (the method table's "GET", the scope's "1.1", the
-    outcome's "complete"), the same object request after request: telling it by identity
-    costs a compare where the lookup cost 140 instructions."""
-
-    __slots__ = ("literal", "value")
-
-    def __init__(self) -> None:
-        self.value: Any = None  # None's literal is null: right for None too
-        self.literal = b"null"
-
-
-class Literals:
-    """JSON literals of the values that repeat from request to request (methods, hosts, user
-    agents, addresses), each made once. Bounded: at most MAX_LITERALS of each kind, none
-    longer than MAX_LITERAL_LENGTH; anything else is encoded each time."""
-
-    __slots__ = (
-        "_addresses",
-        "_headers",
-        "_hosts",
-        "_paths",
-        "_texts",
-        "last_method",
-        "last_outcome",
-        "last_scheme",
-        "last_version",
-    )
-
-    def __init__(self) -> None:
-        # Apart, so that a header's bytes are never compared with a scope field's str, and
-        # paths (which may not repeat) never push the others out.
-        self._headers: dict[bytes, bytes] = {}
-        self._texts: dict[str, bytes] = {}
-        self._paths: dict[str, bytes] = {}
-        self._addresses: dict[Any, Pair] = {}
-        self._hosts: dict[Any, Pair] = {}
-        # One per field `text` takes: a memo shared by two fields would change at each.
-        self.last_method = LastText()
-        self.last_outcome = LastText()
-        self.last_scheme = LastText()
-        self.last_version = LastText()
-
-    def header(self, value: Any) -> bytes:
-        """A header value (bytes), or null if the request had none."""
-        if type(value) is not bytes:
-            return b"null" if value is None else json_literal(value)
-        literal = self._headers.get(value)
-        if literal is None:
-            literal = _remember(self._headers, value, json_literal(value))
-        return literal
-
-    def text(self, value: Any, last: LastText) -> bytes:
-        """A field the server set as a str (method, outcome, scheme, HTTP version); `last` is
-        that field's own."""
-        if value is last.value:
-            return last.literal
-        if type(value) is not str:
-            return json_literal(value)  # an app changed the scope: encoded, not remembered
-        literal = self._texts.get(value)
-        if literal is None:
-            literal = _remember(self._texts, value, json_literal(value))
-        last.value = value  # a str: the same object always has the same literal
-        last.literal = literal
-        return literal
-
-    def path(self, value: Any) -> bytes:
-        """The request's path: most requests go to a few of them (a dict lookup costs a
-        fifth of encoding one)."""
-        if type(value) is not str:
-            return json_literal(value)
-        literal = self._paths.get(value)
-        if literal is None:
-            literal = _remember(self._paths, value, json_literal(value))
-        return literal
-
-    def address(self, address: Any) -> Pair:
-        """A (host, port) pair as its host and its port (null for port 0: a client a proxy
-        header named without one), or two nulls. Apart, an IPv6 address reads unambiguously."""
-        if type(address) is not tuple:
-            # None, or what an app put in its scope (ASGI allows a list): not remembered.
-            return _address_pair(address) if type(address) is list else _NULLS
-        try:
-            pair = self._addresses.get(address)
-        except TypeError:  # an app's tuple holding something unhashable
-            return _address_pair(address)
-        if pair is None:
-            pair = _address_pair(address)
-            if len(address) == 2 and type(address[0]) is str and type(address[1]) is int:
-                # Only the server's own shape: ("h", 80.0) or ("h", True) would be found in
-                # place of ("h", 80), which they equal.
-                _remember_pair(self._addresses, address, pair)
-        return pair
-
-    def host(self, value: Any) -> Pair:
-        """A Host header as its host and port (the port null when not given), for the
-        schemas that name them apart."""
-        if type(value) is not bytes:
-            if value is None:
-                return _NULLS
-            return _split_host(_text_of(value))  # what an app put there
-        pair = self._hosts.get(value)
-        if pair is None:
-            pair = _split_host(value.decode("latin-1"))
-            _remember_pair(self._hosts, value, pair)
-        return pair
-
-
-def _address_pair(address: tuple[Any, ...] | list[Any]) -> Pair:
-    if len(address) != 2:
-        return _NULLS
-    host, port = address[0], address[1]
-    return json_literal(host), (b"%d" % port if type(port) is int and port else b"null")
-
-
-def _split_host(text: str) -> Pair:
-    if text.startswith("["):  # an IPv6 literal: [::1]:8000
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, colon, port = text.rpartition(":")
-        if not colon:
-            host, port = text, ""
-    # isascii: "²" is a digit to isdigit(), and no JSON number.
-    digits = port.isascii() and port.isdigit() and len(port) <= 5
-    return json_literal(host), (port.encode() if digits else b"null")
-
-
-def _remember(literals: dict[Any, bytes], value: Any, literal: bytes) -> bytes:
-    if len(literal) <= MAX_LITERAL_LENGTH:
-        if len(literals) >= MAX_LITERALS:
-            literals.clear()  # client ports churn; hostile values may too
-        literals[value] = literal
-    return literal
-
-
-def _remember_pair(pairs: dict[Any, Pair], value: Any, pair: Pair) -> None:
-    if len(pair[0]) <= MAX_LITERAL_LENGTH:
-        if len(pairs) >= MAX_LITERALS:
-            pairs.clear()
-        pairs[value] = pair
-
-
 def _query_literal(query: Any) -> bytes:
     # Not remembered: real query strings (ids, cursors, tokens) rarely repeat.
     return b'""' if query == b"" else json_literal(query)
@@ -326,27 +134,97 @@ def _name_bytes(name: Any) -> bytes:
         return b""
 
 
-# Where a request came from, as the lines' templates take it (JSON literals): the client and
-# its port, the peer and its port, the scheme, the HTTP version and the User-Agent. Pieces of
-# the line itself rather than a part made apart: a bytes object less, and no copy of it.
-Origin = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]
-
-
-def _origin(
-    scope: ServerScope, peer: Any, scheme: Any, user_agent: Any, literals: Literals
-) -> Origin:
+def origin_fields(
+    scope: ServerScope,
+    peer: Any,
+    scheme: Any,
+    host: Any,
+    user_agent: Any,
+    literals: Literals,
+    schema: int,
+) -> bytes:
+    """Where a request came from, as one piece of its line: the fields from the client to the
+    User-Agent (client and port, peer and port, scheme, Host, HTTP version, User-Agent). They
+    seldom change between one connection's requests, so they are rendered once and kept by the
+    connection's peer address, and kept again whenever one of them changes (a proxy's
+    connection carries many clients' requests)."""
     client = scope.get("client")
+    version = scope.get("http_version")
+    memo = literals.origins.get(peer) if type(peer) is tuple else None
+    if memo is not None and memo.matches(schema, client, scheme, version, host, user_agent):
+        return memo.fields
+    fields = _render_origin(client, peer, scheme, version, host, user_agent, literals, schema)
+    if type(peer) is tuple:
+        literals.remember_origin(
+            peer, OriginMemo(schema, client, scheme, version, host, user_agent, fields)
+        )
+    return fields
+
+
+def _render_origin(
+    client: Any,
+    peer: Any,
+    scheme: Any,
+    version: Any,
+    host: Any,
+    user_agent: Any,
+    literals: Literals,
+    schema: int,
+) -> bytes:
     client_host, client_port = literals.address(client)
     # Without proxy headers the scope's client is the peer's own tuple: one lookup, not two.
     peer_host, peer_port = (client_host, client_port) if peer is client else literals.address(peer)
+    scheme_literal = literals.text(scheme, literals.last_scheme)
+    version_literal = literals.text(version, literals.last_version)
+    agent = literals.header(user_agent)
+    if schema == DEFAULT:
+        return (
+            b'"client":%s,"client_port":%s,"peer":%s,"peer_port":%s,"scheme":%s,"host":%s,'
+            b'"http_version":%s,"user_agent":%s'
+            % (
+                client_host,
+                client_port,
+                peer_host,
+                peer_port,
+                scheme_literal,
+                literals.header(host),
+                version_literal,
+                agent,
+            )
+        )
+    server_host, server_port = literals.host(host)
+    if schema == ECS:
+        return (
+            b'"client.address":%s,"client.port":%s,"source.address":%s,"source.port":%s,'
+            b'"url.scheme":%s,"url.domain":%s,"url.port":%s,"http.version":%s,'
+            b'"user_agent.original":%s'
+            % (
+                client_host,
+                client_port,
+                peer_host,
+                peer_port,
+                scheme_literal,
+                server_host,
+                server_port,
+                version_literal,
+                agent,
+            )
+        )
     return (
-        client_host,
-        client_port,
-        peer_host,
-        peer_port,
-        literals.text(scheme, literals.last_scheme),
-        literals.text(scope.get("http_version"), literals.last_version),
-        literals.header(user_agent),
+        b'"client.address":%s,"client.port":%s,"network.peer.address":%s,'
+        b'"network.peer.port":%s,"url.scheme":%s,"server.address":%s,"server.port":%s,'
+        b'"network.protocol.version":%s,"user_agent.original":%s'
+        % (
+            client_host,
+            client_port,
+            peer_host,
+            peer_port,
+            scheme_literal,
+            server_host,
+            server_port,
+            version_literal,
+            agent,
+        )
     )
 
 
@@ -399,9 +277,7 @@ def render_request(
     path = literals.path(scope.get("path"))
     query = _query_literal(scope.get("query_string"))
     outcome = literals.text(record.outcome, literals.last_outcome)
-    client, client_port, peer, peer_port, scheme, version, agent = _origin(
-        scope, record.peer, record.scheme, user_agent, literals
-    )
+    origin = origin_fields(scope, record.peer, record.scheme, host, user_agent, literals, schema)
     refered = literals.header(referer)
     status_text = number_text(status)
     received = number_text(record.bytes_received)
@@ -414,9 +290,8 @@ def render_request(
         return (
             b'{"timestamp":"%s%s%sZ","level":"%s","logger":"monoceros.access","event":"request",'
             b'"method":%s,"path":%s,"query":%s,"status":%s,"outcome":%s,"duration":%s.%s%s,'
-            b'"body_bytes_received":%s,"body_bytes_sent":%s,"client":%s,"client_port":%s,'
-            b'"peer":%s,"peer_port":%s,"scheme":%s,"host":%s,"http_version":%s,"user_agent":%s,'
-            b'"referer":%s,"request_id":%s,"trace_id":%s,"span_id":%s,"error_type":%s,"pid":%s}\n'
+            b'"body_bytes_received":%s,"body_bytes_sent":%s,%s,"referer":%s,"request_id":%s,'
+            b'"trace_id":%s,"span_id":%s,"error_type":%s,"pid":%s}\n'
             % (
                 stamp,
                 stamp_ms,
@@ -432,14 +307,7 @@ def render_request(
                 duration_us,
                 received,
                 sent,
-                client,
-                client_port,
-                peer,
-                peer_port,
-                scheme,
-                literals.header(host),
-                version,
-                agent,
+                origin,
                 refered,
                 rid,
                 trace_id,
@@ -448,17 +316,13 @@ def render_request(
                 pid,
             )
         )
-    server_host, server_port = literals.host(host)
     if schema == ECS:
         return (
             b'{"@timestamp":"%s%s%sZ","log.level":"%s","log.logger":"monoceros.access",'
             b'"message":"request","ecs.version":"8.11.0","http.request.method":%s,'
             b'"url.path":%s,"url.query":%s,"http.response.status_code":%s,'
             b'"monoceros.outcome":%s,"event.duration":%d,"http.request.body.bytes":%s,'
-            b'"http.response.body.bytes":%s,"client.address":%s,"client.port":%s,'
-            b'"source.address":%s,"source.port":%s,"url.scheme":%s,"url.domain":%s,'
-            b'"url.port":%s,"http.version":%s,"user_agent.original":%s,'
-            b'"http.request.referrer":%s,"http.request.id":%s,"trace.id":%s,"span.id":%s,'
+            b'"http.response.body.bytes":%s,%s,"http.request.referrer":%s,"http.request.id":%s,"trace.id":%s,"span.id":%s,'
             b'"error.type":%s,"process.pid":%s}\n'
             % (
                 stamp,
@@ -473,15 +337,7 @@ def render_request(
                 int(record.duration * 1e9 + 0.5),
                 received,
                 sent,
-                client,
-                client_port,
-                peer,
-                peer_port,
-                scheme,
-                server_host,
-                server_port,
-                version,
-                agent,
+                origin,
                 refered,
                 rid,
                 trace_id,
@@ -495,10 +351,7 @@ def render_request(
         b'"http.request.method":%s,"url.path":%s,"url.query":%s,'
         b'"http.response.status_code":%s,"monoceros.outcome":%s,'
         b'"http.server.request.duration":%s.%s%s,"http.request.body.size":%s,'
-        b'"http.response.body.size":%s,"client.address":%s,"client.port":%s,'
-        b'"network.peer.address":%s,"network.peer.port":%s,"url.scheme":%s,'
-        b'"server.address":%s,"server.port":%s,"network.protocol.version":%s,'
-        b'"user_agent.original":%s,"http.request.header.referer":%s,'
+        b'"http.response.body.size":%s,%s,"http.request.header.referer":%s,'
         b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"error.type":%s,'
         b'"process.pid":%s}\n'
         % (
@@ -516,15 +369,7 @@ def render_request(
             duration_us,
             received,
             sent,
-            client,
-            client_port,
-            peer,
-            peer_port,
-            scheme,
-            server_host,
-            server_port,
-            version,
-            agent,
+            origin,
             b"null" if refered == b"null" else b"[%s]" % refered,  # a header: a list of values
             rid,
             trace_id,
@@ -554,8 +399,8 @@ def render_session(
     host, user_agent, _ = named_headers(scope)
     path = literals.path(scope.get("path"))
     query = _query_literal(scope.get("query_string"))
-    client, client_port, peer, peer_port, scheme, version, agent = _origin(
-        scope, record.peer, scope.get("scheme"), user_agent, literals
+    origin = origin_fields(
+        scope, record.peer, scope.get("scheme"), host, user_agent, literals, schema
     )
     rid = json_literal(record.request_id)
     trace_id, span_id = _trace_literals(record.trace)
@@ -564,9 +409,8 @@ def render_session(
             b'{"timestamp":"%s%s%sZ","level":"info","logger":"monoceros.access",'
             b'"event":"websocket","path":%s,"query":%s,"status":%d,"close_code":%d,'
             b'"duration":%s.%s%s,"messages_received":%d,"messages_sent":%d,'
-            b'"message_bytes_received":%d,"message_bytes_sent":%d,"client":%s,"client_port":%s,'
-            b'"peer":%s,"peer_port":%s,"scheme":%s,"host":%s,"http_version":%s,"user_agent":%s,'
-            b'"request_id":%s,"trace_id":%s,"span_id":%s,"pid":%s}\n'
+            b'"message_bytes_received":%d,"message_bytes_sent":%d,%s,"request_id":%s,'
+            b'"trace_id":%s,"span_id":%s,"pid":%s}\n'
             % (
                 stamp,
                 stamp_ms,
@@ -582,21 +426,13 @@ def render_session(
                 record.messages_sent,
                 record.bytes_received,
                 record.bytes_sent,
-                client,
-                client_port,
-                peer,
-                peer_port,
-                scheme,
-                literals.header(host),
-                version,
-                agent,
+                origin,
                 rid,
                 trace_id,
                 span_id,
                 pid,
             )
         )
-    server_host, server_port = literals.host(host)
     if schema == ECS:
         return (
             b'{"@timestamp":"%s%s%sZ","log.level":"info","log.logger":"monoceros.access",'
@@ -604,9 +440,7 @@ def render_session(
             b'"http.response.status_code":%d,"monoceros.websocket.close_code":%d,'
             b'"event.duration":%d,"monoceros.websocket.messages_received":%d,'
             b'"monoceros.websocket.messages_sent":%d,"monoceros.websocket.bytes_received":%d,'
-            b'"monoceros.websocket.bytes_sent":%d,"client.address":%s,"client.port":%s,'
-            b'"source.address":%s,"source.port":%s,"url.scheme":%s,"url.domain":%s,'
-            b'"url.port":%s,"http.version":%s,"user_agent.original":%s,"http.request.id":%s,'
+            b'"monoceros.websocket.bytes_sent":%d,%s,"http.request.id":%s,'
             b'"trace.id":%s,"span.id":%s,"process.pid":%s}\n'
             % (
                 stamp,
@@ -621,15 +455,7 @@ def render_session(
                 record.messages_sent,
                 record.bytes_received,
                 record.bytes_sent,
-                client,
-                client_port,
-                peer,
-                peer_port,
-                scheme,
-                server_host,
-                server_port,
-                version,
-                agent,
+                origin,
                 rid,
                 trace_id,
                 span_id,
@@ -642,10 +468,7 @@ def render_session(
         b'"monoceros.websocket.close_code":%d,"monoceros.websocket.duration":%s.%s%s,'
         b'"monoceros.websocket.messages_received":%d,"monoceros.websocket.messages_sent":%d,'
         b'"monoceros.websocket.bytes_received":%d,"monoceros.websocket.bytes_sent":%d,'
-        b'"client.address":%s,"client.port":%s,"network.peer.address":%s,'
-        b'"network.peer.port":%s,"url.scheme":%s,"server.address":%s,"server.port":%s,'
-        b'"network.protocol.version":%s,"user_agent.original":%s,'
-        b'"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"process.pid":%s}\n'
+        b'%s,"monoceros.request_id":%s,"trace_id":%s,"span_id":%s,"process.pid":%s}\n'
         % (
             stamp,
             stamp_ms,
@@ -662,15 +485,7 @@ def render_session(
             record.messages_sent,
             record.bytes_received,
             record.bytes_sent,
-            client,
-            client_port,
-            peer,
-            peer_port,
-            scheme,
-            server_host,
-            server_port,
-            version,
-            agent,
+            origin,
             rid,
             trace_id,
             span_id,

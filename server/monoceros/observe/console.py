@@ -10,7 +10,8 @@ line of its own.
 
 from __future__ import annotations
 
-from monoceros.observe.access import Timestamps, error_type, json_literal
+from monoceros.observe.access import Timestamps, error_type
+from monoceros.observe.literals import json_literal
 from monoceros.protocols.events import RequestFinished, SessionFinished, reported_status
 
 RESET = "\x1b[0m"
