@@ -13,12 +13,12 @@ from typing import Any, Final
 
 import orjson
 
-# What `Literals` remembers: this many distinct values (then it starts over: client ports
-# churn), each at most this long (so hostile headers cannot grow it past ~2 MiB).
+# What `Literals` remembers: this many distinct values of each kind (then it starts over:
+# client ports churn), each at most this long (so hostile headers cannot grow a kind past
+# ~1 MiB, nor the origin fields, which hold four values and their names, past ~4 MiB).
 MAX_LITERALS = 4096
 MAX_LITERAL_LENGTH = 256
-# An origin's fields hold four such values and their names.
-MAX_ORIGIN_LENGTH = 1536
+MAX_ORIGIN_LENGTH = 1024
 
 # Held as a static under mypyc; a module global would be a dict lookup at every call.
 _dumps: Final = orjson.dumps
@@ -78,8 +78,9 @@ class LastText:
 
 class Literals:
     """JSON literals of the values that repeat from request to request (methods, hosts, user
-    agents, addresses), each made once. Bounded: at most MAX_LITERALS of each kind, none
-    longer than MAX_LITERAL_LENGTH; anything else is encoded each time."""
+    agents, addresses), each made once, and each connection's origin fields (`origins`, by
+    peer address). Bounded: at most MAX_LITERALS of each kind, none longer than
+    MAX_LITERAL_LENGTH (MAX_ORIGIN_LENGTH); anything else is encoded each time."""
 
     __slots__ = (
         "_addresses",
