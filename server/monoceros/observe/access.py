@@ -311,8 +311,8 @@ def render_request(
             b'"message":"request","ecs.version":"8.11.0","http.request.method":%s,'
             b'"url.path":%s,"url.query":%s,"http.response.status_code":%s,'
             b'"monoceros.outcome":%s,"event.duration":%d,"http.request.body.bytes":%s,'
-            b'"http.response.body.bytes":%s,%s,"http.request.referrer":%s,"http.request.id":%s,"trace.id":%s,"span.id":%s,'
-            b'"error.type":%s,"process.pid":%s}\n'
+            b'"http.response.body.bytes":%s,%s,"http.request.referrer":%s,"http.request.id":%s,'
+            b'"trace.id":%s,"span.id":%s,"error.type":%s,"process.pid":%s}\n'
             % (
                 stamp,
                 stamp_ms,
