@@ -8,7 +8,10 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 from monoceros.allocator import keep_freed_memory
 from monoceros.collector import settle_after_startup
@@ -35,6 +38,14 @@ from monoceros.types import ASGIApp
 logger = logging.getLogger("monoceros.error")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Listener(Protocol):
+    """What shutdown needs of a listener: an `asyncio.Server`, or a worker's SharedListener."""
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
 
 
 class Server:
@@ -64,7 +75,7 @@ class Server:
         self.started = False
         self.force_exit = False
         self._exit_requested: asyncio.Event | None = None
-        self._listeners: list[asyncio.Server] = []
+        self._listeners: list[Listener] = []
         self._tick: asyncio.TimerHandle | None = None
         self._drain_waiter: asyncio.Task[None] | None = None
         self._force_exit_requested: asyncio.Event | None = None
@@ -150,9 +161,7 @@ class Server:
             protocol_factory = traced_factory
 
         for sock in self.sockets:
-            listener = await loop.create_server(
-                protocol_factory, sock=sock, ssl=ssl_context, backlog=config.listen.backlog
-            )
+            listener = await self.listen(sock, protocol_factory, ssl_context)
             self._listeners.append(listener)
             logger.info("Listening on %s (Press CTRL+C to quit)", describe(sock, scheme))
         self.observability.set_readiness(Readiness.SERVING)
@@ -161,6 +170,18 @@ class Server:
         # first requests may come, since it imports ctypes, which start-up does not need.
         loop.call_later(TICK, _keep_freed_memory)
         return lifespan
+
+    async def listen(
+        self,
+        sock: socket.socket,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        ssl_context: ssl.SSLContext | None,
+    ) -> Listener:
+        """Start accepting connections on `sock` (a worker sharing it does so its own way)."""
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            protocol_factory, sock=sock, ssl=ssl_context, backlog=self.config.listen.backlog
+        )
 
     def load_app(self) -> ASGIApp:
         """The app as the server calls it: imported, made ASGI 3 (--interface), and wrapped

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from typing import Any
 
+from monoceros.balance import LoadBoard
 from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.loops import loop_factory
@@ -69,6 +70,10 @@ class Supervisor:
         self._next_heartbeat = 0.0
         self._wakeup: asyncio.Event | None = None
         self._context = multiprocessing.get_context("spawn")
+        # Where workers sharing the socket post their connections (balance.py): a slot for
+        # each worker number up to twice the workers asked for, and four more (a rolling
+        # restart runs one more at a time, SIGTTIN adds some).
+        self.board = LoadBoard(self._context, 2 * config.workers + 4)
         self.admin: AdminListener | None = None
         self.app_metrics: WorkerMetricsDirectory | None = None
         if config.observe.metrics:
@@ -178,12 +183,16 @@ class Supervisor:
     def _start_worker(self, loop: asyncio.AbstractEventLoop) -> None:
         parent, child = self._context.Pipe()
         sockets = self.sockets or None
+        number = self._free_number()
+        board = self.board if sockets is not None else None
         process = self._context.Process(
-            target=run_worker, args=(self.config, sockets, child), name="monoceros-worker"
+            target=run_worker,
+            args=(self.config, sockets, child, board, number),
+            name="monoceros-worker",
         )
         process.start()
         child.close()
-        worker = Worker(process, parent, self._free_number())
+        worker = Worker(process, parent, number)
         self.workers.append(worker)
         loop.add_reader(parent.fileno(), self._on_readable, worker)
         loop.add_reader(process.sentinel, self._on_sentinel, worker)
@@ -253,6 +262,9 @@ class Supervisor:
 
     def _on_worker_exit(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
         loop.remove_reader(worker.channel.fileno())
+        slot = self.board.slot(worker.number)
+        if slot is not None:  # one killed could not withdraw itself
+            self.board.withdraw(slot)
         code = worker.reap()
         self.workers.remove(worker)
         self.retired.add(worker.snapshot, gauges=False)

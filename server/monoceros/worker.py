@@ -20,7 +20,9 @@ import os
 import random
 import signal
 import socket
+import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -28,6 +30,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
+from monoceros.balance import LoadBoard, SharedListener, accepts_at_once
 from monoceros.config import Config
 from monoceros.errors import StartupError
 from monoceros.importer import make_importable
@@ -35,7 +38,7 @@ from monoceros.lifespan import Lifespan
 from monoceros.observe.group import process_families
 from monoceros.observe.logging import configure_logging_for
 from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
-from monoceros.server import Server
+from monoceros.server import Listener, Server
 
 logger = logging.getLogger("monoceros.error")
 
@@ -113,8 +116,15 @@ class Worker:
         return self.process.exitcode
 
 
-def run_worker(config: Config, sockets: list[socket.socket] | None, channel: Connection) -> None:
-    """The spawned process's entry point (picklable: a module-level function)."""
+def run_worker(
+    config: Config,
+    sockets: list[socket.socket] | None,
+    channel: Connection,
+    board: LoadBoard | None = None,
+    number: int = 0,
+) -> None:
+    """The spawned process's entry point (picklable: a module-level function). `board`: where
+    workers sharing `sockets` post their connections (balance.py); `number`: this worker's."""
     make_importable(config.app_dir)  # before --log-config, which may name classes from there
     configure_logging_for(config)
     limit = config.limit_max_requests
@@ -127,7 +137,8 @@ def run_worker(config: Config, sockets: list[socket.socket] | None, channel: Con
         # The socket file belongs to the supervisor: a retiring worker must not unlink it.
         config = config.replace(listen=dataclasses.replace(config.listen, uds=None))
     try:
-        code = WorkerServer(config, channel).run(sockets=sockets)
+        slot = board.slot(number) if board is not None else None
+        code = WorkerServer(config, channel, board, slot).run(sockets=sockets)
     except StartupError as exc:  # raised before the event loop runs (e.g. --loop uvloop)
         logger.error("%s", exc)
         _send(channel, ("failed", str(exc)))
@@ -136,10 +147,42 @@ def run_worker(config: Config, sockets: list[socket.socket] | None, channel: Con
 
 
 class WorkerServer(Server):
-    def __init__(self, config: Config, channel: Connection) -> None:
+    def __init__(
+        self,
+        config: Config,
+        channel: Connection,
+        board: LoadBoard | None = None,
+        slot: int | None = None,
+    ) -> None:
         super().__init__(config, admin_listener=False)
         self.channel = channel
         self._retiring = False
+        self._board = board
+        self._slot = slot
+
+    async def listen(
+        self,
+        sock: socket.socket,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        ssl_context: ssl.SSLContext | None,
+    ) -> Listener:
+        """A socket shared with other workers is listened on in turns (balance.py), on
+        uvloop's loop: asyncio's makes a connection's transport a turn after accepting it,
+        and refuses to once its listener has closed, so there the kernel alone decides."""
+        if self._board is None or self._slot is None or not accepts_at_once():
+            return await super().listen(sock, protocol_factory, ssl_context)
+        connections = self.state.connections
+        listener = SharedListener(
+            sock,
+            protocol_factory,
+            self._board,
+            self._slot,
+            connections.__len__,
+            ssl_context=ssl_context,
+            backlog=self.config.listen.backlog,
+        )
+        await listener.start()
+        return listener
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> int:
         loop = asyncio.get_running_loop()

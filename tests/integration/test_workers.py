@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -131,6 +132,77 @@ def test_requests_spread_across_both_workers() -> None:
         assert group.requests_counted() == 200
         assert group.sample("monoceros_workers") == 2
         assert httpx.get(group.admin + "/readyz", timeout=5).status_code == 200
+
+
+async def _keep_alive_connections(url: str, count: int) -> tuple[list[int], list[Any]]:
+    """Open `count` connections one after another, one request on each; returns the pid that
+    answered each, and the connections, still open (keep-alive)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    pids, writers = [], []
+    for _ in range(count):
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), TIMEOUT)
+        writers.append(writer)
+        writer.write(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        length = re.search(rb"content-length: (\d+)", head.lower())
+        assert length is not None, head
+        pids.append(int(await reader.readexactly(int(length.group(1)))))
+    return pids, writers
+
+
+def test_a_worker_over_its_share_of_connections_leaves_new_ones_to_the_other() -> None:
+    """The shared socket: a worker that holds more connections than its sibling stops
+    listening until the other has caught up (balance.py), and listens again at once when
+    connections wait that the other does not take (here: a stopped worker)."""
+
+    async def scenario(group: Group) -> tuple[int, list[int], list[int]]:
+        pids = re.findall(r"Worker \[(\d+)\] is serving", group.process.output)
+        stopped = int(pids[1])
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            # Its board slot says 0 connections, but it takes none: the other serves them all.
+            first, held = await _keep_alive_connections(group.url, 24)
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        # Both wake for each connection; the one holding 24 leaves them to the one holding
+        # none until the two hold about as many. (With the shared socket as the kernel alone
+        # runs it, whichever wakes first takes each, whatever it holds.)
+        second, more = await _keep_alive_connections(group.url, 24)
+        for writer in held + more:
+            writer.close()
+        return stopped, first, second
+
+    with workers() as group:
+        stopped, first, second = asyncio.run(scenario(group))
+    assert stopped not in first, first
+    assert second.count(stopped) >= 20, second
+    assert "Traceback" not in group.process.output
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_burst_of_connections_is_answered_on_every_loop(loop: str) -> None:
+    """Connections accepted together, while a worker stops listening over them, are all
+    served: asyncio's loop makes their transports a turn later (and refused to, once its
+    listener had closed, before the kernel was left to decide there)."""
+
+    async def burst(url: str) -> list[int]:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+
+        async def one() -> int:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+            return int(answer.rsplit(b"\r\n\r\n", 1)[1])
+
+        return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(64))), TIMEOUT)
+
+    with workers("--loop", loop) as group:
+        for _ in range(3):
+            pids = asyncio.run(burst(group.url))
+            assert len(pids) == 64
+    assert "Traceback" not in group.process.output
+    assert "Error" not in group.process.output
 
 
 def test_the_build_is_logged_once_for_the_group() -> None:

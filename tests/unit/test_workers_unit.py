@@ -3,6 +3,7 @@ up into the group's metrics (a fresh registry, never the global one)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from monoceros.balance import ABSENT, LoadBoard, over_share
 from monoceros.config import Config
 from monoceros.observe.group import SUPERVISOR, GroupCollector, GroupStatus, process_families
 from monoceros.observe.metrics import HttpMetrics, MetricsSnapshot, snapshot_of
@@ -169,3 +171,34 @@ def test_a_group_without_a_writable_directory_serves_its_own_metrics_still(
     assert "not aggregated over the workers" in caplog.text
     assert group.app_metrics is not None and list(group.app_metrics.collect()) == []
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def _post_from_another_process(board: LoadBoard, slot: int, count: int) -> None:
+    board.post(slot, count)
+
+
+def test_the_load_board_is_shared_with_spawned_workers() -> None:
+    """What a spawned worker posts, the others read: the board travels to a worker as it is
+    spawned, as the supervisor hands it over."""
+    context = multiprocessing.get_context("spawn")
+    board = LoadBoard(context, 4)
+    assert board.post(0, 3) == ABSENT  # nobody else listens yet
+    worker = context.Process(target=_post_from_another_process, args=(board, 2, 7))
+    worker.start()
+    worker.join(30)
+    assert worker.exitcode == 0
+    assert board.post(0, 3) == 7
+    assert board.post(1, 9) == 3
+    board.withdraw(0)
+    assert board.post(1, 9) == 7
+    assert (board.slot(4), board.slot(5), board.slot(0)) == (3, None, None)
+
+
+@pytest.mark.parametrize(
+    ("mine", "fewest", "over"),
+    [(4, 0, False), (5, 0, True), (22, 16, False), (23, 16, True), (5, ABSENT, False)],
+)
+def test_a_worker_is_over_its_share_past_four_and_an_eighth(
+    mine: int, fewest: int, over: bool
+) -> None:
+    assert over_share(mine, fewest) is over
