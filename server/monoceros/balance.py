@@ -10,10 +10,12 @@ So each worker posts its open connections on a board the supervisor shares with 
 (`LoadBoard`, a few words of shared memory), and a worker that holds more than its share stops
 listening for a moment (`SharedListener`), leaving new connections to the others. It listens
 again once it is back within its share, or as soon as connections wait that no other worker
-has taken (one that is stopped or blocked): a connection is never left queued because of the
-board. Accepting stays the event loop's own (uvloop's, in C); only the decision to stop and
-start listening is ours, made once per accepted connection. On asyncio's own loop (--loop
-asyncio) the kernel alone decides, as before: see `accepts_at_once`.
+has taken (one that is stopped or blocked): the board delays such a connection by about 10 ms
+(while the stopped worker's own loop is free), and never leaves it queued. Accepting stays the
+event loop's own (uvloop's, in C); only the decision to stop and start listening is ours, made
+once per accepted connection. On asyncio's own loop (--loop asyncio) the kernel alone decides,
+as before: see `accepts_at_once`. A TLS connection counts once its handshake is done (its
+protocol hears of it then).
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ logger = logging.getLogger("monoceros.error")
 ABSENT: Final = 1 << 62
 # How long a worker over its share stays away before it looks again; doubled while it stays
 # over its share and nothing waits, up to the second figure. A connection that nobody else
-# takes waits at most that long.
+# takes waits about that long.
 PAUSE_FIRST, PAUSE_MOST = 0.001, 0.010
-# Connections a worker may hold beyond another's before it stops listening (and an eighth
-# more on top, nginx's measure for its own workers): short connections come and go faster
-# than workers could take turns over them, and a stop costs a listener closed and made again.
+# After listening again failed (out of file descriptors, say): the others serve meanwhile.
+RETRY_AFTER_FAILURE: Final = 1.0
+# Connections a worker may hold beyond another's before it stops listening, and an eighth of
+# the other's on top: short connections come and go faster than workers could take turns over
+# them, and a stop costs a listener closed and made again.
 TOLERANCE: Final = 4
 
 
@@ -78,6 +82,12 @@ class LoadBoard:
         """This worker no longer listens (draining, exited): the others stop deferring to it."""
         self._counts[slot] = ABSENT
 
+    def withdraw_worker(self, number: int) -> None:
+        """The supervisor's `withdraw`, by worker number, for a worker that has exited."""
+        slot = self.slot(number)
+        if slot is not None:
+            self.withdraw(slot)
+
 
 class SharedListener:
     """One worker's listener on a socket its siblings share, which stops listening while the
@@ -109,10 +119,12 @@ class SharedListener:
         # Accepted in this turn of the loop: their connection_made has not run yet, so the
         # server's count of open connections does not have them (a burst is accepted at once).
         self._burst = 0
-        self._stopping = False  # a stop is scheduled or under way
+        self._stopping = False  # from a stop's scheduling until listening again
         self._pause = PAUSE_FIRST
         self._wake: asyncio.TimerHandle | None = None
+        # Held here: the loop keeps only a weak reference to a Task.
         self._relisten: asyncio.Task[None] | None = None
+        self._failing = False  # listening again failed, and was logged
         self._queued = select.poll()  # a listening socket polls readable while one waits
         self._queued.register(sock.fileno(), select.POLLIN)
         self._closed = False
@@ -121,7 +133,9 @@ class SharedListener:
         await self._listen()
 
     def close(self) -> None:
-        """Stop listening for good (graceful shutdown, step 3)."""
+        """Stop listening for good (graceful shutdown, step 3). The worker's own socket is
+        closed too: once the supervisor and the other workers have closed theirs, clients are
+        refused at once rather than queued for nobody."""
         self._closed = True
         self._board.withdraw(self._slot)
         if self._wake is not None:
@@ -129,6 +143,8 @@ class SharedListener:
         if self._server is not None:
             self._server.close()
             self._server = None
+        self._queued.unregister(self._sock.fileno())
+        self._sock.close()
 
     async def wait_closed(self) -> None:
         if self._last is not None:
@@ -137,14 +153,18 @@ class SharedListener:
     # -- accepting -----------------------------------------------------------------------------
 
     async def _listen(self) -> None:
+        if self._closed:  # shut down before this began
+            return
         # A duplicate each time: closing a listener closes its socket, and the worker keeps
         # the one it was given to listen again.
-        server = await self._loop.create_server(
-            self._accepted,
-            sock=self._sock.dup(),
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-        )
+        sock = self._sock.dup()
+        try:
+            server = await self._loop.create_server(
+                self._accepted, sock=sock, ssl=self._ssl_context, backlog=self._backlog
+            )
+        except BaseException:
+            sock.close()
+            raise
         if self._closed:  # shut down while this was under way
             server.close()
             return
@@ -193,9 +213,19 @@ class SharedListener:
     async def _listen_again(self) -> None:
         try:
             await self._listen()
-        except OSError as exc:  # out of file descriptors, say: the others serve meanwhile
-            logger.error("Cannot listen again on the shared socket (trying again): %s", exc)
-            self._wake = self._loop.call_later(PAUSE_MOST, self._look_again)
+        except Exception as exc:
+            if not self._failing:  # once, not at every try
+                logger.error(
+                    "Cannot listen again on the shared socket (trying again every %.0f s): %s",
+                    RETRY_AFTER_FAILURE,
+                    exc,
+                )
+                self._failing = True
+            self._wake = self._loop.call_later(RETRY_AFTER_FAILURE, self._look_again)
+        else:
+            if self._failing:
+                logger.info("Listening again on the shared socket")
+                self._failing = False
 
     def _waiting(self) -> bool:
         return bool(self._queued.poll(0))

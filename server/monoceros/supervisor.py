@@ -20,6 +20,7 @@ import signal
 import socket
 import time
 from collections import deque
+from multiprocessing.context import SpawnContext
 from typing import Any
 
 from monoceros.balance import LoadBoard
@@ -70,10 +71,7 @@ class Supervisor:
         self._next_heartbeat = 0.0
         self._wakeup: asyncio.Event | None = None
         self._context = multiprocessing.get_context("spawn")
-        # Where workers sharing the socket post their connections (balance.py): a slot for
-        # each worker number up to twice the workers asked for, and four more (a rolling
-        # restart runs one more at a time, SIGTTIN adds some).
-        self.board = LoadBoard(self._context, 2 * config.workers + 4)
+        self.board = None if config.listen.reuse_port else _board_for(self._context, config)
         self.admin: AdminListener | None = None
         self.app_metrics: WorkerMetricsDirectory | None = None
         if config.observe.metrics:
@@ -184,10 +182,9 @@ class Supervisor:
         parent, child = self._context.Pipe()
         sockets = self.sockets or None
         number = self._free_number()
-        board = self.board if sockets is not None else None
         process = self._context.Process(
             target=run_worker,
-            args=(self.config, sockets, child, board, number),
+            args=(self.config, sockets, child, self.board, number),
             name="monoceros-worker",
         )
         process.start()
@@ -262,9 +259,8 @@ class Supervisor:
 
     def _on_worker_exit(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
         loop.remove_reader(worker.channel.fileno())
-        slot = self.board.slot(worker.number)
-        if slot is not None:  # one killed could not withdraw itself
-            self.board.withdraw(slot)
+        if self.board is not None:  # one killed could not withdraw itself
+            self.board.withdraw_worker(worker.number)
         code = worker.reap()
         self.workers.remove(worker)
         self.retired.add(worker.snapshot, gauges=False)
@@ -397,3 +393,15 @@ class Supervisor:
         if self.app_metrics is not None:
             self.app_metrics.close()
         close_sockets(self.sockets, self.config.listen)
+
+
+def _board_for(context: SpawnContext, config: Config) -> LoadBoard | None:
+    """Where workers sharing the socket post their connections (balance.py): a slot for each
+    worker number up to twice the workers asked for, and four more (a rolling restart runs
+    one more at a time, SIGTTIN adds some). None where no shared memory can be had (no
+    /dev/shm, say): the kernel alone then spreads the connections."""
+    try:
+        return LoadBoard(context, 2 * config.workers + 4)
+    except OSError as exc:
+        logger.warning("Workers cannot share their connection counts (%s): not balanced", exc)
+        return None

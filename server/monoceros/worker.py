@@ -171,13 +171,13 @@ class WorkerServer(Server):
         and refuses to once its listener has closed, so there the kernel alone decides."""
         if self._board is None or self._slot is None or not accepts_at_once():
             return await super().listen(sock, protocol_factory, ssl_context)
-        connections = self.state.connections
+        state = self.state
         listener = SharedListener(
             sock,
             protocol_factory,
             self._board,
             self._slot,
-            connections.__len__,
+            lambda: len(state.connections),
             ssl_context=ssl_context,
             backlog=self.config.listen.backlog,
         )

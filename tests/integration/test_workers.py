@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -161,13 +162,13 @@ def test_a_worker_over_its_share_of_connections_leaves_new_ones_to_the_other() -
         os.kill(stopped, signal.SIGSTOP)
         try:
             # Its board slot says 0 connections, but it takes none: the other serves them all.
-            first, held = await _keep_alive_connections(group.url, 24)
+            first, held = await _keep_alive_connections(group.url, 32)
         finally:
             os.kill(stopped, signal.SIGCONT)
-        # Both wake for each connection; the one holding 24 leaves them to the one holding
+        # Both wake for each connection; the one holding 32 leaves them to the one holding
         # none until the two hold about as many. (With the shared socket as the kernel alone
         # runs it, whichever wakes first takes each, whatever it holds.)
-        second, more = await _keep_alive_connections(group.url, 24)
+        second, more = await _keep_alive_connections(group.url, 32)
         for writer in held + more:
             writer.close()
         return stopped, first, second
@@ -175,7 +176,9 @@ def test_a_worker_over_its_share_of_connections_leaves_new_ones_to_the_other() -
     with workers() as group:
         stopped, first, second = asyncio.run(scenario(group))
     assert stopped not in first, first
-    assert second.count(stopped) >= 20, second
+    # It catches up to about 26 of the other's 32 before the two share again (the old
+    # behaviour, whoever wakes first, gave it about half).
+    assert second.count(stopped) >= 24, second
     assert "Traceback" not in group.process.output
 
 
@@ -203,6 +206,31 @@ def test_a_burst_of_connections_is_answered_on_every_loop(loop: str) -> None:
             assert len(pids) == 64
     assert "Traceback" not in group.process.output
     assert "Error" not in group.process.output
+
+
+def test_once_the_group_stops_new_connections_are_refused_not_queued() -> None:
+    """A worker still draining has stopped listening and closed its socket, so once the
+    supervisor has closed its own, a client is refused at once instead of waiting in the
+    kernel's queue for a worker that will never accept it."""
+    with workers() as group, ThreadPoolExecutor(max_workers=2) as pool:
+        slow = [
+            pool.submit(httpx.get, group.url + "/slow?seconds=4", timeout=TIMEOUT) for _ in "ab"
+        ]
+        time.sleep(0.5)  # both in flight
+        group.process.signal(signal.SIGTERM)
+        host, port = group.url.removeprefix("http://").rsplit(":", 1)
+        refused_after = None
+        started = time.monotonic()
+        while refused_after is None and time.monotonic() - started < 3.0:
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+            except ConnectionRefusedError:
+                refused_after = time.monotonic() - started
+            else:
+                time.sleep(0.05)
+        assert refused_after is not None, "still queued 3 s after SIGTERM"
+        assert [future.result(TIMEOUT).status_code for future in slow] == [200, 200]
+        assert group.process.wait(TIMEOUT) == 0, group.process.output
 
 
 def test_the_build_is_logged_once_for_the_group() -> None:

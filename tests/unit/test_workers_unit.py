@@ -191,6 +191,9 @@ def test_the_load_board_is_shared_with_spawned_workers() -> None:
     assert board.post(1, 9) == 3
     board.withdraw(0)
     assert board.post(1, 9) == 7
+    board.withdraw_worker(3)  # the supervisor, for the worker numbered 3 (slot 2)
+    assert board.post(1, 9) == ABSENT
+    board.withdraw_worker(99)  # past the board's slots: nothing to withdraw
     assert (board.slot(4), board.slot(5), board.slot(0)) == (3, None, None)
 
 
