@@ -150,14 +150,15 @@ def origin_fields(
     connection carries many clients' requests)."""
     client = scope.get("client")
     version = scope.get("http_version")
-    memo = literals.origins.get(peer) if type(peer) is tuple else None
+    if type(peer) is not tuple:  # none to keep them by (a unix socket has no address)
+        return _render_origin(client, peer, scheme, version, host, user_agent, literals, schema)
+    memo = literals.origins.get(peer)
     if memo is not None and memo.matches(schema, client, scheme, version, host, user_agent):
         return memo.fields
     fields = _render_origin(client, peer, scheme, version, host, user_agent, literals, schema)
-    if type(peer) is tuple:
-        literals.remember_origin(
-            peer, OriginMemo(schema, client, scheme, version, host, user_agent, fields)
-        )
+    literals.remember_origin(
+        peer, OriginMemo(schema, client, scheme, version, host, user_agent, fields)
+    )
     return fields
 
 

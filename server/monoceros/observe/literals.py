@@ -156,16 +156,14 @@ class Literals:
         pair = self._addresses.get(address)
         if pair is None:
             pair = _address_pair(address)
-            _remember_pair(self._addresses, address, pair)
+            _keep(self._addresses, address, pair, len(pair[0]))
         return pair
 
     def remember_origin(self, peer: tuple[Any, ...], memo: OriginMemo) -> None:
         """Keeps `memo` for `peer` if its values are the server's own kinds (so that values
         equal to them are alike in a line) and its fields are not overlong."""
-        if memo.remembered and len(memo.fields) <= MAX_ORIGIN_LENGTH:
-            if len(self.origins) >= MAX_LITERALS:
-                self.origins.clear()
-            self.origins[peer] = memo
+        if memo.of_server_kinds():
+            _keep(self.origins, peer, memo, len(memo.fields), MAX_ORIGIN_LENGTH)
 
     def host(self, value: Any) -> Pair:
         """A Host header as its host and port (the port null when not given), for the
@@ -177,7 +175,7 @@ class Literals:
         pair = self._hosts.get(value)
         if pair is None:
             pair = _split_host(value.decode("latin-1"))
-            _remember_pair(self._hosts, value, pair)
+            _keep(self._hosts, value, pair, len(pair[0]))
         return pair
 
 
@@ -202,18 +200,19 @@ def _split_host(text: str) -> Pair:
 
 
 def _remember(literals: dict[Any, bytes], value: Any, literal: bytes) -> bytes:
-    if len(literal) <= MAX_LITERAL_LENGTH:
-        if len(literals) >= MAX_LITERALS:
-            literals.clear()  # client ports churn; hostile values may too
-        literals[value] = literal
+    _keep(literals, value, literal, len(literal))
     return literal
 
 
-def _remember_pair(pairs: dict[Any, Pair], value: Any, pair: Pair) -> None:
-    if len(pair[0]) <= MAX_LITERAL_LENGTH:
-        if len(pairs) >= MAX_LITERALS:
-            pairs.clear()
-        pairs[value] = pair
+def _keep(
+    store: dict[Any, Any], key: Any, value: Any, length: int, longest: int = MAX_LITERAL_LENGTH
+) -> None:
+    """Keeps `value` (`length` bytes long) under `key` unless it is longer than `longest`; a
+    store holding MAX_LITERALS starts over (client ports churn; hostile values may too)."""
+    if length <= longest:
+        if len(store) >= MAX_LITERALS:
+            store.clear()
+        store[key] = value
 
 
 class OriginMemo:
@@ -226,7 +225,6 @@ class OriginMemo:
         "client",
         "fields",
         "host",
-        "remembered",
         "schema",
         "scheme",
         "user_agent",
@@ -250,14 +248,17 @@ class OriginMemo:
         self.host = host
         self.user_agent = user_agent
         self.fields = fields
-        # Only values of the server's own kinds: an app's ("h", 80.0) equals ("h", 80) but is
-        # written otherwise.
-        self.remembered = (
-            _server_address(client)
-            and type(scheme) is str
-            and type(version) is str
-            and (host is None or type(host) is bytes)
-            and (user_agent is None or type(user_agent) is bytes)
+
+    def of_server_kinds(self) -> bool:
+        """Whether its values are all of the kinds the server makes them: only then are values
+        equal to them written alike (an app's ("h", 80.0) equals ("h", 80) but is written
+        otherwise), so only then is it kept."""
+        return (
+            _server_address(self.client)
+            and type(self.scheme) is str
+            and type(self.version) is str
+            and (self.host is None or type(self.host) is bytes)
+            and (self.user_agent is None or type(self.user_agent) is bytes)
         )
 
     def matches(
